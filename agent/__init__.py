@@ -1,0 +1,17 @@
+"""sqlagent: a text-to-SQL agent template.
+
+Importing the package sets the offline switches the stack needs on a machine with no internet:
+litellm must not fetch its cost map (it would keep a retry thread alive), and MLflow must not
+send telemetry. They are set here, not only in the Makefile, so every entry point gets them.
+"""
+
+import os
+
+for _name, _value in {
+    "LITELLM_LOCAL_MODEL_COST_MAP": "True",
+    "MLFLOW_DISABLE_TELEMETRY": "true",
+    "DO_NOT_TRACK": "true",
+    "HF_HUB_OFFLINE": "1",
+    "TOKENIZERS_PARALLELISM": "false",
+}.items():
+    os.environ.setdefault(_name, _value)

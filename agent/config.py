@@ -1,0 +1,151 @@
+"""Configuration: config/sqlagent.yaml loaded into typed settings, overridden by SQLAGENT_* env vars.
+
+Precedence (highest first): explicit keyword arguments to `load_settings`, environment variables
+(`SQLAGENT_LM__MODEL`, nested keys joined by `__`), the YAML file (`SQLAGENT_CONFIG` or
+config/sqlagent.yaml), then the defaults below.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, Field
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    YamlConfigSettingsSource,
+)
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_CONFIG_FILE = PROJECT_ROOT / "config" / "sqlagent.yaml"
+
+
+def resolve_path(value: str | Path) -> Path:
+    """Expand ~ and make relative paths relative to the project root, not the caller's cwd."""
+    path = Path(value).expanduser()
+    return path if path.is_absolute() else PROJECT_ROOT / path
+
+
+class NodeLMSettings(BaseModel):
+    """Overrides for one node's LM; unset fields inherit from the top-level `lm` section."""
+
+    model: str | None = None
+    api_base: str | None = None
+    api_key_env: str | None = None
+    temperature: float | None = None
+    max_tokens: int | None = None
+
+
+class LMSettings(BaseModel):
+    model: str = "embedded/qwen2.5-coder-1.5b"
+    api_base: str | None = None
+    api_key_env: str | None = None
+    temperature: float = 0.0
+    max_tokens: int = 400
+    cache: bool = True
+    nodes: dict[str, NodeLMSettings] = Field(default_factory=dict)
+
+    def for_node(self, node: str) -> LMSettings:
+        """The effective LM settings for one node (its overrides on top of the defaults)."""
+        override = self.nodes.get(node)
+        if override is None:
+            return self
+        merged = self.model_dump(exclude={"nodes"})
+        merged.update(override.model_dump(exclude_none=True))
+        return LMSettings(**merged)
+
+
+class EmbeddedSettings(BaseModel):
+    cache_dir: str = "~/.cache/sqlagent/models"
+    threads: int = 2
+    ctx_size: int = 8192
+    parallel: int = 1
+    flash_attn: bool = False
+    host: str = "127.0.0.1"
+    port: int = 0
+    startup_timeout_s: float = 120
+    min_free_memory_mb: int = 1024
+
+
+class DatabaseSettings(BaseModel):
+    path: str = "data/lahman.duckdb"
+    dialect: str = "duckdb"
+    catalog_cache_dir: str = "~/.cache/sqlagent/catalogs"
+
+
+class LimitSettings(BaseModel):
+    query_timeout_s: float = 10
+    max_rows: int = 1000
+    limit_cap: int = 1000
+    rows_in_prompt: int = 20
+    memory_limit: str = "2GB"
+    db_threads: int = 2
+    max_repair_attempts: int = 2
+    max_question_chars: int = 2000
+
+
+class RetrievalSettings(BaseModel):
+    max_tables: int = 6
+    examples_k: int = 3
+    example_bank: str = "evals/golden.jsonl"
+    value_match_threshold: float = 0.88
+
+
+class TrackingSettings(BaseModel):
+    enabled: bool = True
+    uri: str = "sqlite:///mlruns/mlflow.db"
+    experiment: str = "sqlagent"
+    checkpoint_db: str = "mlruns/threads.sqlite"
+
+    def resolved_uri(self) -> str:
+        """Make a relative sqlite path absolute so the store does not depend on the cwd."""
+        prefix = "sqlite:///"
+        if self.uri.startswith(prefix) and not self.uri.startswith(prefix + "/"):
+            return prefix + str(resolve_path(self.uri[len(prefix) :]))
+        return self.uri
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="SQLAGENT_",
+        env_nested_delimiter="__",
+        extra="forbid",
+    )
+
+    lm: LMSettings = Field(default_factory=LMSettings)
+    embedded: EmbeddedSettings = Field(default_factory=EmbeddedSettings)
+    database: DatabaseSettings = Field(default_factory=DatabaseSettings)
+    limits: LimitSettings = Field(default_factory=LimitSettings)
+    retrieval: RetrievalSettings = Field(default_factory=RetrievalSettings)
+    tracking: TrackingSettings = Field(default_factory=TrackingSettings)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        yaml_file = Path(os.environ.get("SQLAGENT_CONFIG", DEFAULT_CONFIG_FILE))
+        if not yaml_file.exists():
+            raise FileNotFoundError(
+                f"Configuration file {yaml_file} does not exist. Set SQLAGENT_CONFIG to a YAML file "
+                f"or restore {DEFAULT_CONFIG_FILE.relative_to(PROJECT_ROOT)}."
+            )
+        return (init_settings, env_settings, YamlConfigSettingsSource(settings_cls, yaml_file=yaml_file))
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Read the configuration afresh (tests and the CLI call this once, at the edge)."""
+    return Settings(**overrides)
+
+
+@lru_cache(maxsize=1)
+def default_settings() -> Settings:
+    return load_settings()
