@@ -1,0 +1,194 @@
+"""Introspect any DuckDB file: tables, columns, comments, sample values and join paths.
+
+The result is cached as JSON keyed by the file's identity (path, size, mtime), so the agent can be
+pointed at a database it has never seen (`--db`) and pay for introspection once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from pathlib import Path
+
+import duckdb
+from pydantic import BaseModel, Field
+
+CACHE_VERSION = 3
+SAMPLE_VALUES = 3
+# Column names that look like keys. Shared key columns are join candidates when the database
+# declares no foreign keys (Lahman and most analytics databases do not).
+_KEY_NAME = re.compile(r"(id|key|code)$", re.IGNORECASE)
+# Shared alone, these are coincidences (every table has a year), not join paths.
+_GENERIC_KEYS = {"yearid", "year", "lgid", "id", "stint"}
+
+
+class ColumnInfo(BaseModel):
+    name: str
+    type: str
+    comment: str = ""
+    samples: list[str] = Field(default_factory=list)
+
+
+class TableInfo(BaseModel):
+    name: str
+    comment: str = ""
+    row_count: int = 0
+    columns: list[ColumnInfo]
+
+    def column(self, name: str) -> ColumnInfo | None:
+        lowered = name.lower()
+        return next((c for c in self.columns if c.name.lower() == lowered), None)
+
+
+class JoinEdge(BaseModel):
+    """Two tables joined on one or more column pairs (left.col = right.col)."""
+
+    left: str
+    right: str
+    on: list[tuple[str, str]]
+    declared: bool = False
+
+    def sql(self) -> str:
+        return " AND ".join(f"{self.left}.{_q(a)} = {self.right}.{_q(b)}" for a, b in self.on)
+
+
+class DatabaseSchema(BaseModel):
+    path: str
+    fingerprint: str
+    tables: list[TableInfo]
+    joins: list[JoinEdge] = Field(default_factory=list)
+
+    def table(self, name: str) -> TableInfo | None:
+        lowered = name.lower()
+        return next((t for t in self.tables if t.name.lower() == lowered), None)
+
+    def table_columns(self) -> dict[str, list[str]]:
+        return {t.name: [c.name for c in t.columns] for t in self.tables}
+
+    def joins_between(self, names: set[str]) -> list[JoinEdge]:
+        lowered = {n.lower() for n in names}
+        return [j for j in self.joins if j.left.lower() in lowered and j.right.lower() in lowered]
+
+
+def _q(identifier: str) -> str:
+    """Quote identifiers that DuckDB would not accept bare (Lahman's "2B" and "3B")."""
+    if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", identifier):
+        return identifier
+    return '"' + identifier.replace('"', '""') + '"'
+
+
+quote_identifier = _q
+
+
+def file_fingerprint(path: Path) -> str:
+    stat = path.stat()
+    raw = f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}|v{CACHE_VERSION}"
+    return hashlib.sha256(raw.encode()).hexdigest()[:16]
+
+
+def introspect(con: duckdb.DuckDBPyConnection, path: Path) -> DatabaseSchema:
+    """Read the schema through an open connection (user tables of the main database only)."""
+    table_rows = con.execute(
+        "SELECT table_name, coalesce(comment, '') FROM duckdb_tables() "
+        "WHERE database_name = current_database() AND NOT internal AND NOT temporary "
+        "AND table_name NOT LIKE '\\_%' ESCAPE '\\' ORDER BY table_name"
+    ).fetchall()
+    tables: list[TableInfo] = []
+    for name, comment in table_rows:
+        columns = con.execute(
+            "SELECT column_name, data_type, coalesce(comment, '') FROM duckdb_columns() "
+            "WHERE database_name = current_database() AND table_name = ? ORDER BY column_index",
+            [name],
+        ).fetchall()
+        row_count = con.execute(f"SELECT count(*) FROM {_q(name)}").fetchone()[0]
+        infos = [ColumnInfo(name=c, type=t, comment=cm) for c, t, cm in columns]
+        _add_samples(con, name, infos)
+        tables.append(TableInfo(name=name, comment=comment, row_count=row_count, columns=infos))
+    joins = _merge_joins(_declared_joins(con), _inferred_joins(con, tables))
+    return DatabaseSchema(path=str(path), fingerprint=file_fingerprint(path), tables=tables, joins=joins)
+
+
+def _add_samples(con: duckdb.DuckDBPyConnection, table: str, columns: list[ColumnInfo]) -> None:
+    """A few frequent values per text column: they show the model what codes look like."""
+    for column in columns:
+        if column.type != "VARCHAR":
+            continue
+        rows = con.execute(
+            f"SELECT {_q(column.name)} AS v, count(*) AS n FROM {_q(table)} WHERE {_q(column.name)} IS NOT NULL "
+            f"AND length({_q(column.name)}) <= 40 GROUP BY 1 ORDER BY n DESC, v LIMIT {SAMPLE_VALUES}"
+        ).fetchall()
+        column.samples = [str(v) for v, _ in rows]
+
+
+def _declared_joins(con: duckdb.DuckDBPyConnection) -> list[JoinEdge]:
+    rows = con.execute(
+        "SELECT table_name, constraint_column_names, referenced_table, referenced_column_names "
+        "FROM duckdb_constraints() WHERE constraint_type = 'FOREIGN KEY' AND database_name = current_database()"
+    ).fetchall()
+    return [
+        JoinEdge(left=t, right=rt, on=list(zip(cols, rcols, strict=False)), declared=True)
+        for t, cols, rt, rcols in rows
+    ]
+
+
+def _inferred_joins(con: duckdb.DuckDBPyConnection, tables: list[TableInfo]) -> list[JoinEdge]:
+    """Lookup joins: tables sharing key-like columns where those columns identify a row on one side.
+
+    Batting-People on playerID and Batting-Teams on (teamID, yearID, lgID) are kept; Batting-Pitching
+    share the same names but neither side is unique on them, so that pair is not a join path.
+    """
+    unique_cache: dict[tuple[str, tuple[str, ...]], bool] = {}
+
+    def unique(table: str, cols: tuple[str, ...]) -> bool:
+        key = (table, cols)
+        if key not in unique_cache:
+            tup = ", ".join(_q(c) for c in cols)
+            total, distinct = con.execute(
+                f"SELECT count(*), count(DISTINCT ({tup})) FROM {_q(table)}"
+            ).fetchone()
+            unique_cache[key] = total > 0 and total == distinct
+        return unique_cache[key]
+
+    edges = []
+    for i, left in enumerate(tables):
+        left_keys = {c.name.lower(): c.name for c in left.columns if _KEY_NAME.search(c.name)}
+        for right in tables[i + 1 :]:
+            shared = sorted(
+                (left_keys[c.name.lower()], c.name) for c in right.columns if c.name.lower() in left_keys
+            )
+            if not shared or all(a.lower() in _GENERIC_KEYS for a, _ in shared):
+                continue
+            if unique(left.name, tuple(a for a, _ in shared)) or unique(right.name, tuple(b for _, b in shared)):
+                edges.append(JoinEdge(left=left.name, right=right.name, on=shared))
+    return edges
+
+
+def _merge_joins(declared: list[JoinEdge], inferred: list[JoinEdge]) -> list[JoinEdge]:
+    seen = {frozenset((j.left.lower(), j.right.lower())) for j in declared}
+    return declared + [j for j in inferred if frozenset((j.left.lower(), j.right.lower())) not in seen]
+
+
+def load_schema(path: Path, cache_dir: Path) -> DatabaseSchema:
+    """The schema of a DuckDB file, from the cache when the file has not changed."""
+    if not path.exists():
+        raise FileNotFoundError(
+            f"Database file {path} does not exist. Build the demo database with `make setup` "
+            "or pass --db with the path of an existing DuckDB file."
+        )
+    cache_file = cache_dir / f"{path.stem}-{file_fingerprint(path)}.schema.json"
+    if cache_file.exists():
+        try:
+            return DatabaseSchema.model_validate_json(cache_file.read_text())
+        except ValueError:
+            cache_file.unlink()  # stale format from another version: rebuild below
+    con = duckdb.connect(str(path), read_only=True, config={"enable_external_access": False})
+    try:
+        schema = introspect(con, path)
+    finally:
+        con.close()
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    tmp = cache_file.with_suffix(".tmp")
+    tmp.write_text(json.dumps(schema.model_dump(), indent=1))
+    tmp.replace(cache_file)
+    return schema
