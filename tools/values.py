@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import re
 import threading
-import unicodedata
 from pathlib import Path
 
 import duckdb
@@ -48,14 +47,6 @@ class ValueCandidate(BaseModel):
             end = "" if self.year_max is None else str(self.year_max)
             years = f", {self.year_min}" + (f"-{end}" if self.year_max != self.year_min else "")
         return f"{self.value} ({self.table}.{self.key_column} = '{self.key_value}'{years})"
-
-
-def normalise(text: str) -> str:
-    """Lower-case, accents removed, punctuation folded to spaces: 'Mañana's' -> 'mananas'."""
-    text = unicodedata.normalize("NFKD", text)
-    text = "".join(ch for ch in text if not unicodedata.combining(ch)).lower()
-    text = re.sub(r"[.'`’]", "", text)
-    return re.sub(r"[^0-9a-z]+", " ", text).strip()
 
 
 def _key_column(table: TableInfo, value_column: str) -> str:

@@ -1,0 +1,80 @@
+"""The agent graph, top to bottom.
+
+    rewrite ─┬─ clarify? ──────────────────────────────────────────────┐
+             └─ retrieve ─ generate ─ safety ─┬─ refused ──────────────┤
+                                              ├─ rejected ─ repair ─┐  │
+                                              └─ execute ─┬─ answer │  ├─ finish
+                                                          ├─ repair ┘  │
+                                                          └─ failed ───┘
+    repair ─ safety (the loop is bounded by limits.max_repair_attempts)
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from langgraph.graph import END, START, StateGraph
+
+from agent.context import AgentContext
+from agent.nodes.answer import answer
+from agent.nodes.execute import execute
+from agent.nodes.finish import finish
+from agent.nodes.generate import generate
+from agent.nodes.repair import repair
+from agent.nodes.retrieve import retrieve
+from agent.nodes.rewrite import rewrite
+from agent.nodes.safety import safety
+from agent.state import AgentState
+
+
+def after_rewrite(state: AgentState) -> Literal["retrieve", "finish"]:
+    return "finish" if state.status == "clarify" else "retrieve"
+
+
+def _can_repair(state: AgentState, max_repairs: int) -> bool:
+    return state.repairs < max_repairs
+
+
+def after_safety(state: AgentState, max_repairs: int) -> Literal["execute", "repair", "finish"]:
+    if state.error is None:
+        return "execute"
+    if state.status == "refused" or not _can_repair(state, max_repairs):
+        return "finish"
+    return "repair"
+
+
+def after_execute(state: AgentState, max_repairs: int) -> Literal["answer", "repair", "finish"]:
+    if state.error is None:
+        return "answer"
+    if state.status == "refused":
+        return "finish"
+    if _can_repair(state, max_repairs):
+        return "repair"
+    return "answer" if state.error_kind == "empty_result" else "finish"
+
+
+def build_graph(max_repairs: int = 2, checkpointer=None):
+    graph = StateGraph(AgentState, context_schema=AgentContext)
+    graph.add_node("rewrite", rewrite)
+    graph.add_node("retrieve", retrieve)
+    graph.add_node("generate", generate)
+    graph.add_node("safety", safety)
+    graph.add_node("execute", execute)
+    graph.add_node("repair", repair)
+    graph.add_node("answer", answer)
+    graph.add_node("finish", finish)
+
+    graph.add_edge(START, "rewrite")
+    graph.add_conditional_edges("rewrite", after_rewrite)
+    graph.add_edge("retrieve", "generate")
+    graph.add_edge("generate", "safety")
+    graph.add_conditional_edges("safety", lambda s: after_safety(s, max_repairs), ["execute", "repair", "finish"])
+    graph.add_conditional_edges("execute", lambda s: after_execute(s, max_repairs), ["answer", "repair", "finish"])
+    graph.add_edge("repair", "safety")
+    graph.add_edge("answer", END)
+    graph.add_edge("finish", END)
+    return graph.compile(checkpointer=checkpointer, name="sqlagent")
+
+
+# The compiled graph is the module's export (langgraph.json points here).
+graph = build_graph()

@@ -1,0 +1,18 @@
+"""Finish: close a turn that ends without an answer (clarify, refusal, error) with a readable message."""
+
+from __future__ import annotations
+
+from agent.context import AgentContext
+from agent.nodes.instrument import node
+from agent.state import AgentState
+
+
+@node("finish", lm=False)
+def finish(state: AgentState, ctx: AgentContext) -> dict:
+    if state.status == "clarify":
+        return {"answer": state.clarification, "_detail": "clarify"}
+    if state.status == "refused":
+        return {"answer": f"I can't run that: {state.error}", "_detail": state.error_kind or "refused"}
+    attempts = ctx.settings.limits.max_repair_attempts
+    message = f"I could not produce a working query after {attempts} repair attempts. Last error: {state.error}"
+    return {"status": "error", "answer": message, "_detail": state.error_kind or "error"}

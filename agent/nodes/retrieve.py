@@ -1,0 +1,47 @@
+"""Retrieve: the linked part of the schema, the value hints and similar worked examples."""
+
+from __future__ import annotations
+
+from agent.context import AgentContext
+from agent.nodes.instrument import node
+from agent.state import AgentState
+from tools.introspect import quote_identifier
+from tools.schema_info import DescribeSchemaArgs
+
+
+def _brief(text: str, limit: int = 160) -> str:
+    first = text.split(". ")[0].strip()
+    return first if len(first) <= limit else first[: limit - 1] + "…"
+
+
+def linked_schema_text(ctx: AgentContext, question: str, tables: list[str]) -> str:
+    """Compact schema for the prompt: linked tables, their relevant columns, short comments, join paths."""
+    described = ctx.tools.call("describe_schema", ctx.db, DescribeSchemaArgs(tables=tables, with_comments=False))
+    blocks = []
+    for name in described.tables:
+        table = ctx.db.schema.table(name)
+        keep = set(ctx.retrieve.relevant_columns(question, name))
+        lines = [f"TABLE {table.name} -- {_brief(table.comment)}"]
+        for col in table.columns:
+            if col.name in keep:
+                note = _brief(col.comment, 110)
+                samples = f" e.g. {', '.join(repr(s) for s in col.samples[:2])}" if col.samples else ""
+                lines.append(f"  {quote_identifier(col.name)} {col.type} -- {note}{samples}")
+        blocks.append("\n".join(lines))
+    joins = ctx.db.schema.joins_between(set(described.tables))
+    if joins:
+        blocks.append("JOINS\n" + "\n".join(f"  {j.sql()}" for j in joins))
+    return "\n".join(blocks)
+
+
+@node("retrieve", lm=False)
+def retrieve(state: AgentState, ctx: AgentContext) -> dict:
+    question = state.standalone_question or state.question
+    entity_tables = [m.table for m in state.mappings]
+    pred = ctx.retrieve(question=question, entity_tables=entity_tables)
+    return {
+        "linked_tables": pred.tables,
+        "linked_schema": linked_schema_text(ctx, question, pred.tables),
+        "examples": [{"question": e.question, "sql": e.sql} for e in pred.examples],
+        "_detail": f"tables={','.join(pred.tables)} examples={len(pred.examples)}",
+    }

@@ -1,0 +1,90 @@
+"""Rewrite: standalone question, entity mentions, and their resolution to database values."""
+
+from __future__ import annotations
+
+from agent.context import AgentContext
+from agent.nodes.instrument import node
+from agent.state import AgentState, PendingClarification
+from tools.entities import Ambiguity, EntityMapping, annotate, capitalised_spans, choose_candidate, resolve, years_in
+from tools.lookup_values import LookupValuesArgs
+
+
+def _schema_words(ctx: AgentContext) -> set[str]:
+    """Table and column names: a mention equal to one ("Salaries", "HR") is a schema word, not an entity."""
+    words = set()
+    for t in ctx.db.schema.tables:
+        words.add(t.name.lower())
+        words.update(c.name.lower() for c in t.columns)
+    return words
+
+
+def resolve_mentions(
+    question: str, mentions: list[str], ctx: AgentContext
+) -> tuple[list[EntityMapping], Ambiguity | None]:
+    """Look each mention up with the value tool and apply the resolution rules (tools/entities.py)."""
+    era = years_in(question)
+    threshold = ctx.settings.retrieval.value_match_threshold
+    schema_words = _schema_words(ctx)
+    mappings: list[EntityMapping] = []
+    seen_spans: list[str] = []
+    for mention in mentions:
+        low = mention.lower()
+        if low in schema_words or any(low in s.lower() for s in seen_spans):
+            continue  # a schema word, or part of a longer mention already resolved ("Sox" in "Red Sox")
+        found = ctx.tools.call("lookup_values", ctx.db, LookupValuesArgs(mention=mention, min_score=threshold))
+        outcome = resolve(mention, found.candidates, era, ctx.db.centrality)
+        if isinstance(outcome, Ambiguity):
+            return mappings, outcome
+        if outcome is not None:
+            # Point at the table the model should filter (Teams.franchID, not TeamNicknames.franchID).
+            outcome.table = ctx.db.hubs.get(outcome.column.lower(), outcome.table)
+            mappings.append(outcome)
+            seen_spans.append(mention)
+    return mappings, None
+
+
+@node("rewrite")
+def rewrite(state: AgentState, ctx: AgentContext) -> dict:
+    pending = state.pending_clarification
+    if pending is not None:
+        choice = choose_candidate(state.question, pending.ambiguity)
+        if choice is not None:
+            chosen = resolve(pending.ambiguity.mention, [choice], None, ctx.db.centrality)
+            assert isinstance(chosen, EntityMapping)
+            chosen.method = "clarified"
+            mappings = [*pending.resolved, chosen]
+            return {
+                "standalone_question": pending.question,
+                "rewritten_question": annotate(pending.question, mappings),
+                "mappings": mappings,
+                "pending_clarification": None,
+                "_detail": f"clarified {chosen.mention} -> {chosen.hint()}",
+            }
+        # Not an answer to the pending question: treat it as a new question.
+
+    previous = state.history[-1].standalone_question if state.history else None
+    pred = ctx.rewrite(question=state.question, previous_question=previous)
+    standalone = pred.standalone_question
+    mentions = list(dict.fromkeys([*pred.mentions, *capitalised_spans(standalone)]))
+    # Longest first, so "New York Yankees" is resolved before "York".
+    mentions.sort(key=len, reverse=True)
+    mappings, ambiguity = resolve_mentions(standalone, mentions, ctx)
+    if ambiguity is not None:
+        return {
+            "standalone_question": standalone,
+            "mentions": mentions,
+            "mappings": mappings,
+            "clarification": ambiguity.question(),
+            "pending_clarification": PendingClarification(question=standalone, ambiguity=ambiguity, resolved=mappings),
+            "status": "clarify",
+            "_detail": f"ambiguous: {ambiguity.mention}",
+        }
+    rewritten = annotate(standalone, mappings) if mappings else standalone
+    return {
+        "standalone_question": standalone,
+        "rewritten_question": rewritten,
+        "mentions": mentions,
+        "mappings": mappings,
+        "pending_clarification": None,
+        "_detail": "; ".join(f"{m.mention} -> {m.hint()} ({m.method} {m.score:.2f})" for m in mappings) or "unchanged",
+    }

@@ -1,0 +1,23 @@
+"""Safety: the static SQL policy (sqlglot) decides before anything runs."""
+
+from __future__ import annotations
+
+from agent.context import AgentContext
+from agent.nodes.instrument import node
+from agent.state import AgentState
+
+# Refusals that a repair must not "fix": the model was asked for something it may not do.
+TERMINAL_CODES = {"not_read_only", "multiple_statements", "forbidden_function", "access_denied"}
+
+
+@node("safety", lm=False)
+def safety(state: AgentState, ctx: AgentContext) -> dict:
+    if not state.sql:
+        return {"error": "The model returned no SQL.", "error_kind": "parse_error", "_detail": "empty"}
+    decision = ctx.db.policy.check(state.sql)
+    if decision.allowed:
+        return {"sql": decision.sql, "error": None, "error_kind": None, "_detail": "allowed"}
+    update = {"error": decision.reason, "error_kind": decision.code, "_detail": f"{decision.code}: {decision.reason}"}
+    if decision.code in TERMINAL_CODES:
+        update["status"] = "refused"
+    return update

@@ -1,0 +1,130 @@
+"""The agent as a service: ask a question on a thread, get one typed result with its trace id.
+
+The CLI, the HTTP server and the eval runner all go through `Agent.ask`, so they behave the same.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import uuid
+from pathlib import Path
+from typing import Any
+
+import dspy
+import mlflow
+from langgraph.checkpoint.memory import InMemorySaver
+from langgraph.checkpoint.sqlite import SqliteSaver
+from mlflow.entities import SpanType
+from pydantic import BaseModel, Field
+
+from agent.config import Settings
+from agent.context import AgentContext
+from agent.graph import build_graph
+from agent.state import AgentState, NodeRun, Status, turn_input
+from agent.tracing import checkpoint_path, setup_tracing
+from tools.database import open_database
+from tools.entities import EntityMapping
+from tools.registry import registry
+
+NODES_WITH_LM = ("rewrite", "generate", "repair", "answer")
+
+
+class AskResult(BaseModel):
+    question: str
+    rewritten_question: str | None = None
+    mappings: list[EntityMapping] = Field(default_factory=list)
+    sql: str | None = None
+    columns: list[str] = Field(default_factory=list)
+    rows: list[list[Any]] = Field(default_factory=list)
+    truncated: bool = False
+    answer: str | None = None
+    status: Status
+    error: str | None = None
+    error_kind: str | None = None
+    trace_id: str | None = None
+    thread_id: str | None = None
+    nodes: list[NodeRun] = Field(default_factory=list)
+
+
+def build_lms(settings: Settings) -> dict[str, dspy.LM]:
+    """One LM per distinct configuration: nodes that share settings share the LM (and the server)."""
+    from agent.lm import build_lm
+
+    lms: dict[str, dspy.LM] = {"default": build_lm(settings.lm, settings.embedded)}
+    for name in NODES_WITH_LM:
+        if name in settings.lm.nodes:
+            lms[name] = build_lm(settings.lm.for_node(name), settings.embedded)
+    return lms
+
+
+class Agent:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        db_path: str | Path | None = None,
+        role: str | None = None,
+        lms: dict[str, dspy.LM] | None = None,
+        persistent_threads: bool = True,
+    ):
+        self.settings = settings
+        self.tracing = setup_tracing(settings)
+        db = open_database(settings, db_path, role)
+        self.context = AgentContext(settings=settings, db=db, tools=registry(), lms=lms or build_lms(settings))
+        if persistent_threads:
+            conn = sqlite3.connect(checkpoint_path(settings), check_same_thread=False)
+            saver = SqliteSaver(conn)
+        else:
+            saver = InMemorySaver()
+        self.graph = build_graph(settings.limits.max_repair_attempts, checkpointer=saver)
+
+    def _invalid(self, question: str) -> str | None:
+        if not question or not question.strip():
+            return "The question is empty: ask something about the database."
+        limit = self.settings.limits.max_question_chars
+        if len(question) > limit:
+            return f"The question is {len(question)} characters long; the limit is {limit} (limits.max_question_chars)."
+        if "\ufffd" in question or any(0xD800 <= ord(ch) <= 0xDFFF for ch in question):
+            return "The question is not valid UTF-8 text."
+        return None
+
+    def ask(self, question: str, thread_id: str | None = None) -> AskResult:
+        thread_id = thread_id or uuid.uuid4().hex
+        with mlflow.start_span(name="sqlagent.ask", span_type=SpanType.AGENT) as root:
+            root.set_inputs({"question": question, "thread_id": thread_id})
+            result = self._run(question, thread_id)
+            root.set_outputs(result.model_dump(exclude={"rows", "nodes"}))
+            root.set_attributes({"sqlagent.status": result.status, "sqlagent.thread_id": thread_id})
+            trace_id = getattr(root, "trace_id", None) if self.tracing else None
+        result.trace_id = trace_id if trace_id and not str(trace_id).startswith("tr-no-op") else None
+        return result
+
+    def _run(self, question: str, thread_id: str) -> AskResult:
+        problem = self._invalid(question)
+        if problem:
+            return AskResult(question=question, status="error", error=problem, error_kind="bad_input",
+                             answer=problem, thread_id=thread_id)
+        config = {"configurable": {"thread_id": thread_id}}
+        before = len(self.graph.get_state(config).values.get("nodes", []) or [])
+        try:
+            final = self.graph.invoke(turn_input(question), config=config, context=self.context)
+        except Exception as exc:  # the LM server down, a bug in a node: report it, never a traceback
+            message = f"{type(exc).__name__}: {exc}"
+            return AskResult(question=question, status="error", error=message, error_kind="internal",
+                             answer=f"Something failed while answering: {message}", thread_id=thread_id)
+        state = AgentState.model_validate(final)
+        return AskResult(
+            question=question,
+            rewritten_question=state.rewritten_question,
+            mappings=state.mappings,
+            sql=state.sql,
+            columns=state.columns,
+            rows=state.rows,
+            truncated=state.truncated,
+            answer=state.answer,
+            status=state.status,
+            error=state.error,
+            error_kind=state.error_kind,
+            thread_id=thread_id,
+            nodes=state.nodes[before:],
+        )

@@ -1,0 +1,75 @@
+"""The graph state: what flows between nodes, nothing else.
+
+Per-turn fields are reset by `turn_input()` at the start of every question, because on a LangGraph
+thread a field without a reducer keeps its value from the previous turn. `history` and
+`pending_clarification` are what a thread deliberately carries over.
+"""
+
+from __future__ import annotations
+
+import operator
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, Field
+
+from tools.entities import Ambiguity, EntityMapping
+
+Status = Literal["running", "ok", "clarify", "refused", "error"]
+
+
+class NodeRun(BaseModel):
+    name: str
+    duration_ms: float
+    tokens: int = 0
+    detail: str = ""
+
+
+class Turn(BaseModel):
+    question: str
+    standalone_question: str
+    sql: str | None = None
+
+
+class PendingClarification(BaseModel):
+    question: str  # the standalone question waiting for an answer
+    ambiguity: Ambiguity
+    resolved: list[EntityMapping] = Field(default_factory=list)
+
+
+class AgentState(BaseModel):
+    # Input of this turn.
+    question: str
+    # Carried across turns of a thread.
+    history: list[Turn] = Field(default_factory=list)
+    pending_clarification: PendingClarification | None = None
+    # Rewrite.
+    standalone_question: str | None = None
+    rewritten_question: str | None = None
+    mentions: list[str] = Field(default_factory=list)
+    mappings: list[EntityMapping] = Field(default_factory=list)
+    clarification: str | None = None
+    # Retrieve.
+    linked_tables: list[str] = Field(default_factory=list)
+    linked_schema: str = ""
+    examples: list[dict[str, str]] = Field(default_factory=list)
+    # Generate, safety, execute, repair.
+    sql: str | None = None
+    attempts: int = 0
+    repairs: int = 0
+    error: str | None = None
+    error_kind: str | None = None
+    columns: list[str] = Field(default_factory=list)
+    rows: list[list[Any]] = Field(default_factory=list)
+    truncated: bool = False
+    # Answer.
+    answer: str | None = None
+    status: Status = "running"
+    nodes: Annotated[list[NodeRun], operator.add] = Field(default_factory=list)
+
+
+def turn_input(question: str) -> dict[str, Any]:
+    """The input of a new turn: the question, and every per-turn field back at its default."""
+    carried = {"history", "pending_clarification", "nodes"}
+    fresh = AgentState(question=question)
+    values = {name: getattr(fresh, name) for name in AgentState.model_fields if name not in carried}
+    return values

@@ -1,0 +1,25 @@
+"""Answer: a short natural-language answer grounded in the result rows."""
+
+from __future__ import annotations
+
+import dspy
+
+
+class AnswerFromRows(dspy.Signature):
+    """Answer the question in one or two short sentences using only the result rows. Quote names and
+    numbers exactly as they appear in the rows. If there are no rows, say that the database has no
+    matching data. Do not guess beyond the rows."""
+
+    question: str = dspy.InputField()
+    columns: list[str] = dspy.InputField()
+    rows: str = dspy.InputField(desc="the first rows of the result, one per line")
+    answer: str = dspy.OutputField()
+
+
+class Answer(dspy.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.answer = dspy.Predict(AnswerFromRows)
+
+    def forward(self, question: str, columns: list[str], rows: str) -> dspy.Prediction:
+        return dspy.Prediction(answer=self.answer(question=question, columns=columns, rows=rows).answer.strip())

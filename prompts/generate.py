@@ -1,0 +1,29 @@
+"""Generate: SQL from the linked schema, worked examples, resolved values and the question."""
+
+from __future__ import annotations
+
+import dspy
+
+from prompts.sql_text import extract_sql
+
+
+class GenerateSQL(dspy.Signature):
+    """Write one DuckDB SQL query that answers the question. Use only the tables and columns listed in
+    db_schema and the join paths it gives. When value_hints map a name to a database value, filter on
+    that exact value. Follow the style of the examples. Return only the SQL, no explanation."""
+
+    db_schema: str = dspy.InputField(desc="tables, columns with descriptions, and join paths")
+    examples: str = dspy.InputField(desc="similar questions with correct SQL")
+    value_hints: str = dspy.InputField(desc="names in the question resolved to database values")
+    question: str = dspy.InputField()
+    sql: str = dspy.OutputField(desc="a single SELECT statement")
+
+
+class Generate(dspy.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.generate = dspy.Predict(GenerateSQL)
+
+    def forward(self, db_schema: str, examples: str, value_hints: str, question: str) -> dspy.Prediction:
+        pred = self.generate(db_schema=db_schema, examples=examples, value_hints=value_hints, question=question)
+        return dspy.Prediction(sql=extract_sql(pred.sql))

@@ -1,0 +1,170 @@
+"""Retrieve: schema linking and worked-example selection.
+
+A DSPy module with no LM call by default, like `dspy.Retrieve`: lexical scoring of tables and
+columns (names, descriptions, sample values) against the question, the tables the resolved entities
+live in, and the join paths that connect them. Kept as a module so a team can swap in an LM or
+embedding linker and optimise it like any other step.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections import Counter
+from pathlib import Path
+
+import dspy
+from pydantic import BaseModel
+
+from tools.introspect import DatabaseSchema
+
+_WORD = re.compile(r"[a-z0-9]+")
+_STOP = set(
+    ["a", "an", "the", "of", "to", "and", "or", "for", "in", "on", "with", "by", "from", "is", "are", "was", "were", "be", "been", "who", "what", "which", "how", "many", "much", "did", "does", "do", "most", "least", "top", "all", "each", "every", "per", "than", "that", "this", "these", "those", "there", "their", "his", "her", "its", "give", "show", "list", "me", "find", "tell", "please", "any", "has", "have", "had"]
+)
+
+
+def tokens(text: str) -> list[str]:
+    out = []
+    for w in _WORD.findall(text.lower()):
+        if w in _STOP:
+            continue
+        out.append(w[:-1] if len(w) > 4 and w.endswith("s") else w)  # plural -> singular, cheaply
+    return out
+
+
+class Example(BaseModel):
+    id: str
+    question: str
+    sql: str
+
+
+def load_examples(path: Path, splits: tuple[str, ...] = ("train",)) -> list[Example]:
+    if not path.exists():
+        return []
+    out = []
+    for line in path.read_text().splitlines():
+        if not line.strip():
+            continue
+        item = json.loads(line)
+        if item.get("split") in splits and item.get("gold_sql") and not item.get("turns"):
+            out.append(Example(id=item["id"], question=item["question"], sql=item["gold_sql"]))
+    return out
+
+
+class Retrieve(dspy.Module):
+    def __init__(self, schema: DatabaseSchema, examples: list[Example], max_tables: int = 6, k: int = 3):
+        super().__init__()
+        self.schema = schema
+        self.examples = examples
+        self.max_tables = max_tables
+        self.k = k
+        self._table_docs = {t.name: Counter(tokens(self._table_text(t))) for t in schema.tables}
+        self._example_docs = [Counter(tokens(e.question)) for e in examples]
+        self._idf = self._inverse_document_frequency(list(self._table_docs.values()))
+
+    @staticmethod
+    def _table_text(table) -> str:
+        # Names weigh more than prose: repeat them.
+        names = " ".join([table.name] * 3 + [c.name for c in table.columns] * 2)
+        return f"{names} {table.comment} " + " ".join(f"{c.comment} {' '.join(c.samples)}" for c in table.columns)
+
+    @staticmethod
+    def _inverse_document_frequency(docs: list[Counter]) -> dict[str, float]:
+        df = Counter(w for d in docs for w in d)
+        return {w: math.log(1 + len(docs) / n) for w, n in df.items()}
+
+    def link_tables(self, question: str, entity_tables: list[str]) -> list[str]:
+        q = tokens(question)
+        scores = {}
+        for name, doc in self._table_docs.items():
+            total = sum(doc.values()) or 1
+            scores[name] = sum(self._idf.get(w, 0) * (1 + math.log(doc[w])) for w in set(q) if doc[w]) / math.log(
+                2 + total
+            )
+        ranked = [n for n, s in sorted(scores.items(), key=lambda kv: -kv[1]) if s > 0]
+        chosen: list[str] = list(dict.fromkeys(entity_tables))
+        for name in ranked:
+            if len(chosen) >= self.max_tables:
+                break
+            if name not in chosen and scores[name] >= 0.35 * scores[ranked[0]]:
+                chosen.append(name)
+        return self._with_name_tables(self._connect(chosen[: self.max_tables]))
+
+    def _with_name_tables(self, tables: list[str]) -> list[str]:
+        """Add the lookup table that names a chosen table's key (Batting.playerID -> People names)."""
+        result = list(tables)
+        for j in self.schema.joins:
+            if len(j.on) != 1 or len(result) >= self.max_tables + 1:
+                continue
+            for inside, other in ((j.left, j.right), (j.right, j.left)):
+                other_table = self.schema.table(other)
+                if inside in tables and other not in result and other_table is not None and any(
+                    re.search(r"name", c.name, re.IGNORECASE) for c in other_table.columns
+                ) and j.on[0][0].lower() == j.on[0][1].lower():
+                    result.append(other)
+        return result
+
+    def relevant_columns(self, question: str, table_name: str, limit: int = 12) -> list[str]:
+        """Keys, names, and the columns the question's words point at; the rest stay out of the prompt."""
+        table = self.schema.table(table_name)
+        if table is None:
+            return []
+        if len(table.columns) <= limit:
+            return [c.name for c in table.columns]
+        q = set(tokens(question))
+        scored = []
+        for i, c in enumerate(table.columns):
+            words = set(tokens(f"{c.name} {c.comment}"))
+            keep = bool(re.search(r"(id|key|name)$", c.name, re.IGNORECASE)) or c.name.lower() in {"yearid", "year"}
+            scored.append((0 if keep else 1, -len(q & words), i, c.name))
+        scored.sort()
+        chosen = {name for *_, name in scored[:limit]}
+        return [c.name for c in table.columns if c.name in chosen]
+
+    def _connect(self, tables: list[str]) -> list[str]:
+        """Add the bridge tables needed so that every chosen table joins to the first one."""
+        if len(tables) < 2:
+            return tables
+        graph: dict[str, set[str]] = {}
+        for j in self.schema.joins:
+            graph.setdefault(j.left, set()).add(j.right)
+            graph.setdefault(j.right, set()).add(j.left)
+        result = list(tables)
+        for target in tables[1:]:
+            if any(target in graph.get(t, set()) for t in result if t != target):
+                continue
+            path = self._shortest_path(graph, tables[0], target)
+            for node in path[1:-1]:
+                if node not in result:
+                    result.append(node)
+        return result
+
+    @staticmethod
+    def _shortest_path(graph: dict[str, set[str]], start: str, goal: str) -> list[str]:
+        frontier, seen = [[start]], {start}
+        while frontier:
+            path = frontier.pop(0)
+            if path[-1] == goal:
+                return path
+            for nxt in sorted(graph.get(path[-1], ())):
+                if nxt not in seen:
+                    seen.add(nxt)
+                    frontier.append(path + [nxt])
+        return []
+
+    def similar_examples(self, question: str) -> list[Example]:
+        q = Counter(tokens(question))
+        scored = []
+        for ex, doc in zip(self.examples, self._example_docs, strict=True):
+            overlap = sum((q & doc).values())
+            union = sum((q | doc).values()) or 1
+            scored.append((overlap / union, ex.id, ex))
+        scored.sort(key=lambda s: (-s[0], s[1]))
+        return [ex for score, _, ex in scored[: self.k] if score > 0]
+
+    def forward(self, question: str, entity_tables: list[str]) -> dspy.Prediction:
+        return dspy.Prediction(
+            tables=self.link_tables(question, entity_tables), examples=self.similar_examples(question)
+        )

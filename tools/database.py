@@ -1,0 +1,86 @@
+"""One open database: its schema, value index, SQL policy and sandbox, built once per process."""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections import Counter
+from pathlib import Path
+
+from agent.config import Settings, resolve_path
+from tools.introspect import DatabaseSchema, load_schema
+from tools.policy import AccessRole, Catalog, SqlPolicy, default_role_name, load_roles
+from tools.sandbox import Sandbox
+from tools.values import ValueIndex
+
+ACCESS_FILE = resolve_path("config/access.yaml")
+
+
+class Database:
+    def __init__(self, path: Path, settings: Settings, role: str | None = None):
+        self.path = path
+        self.settings = settings
+        cache_dir = resolve_path(settings.database.catalog_cache_dir)
+        self.schema: DatabaseSchema = load_schema(path, cache_dir)
+        self.values = ValueIndex.open(path, self.schema, cache_dir)
+        roles = load_roles(ACCESS_FILE)
+        role_name = role or default_role_name(ACCESS_FILE)
+        if role_name not in roles:
+            raise ValueError(f"Unknown role {role_name!r}; roles in {ACCESS_FILE.name}: {', '.join(sorted(roles))}.")
+        self.role: AccessRole = roles[role_name]
+        limits = settings.limits
+        self.policy = SqlPolicy(
+            Catalog(tables=self.schema.table_columns()),
+            limit_cap=limits.limit_cap,
+            dialect=settings.database.dialect,
+            role=self.role,
+        )
+        self.sandbox = Sandbox(
+            path,
+            timeout_s=limits.query_timeout_s,
+            max_rows=limits.max_rows,
+            memory_limit=limits.memory_limit,
+            threads=limits.db_threads,
+        )
+        # How many tables carry each column name: teamID (many) is a better filter than franchID (few).
+        self.centrality = Counter(c.name.lower() for t in self.schema.tables for c in t.columns)
+        self.hubs = _hub_tables(self.schema)
+
+    def close(self) -> None:
+        self.sandbox.close()
+        self.values.close()
+
+
+def _hub_tables(schema: DatabaseSchema) -> dict[str, str]:
+    """For each column name, the table to filter it in: the table named after it (teamID -> Teams),
+    else the one that joins to the most others (franchID -> Teams, playerID -> People)."""
+    degree: Counter[str] = Counter()
+    for j in schema.joins:
+        if len(j.on) == 1:  # single-key joins point at a lookup table (People by playerID)
+            degree[j.left] += 1
+            degree[j.right] += 1
+    hubs: dict[str, str] = {}
+    for table in sorted(schema.tables, key=lambda t: (-degree[t.name], t.name)):
+        for column in table.columns:
+            hubs.setdefault(column.name.lower(), table.name)
+    for table in schema.tables:
+        singular = table.name.lower().rstrip("s")
+        for column in table.columns:
+            stem = re.sub(r"(id|key|code)$", "", column.name.lower())
+            if stem and singular == stem:
+                hubs[column.name.lower()] = table.name
+    return hubs
+
+
+_open: dict[tuple[str, str | None], Database] = {}
+_lock = threading.Lock()
+
+
+def open_database(settings: Settings, path: str | Path | None = None, role: str | None = None) -> Database:
+    """The process-wide Database for (path, role); introspection and the index are cached on disk too."""
+    db_path = resolve_path(path or settings.database.path) if not Path(str(path or "")).is_absolute() else Path(path)
+    key = (str(db_path), role)
+    with _lock:
+        if key not in _open:
+            _open[key] = Database(db_path, settings, role)
+        return _open[key]

@@ -1,0 +1,180 @@
+"""Entity resolution: from a mention and its value candidates to one mapping, a clarification, or nothing.
+
+Plain functions, no LM: the rewrite node calls them after the LM has listed the mentions, so every
+decision here is deterministic, testable on real data and recorded in the trace.
+
+The rules, in order:
+1. Candidates below the match threshold were already dropped by the index; a fuzzy neighbour is
+   dropped when an exact or whole-word match exists.
+2. Years in the question select the era: a team name used 1911-1957 cannot mean a 1961 team.
+3. Candidates are grouped by the identifier they resolve to (teamID, franchID, playerID...). A group
+   is unambiguous when one identifier value clearly leads it.
+4. Among groups that score within GROUP_TOLERANCE of the best, prefer an unambiguous one, then the
+   identifier that joins the most tables (teamID over franchID: simpler SQL for the model).
+5. If the chosen group still has several identifier values, ask the user (clarify) instead of guessing.
+"""
+
+from __future__ import annotations
+
+import re
+
+from pydantic import BaseModel, Field
+
+from tools.values import ValueCandidate
+
+TIE_TOLERANCE = 0.02
+GROUP_TOLERANCE = 0.08
+MAX_CLARIFY_OPTIONS = 6
+_YEAR = re.compile(r"\b(18[7-9]\d|19\d\d|20[0-4]\d)\b")
+
+
+class EntityMapping(BaseModel):
+    """mention -> table.column = value, with the evidence for it."""
+
+    mention: str
+    table: str
+    column: str
+    value: str
+    matched: str = Field(description="The database text the mention matched, e.g. 'New York Yankees'.")
+    matched_column: str
+    score: float
+    method: str
+    years: str = ""
+
+    def hint(self) -> str:
+        return f"{self.table}.{self.column} = '{self.value}'"
+
+
+class Ambiguity(BaseModel):
+    mention: str
+    candidates: list[ValueCandidate]
+
+    def question(self) -> str:
+        options = "; ".join(f"{i}) {c.label()}" for i, c in enumerate(self.candidates, 1))
+        return f'"{self.mention}" matches several entries: {options}. Which one do you mean?'
+
+
+def years_in(question: str) -> tuple[int, int] | None:
+    years = [int(y) for y in _YEAR.findall(question)]
+    return (min(years), max(years)) if years else None
+
+
+def _in_era(candidate: ValueCandidate, era: tuple[int, int] | None) -> bool:
+    if era is None or candidate.year_min is None:
+        return True
+    end = candidate.year_max if candidate.year_max is not None else 9999
+    return candidate.year_min <= era[1] and end >= era[0]
+
+
+def resolve(
+    mention: str,
+    candidates: list[ValueCandidate],
+    era: tuple[int, int] | None,
+    centrality: dict[str, int],
+) -> EntityMapping | Ambiguity | None:
+    """Pick the mapping for one mention (see the module docstring for the rules)."""
+    in_era = [c for c in candidates if _in_era(c, era)]
+    if not in_era:
+        return None
+    groups: dict[str, list[ValueCandidate]] = {}
+    for c in in_era:
+        groups.setdefault(c.key_column.lower(), []).append(c)
+
+    def leaders(group: list[ValueCandidate]) -> dict[str, ValueCandidate]:
+        best = max(c.score for c in group)
+        out: dict[str, ValueCandidate] = {}
+        for c in sorted(group, key=lambda c: -c.score):
+            if c.score >= best - TIE_TOLERANCE:
+                out.setdefault(c.key_value, c)
+        return out
+
+    top = max(c.score for c in in_era)
+    contenders = [g for g in groups.values() if max(c.score for c in g) >= top - GROUP_TOLERANCE]
+    contenders.sort(
+        key=lambda g: (
+            len(leaders(g)) == 1,
+            centrality.get(g[0].key_column.lower(), 0),
+            max(c.score for c in g),
+        ),
+        reverse=True,
+    )
+    chosen = leaders(contenders[0])
+    if len(chosen) > 1:
+        return Ambiguity(mention=mention, candidates=list(chosen.values())[:MAX_CLARIFY_OPTIONS])
+    best = next(iter(chosen.values()))
+    years = ""
+    if best.year_min is not None:
+        years = f"{best.year_min}-{best.year_max if best.year_max is not None else ''}"
+    return EntityMapping(
+        mention=mention,
+        table=best.table,
+        column=best.key_column,
+        value=best.key_value,
+        matched=best.value,
+        matched_column=best.column,
+        score=best.score,
+        method=best.method,
+        years=years,
+    )
+
+
+def choose_candidate(reply: str, ambiguity: Ambiguity) -> ValueCandidate | None:
+    """Read the user's answer to a clarifying question: '2', 'griffke02', 'the one from 1989'..."""
+    text = reply.strip().lower()
+    options = ambiguity.candidates
+    number = re.fullmatch(r"\D*?(\d)\D*", text)
+    if number and 1 <= int(number.group(1)) <= len(options):
+        return options[int(number.group(1)) - 1]
+    for c in options:
+        if c.key_value.lower() in text:
+            return c
+    era = years_in(reply)
+    if era:
+        fitting = [c for c in options if _in_era(c, era)]
+        if len(fitting) == 1:
+            return fitting[0]
+    ordinals = {"first": 0, "second": 1, "third": 2, "fourth": 3, "last": len(options) - 1}
+    for word, index in ordinals.items():
+        if re.search(rf"\b{word}\b", text) and index < len(options):
+            return options[index]
+    return None
+
+
+def annotate(question: str, mappings: list[EntityMapping]) -> str:
+    """The rewritten question: each mapped mention followed by its database value, nothing else changed."""
+    rewritten = question
+    for m in mappings:
+        pattern = re.compile(re.escape(m.mention), re.IGNORECASE)
+        match = pattern.search(rewritten)
+        note = f" ({m.hint()})"
+        if match:
+            rewritten = rewritten[: match.end()] + note + rewritten[match.end() :]
+        else:
+            rewritten = rewritten.rstrip() + f" [{m.mention}{note}]"
+    return rewritten
+
+
+_STOP = {
+    "who", "what", "which", "how", "when", "where", "why", "list", "show", "give", "find", "name", "did",
+    "does", "do", "is", "are", "was", "were", "the", "in", "for", "of", "and", "top", "most", "best", "tell",
+    "me", "please", "can", "could", "i", "a", "an", "on", "at", "by", "with", "all", "any", "each", "every",
+    "between", "since", "from", "to", "during", "total", "average", "number", "count", "career", "season",
+    "year", "league", "team", "teams", "player", "players", "hall", "fame", "world", "series", "american",
+    "national", "major", "baseball", "mlb", "and in", "also",
+}  # fmt: skip
+
+
+def capitalised_spans(question: str) -> list[str]:
+    """Runs of capitalised words ('Babe Ruth', 'Red Sox'): a safety net when the LM misses a mention."""
+    spans, current = [], []
+    for token in re.findall(r"[A-Za-z][A-Za-z.'’-]*|\S", question):
+        word = token.strip(".'’")
+        if word[:1].isupper() and word.lower() not in _STOP:
+            current.append(word)
+        else:
+            if current:
+                spans.append(" ".join(current))
+            current = []
+    if current:
+        spans.append(" ".join(current))
+    return [s for s in spans if len(s) >= 3]
