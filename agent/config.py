@@ -95,6 +95,10 @@ class RetrievalSettings(BaseModel):
     value_match_threshold: float = 0.88
 
 
+class ToolSettings(BaseModel):
+    budget: int = 6  # `sqlagent tools --lint` fails above this many tools
+
+
 class TrackingSettings(BaseModel):
     enabled: bool = True
     uri: str = "sqlite:///mlruns/mlflow.db"
@@ -121,6 +125,7 @@ class Settings(BaseSettings):
     database: DatabaseSettings = Field(default_factory=DatabaseSettings)
     limits: LimitSettings = Field(default_factory=LimitSettings)
     retrieval: RetrievalSettings = Field(default_factory=RetrievalSettings)
+    tools: ToolSettings = Field(default_factory=ToolSettings)
     tracking: TrackingSettings = Field(default_factory=TrackingSettings)
 
     @classmethod

@@ -1,0 +1,176 @@
+"""The `sqlagent` command."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from typing import Any
+
+import agent  # noqa: F401  (sets the offline switches before any library import)
+from agent.config import load_settings
+from agent.render import table, timeline
+
+EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
+
+
+def _print_json(obj: Any) -> None:
+    print(json.dumps(obj, indent=2, default=str, ensure_ascii=False))
+
+
+def cmd_ask(args: argparse.Namespace) -> int:
+    from agent.service import Agent
+
+    settings = load_settings()
+    if args.lm:
+        settings.lm.model = args.lm
+    try:
+        bot = Agent(settings, db_path=args.db, role=args.role)
+    except Exception as exc:  # a missing database, an unknown role, a model that will not load
+        return _fail(args, f"{type(exc).__name__}: {exc}")
+    result = bot.ask(args.question, thread_id=args.thread)
+    if args.json:
+        _print_json(result.model_dump())
+    else:
+        if result.rewritten_question and result.rewritten_question != args.question:
+            print(f"Rewritten: {result.rewritten_question}")
+        if result.sql:
+            print(f"SQL:\n  {result.sql}\n")
+        if result.columns:
+            print(table(result.columns, result.rows) + "\n")
+        print(f"[{result.status}] {result.answer or result.error}")
+        print(f"\nthread {result.thread_id}  trace {result.trace_id}")
+        print(timeline([n.model_dump() for n in result.nodes]))
+    return EXIT_OK if result.status in ("ok", "clarify") else EXIT_FAIL
+
+
+def cmd_sql(args: argparse.Namespace) -> int:
+    from tools.database import open_database
+    from tools.registry import registry
+    from tools.run_sql import RunSqlArgs
+
+    from agent.tracing import setup_tracing
+
+    settings = load_settings(tracking={"enabled": False})
+    setup_tracing(settings)
+    try:
+        db = open_database(settings, args.db, args.role)
+    except Exception as exc:
+        return _fail(args, f"{type(exc).__name__}: {exc}")
+    result = registry().call("run_sql", db, RunSqlArgs(sql=args.sql))
+    if args.json:
+        _print_json(result.model_dump())
+    elif result.status == "ok":
+        print(table(result.columns, result.rows, limit=50))
+    else:
+        print(f"[{result.status}] {result.error}", file=sys.stderr)
+    return EXIT_OK if result.status == "ok" else EXIT_FAIL
+
+
+def cmd_tools(args: argparse.Namespace) -> int:
+    from tools.lint import lint
+    from tools.registry import registry
+
+    reg = registry()
+    budget = args.budget or load_settings().tools.budget
+    if args.lint:
+        problems = lint(reg, budget)
+        for p in problems:
+            print(f"{p.rule}: {p.message}")
+        print(f"{len(reg)} tools, budget {budget}: {'FAIL' if problems else 'ok'}")
+        return EXIT_FAIL if problems else EXIT_OK
+    specs = [t.spec() for t in reg]
+    if args.json:
+        _print_json(specs)
+    else:
+        for s in specs:
+            kind = "read-only" if s["read_only"] else "WRITES"
+            print(f"{s['name']} ({kind}): {s['description']}")
+            print("  arguments: " + json.dumps(s["arguments"]["properties"], default=str))
+    return EXIT_OK
+
+
+def cmd_trace(args: argparse.Namespace) -> int:
+    from agent.trace_view import trace_timeline
+
+    settings = load_settings()
+    try:
+        view = trace_timeline(settings, args.trace_id)
+    except LookupError as exc:
+        return _fail(args, str(exc))
+    if args.json:
+        _print_json(view)
+    else:
+        print(f"trace {view['trace_id']}  status {view['status']}  question: {view['question']}")
+        print(timeline(view["nodes"]))
+    return EXIT_OK
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from agent.doctor import run_checks
+
+    ok = True
+    for check in run_checks(load_settings(), full_verify=args.verify):
+        mark = "ok  " if check.ok else "FAIL"
+        ok &= check.ok
+        print(f"[{mark}] {check.name:<10} {check.detail}")
+    return EXIT_OK if ok else EXIT_FAIL
+
+
+def _fail(args: argparse.Namespace, message: str) -> int:
+    if getattr(args, "json", False):
+        _print_json({"status": "error", "error": message})
+    else:
+        print(f"error: {message}", file=sys.stderr)
+    return EXIT_FAIL
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="sqlagent", description="Ask a database questions in plain language.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    ask = sub.add_parser("ask", help="answer a question with the agent graph")
+    ask.add_argument("question")
+    ask.add_argument("--db", help="a DuckDB file (default: database.path from the config)")
+    ask.add_argument("--thread", help="continue a conversation (follow-ups, clarifications)")
+    ask.add_argument("--role", help="access role from config/access.yaml")
+    ask.add_argument("--lm", help="override lm.model, e.g. embedded/qwen2.5-coder-0.5b or openai/gpt-4o-mini")
+    ask.add_argument("--json", action="store_true", help="print one JSON object")
+    ask.set_defaults(func=cmd_ask)
+
+    sql = sub.add_parser("sql", help="run SQL through the safety policy and sandbox (no LM)")
+    sql.add_argument("sql")
+    sql.add_argument("--db")
+    sql.add_argument("--role")
+    sql.add_argument("--json", action="store_true")
+    sql.set_defaults(func=cmd_sql)
+
+    tools = sub.add_parser("tools", help="list the tool registry, or lint it for sprawl")
+    tools.add_argument("--lint", action="store_true")
+    tools.add_argument("--budget", type=int, help="maximum number of tools (default: tools.budget in the config)")
+    tools.add_argument("--json", action="store_true")
+    tools.set_defaults(func=cmd_tools)
+
+    trace = sub.add_parser("trace", help="print a question's per-node timeline from its MLflow trace")
+    trace.add_argument("trace_id")
+    trace.add_argument("--json", action="store_true")
+    trace.set_defaults(func=cmd_trace)
+
+    doctor = sub.add_parser("doctor", help="check versions, database, model and tracking store")
+    doctor.add_argument("--verify", action="store_true", help="re-hash the model file in full")
+    doctor.set_defaults(func=cmd_doctor)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    started = time.perf_counter()
+    code = args.func(args)
+    if not getattr(args, "json", False) and args.command in ("ask",):
+        print(f"({time.perf_counter() - started:.1f} s)", file=sys.stderr)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

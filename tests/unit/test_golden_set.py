@@ -1,0 +1,202 @@
+"""Validate the golden evaluation set evals/golden.jsonl (format, splits, coverage, gold SQL)."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections import Counter
+from pathlib import Path
+
+import duckdb
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+GOLDEN = ROOT / "evals" / "golden.jsonl"
+DB = ROOT / "data" / "lahman.duckdb"
+
+KEY_ORDER = [
+    "id", "question", "gold_sql", "split", "tags", "difficulty",
+    "expected_mappings", "must_pass", "expected_status", "turns",
+]  # fmt: skip
+REQUIRED = KEY_ORDER[:6]
+SPLITS = {"train": 0.50, "dev": 0.25, "test": 0.25}
+SPLIT_TOLERANCE = 0.08
+TAGS = [
+    "entity-matching", "nickname", "misspelling", "join", "aggregation", "ranking", "temporal",
+    "multi-turn", "ambiguous-clarify", "unsafe-refuse", "rate-stat", "career", "no-rewrite",
+]  # fmt: skip
+# Rare conversational tags only need to be in train and test (they are in dev today too).
+TRAIN_TEST_ONLY = {"multi-turn", "ambiguous-clarify", "unsafe-refuse"}
+# Minimum number of items per tag (the coverage the set promises).
+MIN_PER_TAG = {
+    "entity-matching": 15, "nickname": 8, "misspelling": 8, "join": 25, "aggregation": 20,
+    "ranking": 15, "temporal": 10, "multi-turn": 5, "ambiguous-clarify": 4, "unsafe-refuse": 5,
+    "rate-stat": 6, "career": 8, "no-rewrite": 15,
+}  # fmt: skip
+DIFFICULTIES = {"easy", "medium", "hard"}
+STATUSES = {"ok", "clarify", "refused"}
+STATUS_TAG = {"clarify": "ambiguous-clarify", "refused": "unsafe-refuse"}
+MAPPING_KEYS = ["mention", "table", "column", "value"]
+ID_RE = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
+
+
+def _load() -> list[dict]:
+    lines = GOLDEN.read_text(encoding="utf-8").splitlines()
+    items = []
+    for n, line in enumerate(lines, 1):
+        assert line.strip(), f"golden.jsonl line {n} is blank"
+        item = json.loads(line)
+        assert isinstance(item, dict), f"golden.jsonl line {n} is not a JSON object"
+        items.append(item)
+    return items
+
+
+ITEMS = _load()
+SQL_ITEMS = [it for it in ITEMS if it.get("expected_status", "ok") == "ok"]
+MAPPINGS = [(it["id"], i, mp) for it in ITEMS for i, mp in enumerate(it.get("expected_mappings", []))]
+
+
+def _status(item: dict) -> str:
+    return item.get("expected_status", "ok")
+
+
+# ---------------------------------------------------------------- format
+
+
+def test_size_and_unique_ids() -> None:
+    assert len(ITEMS) >= 130
+    dup = [i for i, n in Counter(it.get("id") for it in ITEMS).items() if n > 1]
+    assert dup == []
+
+
+def test_sorted_by_split_then_id() -> None:
+    keys = [(it["split"], it["id"]) for it in ITEMS]
+    assert keys == sorted(keys)
+
+
+@pytest.mark.parametrize("item", ITEMS, ids=[str(it.get("id")) for it in ITEMS])
+def test_item_format(item: dict) -> None:
+    keys = list(item)
+    assert set(REQUIRED) <= set(keys), f"missing {set(REQUIRED) - set(keys)}"
+    assert set(keys) <= set(KEY_ORDER), f"unknown keys {set(keys) - set(KEY_ORDER)}"
+    assert keys == [k for k in KEY_ORDER if k in item], "keys out of the documented order"
+
+    assert isinstance(item["id"], str) and ID_RE.match(item["id"]), "id must be a lower-case slug"
+    assert isinstance(item["question"], str) and item["question"].strip() == item["question"] != ""
+    assert isinstance(item["gold_sql"], str)
+    assert item["split"] in SPLITS
+    tags = item["tags"]
+    assert isinstance(tags, list) and tags, "tags must be a non-empty list"
+    assert len(set(tags)) == len(tags), "duplicate tag"
+    assert set(tags) <= set(TAGS), f"unknown tags {set(tags) - set(TAGS)}"
+    assert item["difficulty"] in DIFFICULTIES
+
+    status = _status(item)
+    assert status in STATUSES
+    if "expected_status" in item:
+        assert status != "ok", "omit expected_status for ok items (ok is the default)"
+    for st, tag in STATUS_TAG.items():
+        assert (status == st) == (tag in tags), f"expected_status {st!r} <-> tag {tag!r}"
+    if status == "ok":
+        sql = item["gold_sql"].strip()
+        assert sql == item["gold_sql"] and re.match(r"(?is)^(select|with)\b", sql), "gold SQL must be a query"
+        assert ";" not in sql, "one statement, no trailing semicolon"
+    else:
+        assert item["gold_sql"] == "", "clarify/refused items have an empty gold_sql"
+
+    if "must_pass" in item:
+        assert item["must_pass"] is True, "must_pass is either true or omitted"
+        assert item["difficulty"] == "easy"
+
+    turns = item.get("turns")
+    assert ("multi-turn" in tags) == (turns is not None), "turns <-> tag multi-turn"
+    if turns is not None:
+        assert isinstance(turns, list) and turns
+        assert all(isinstance(t, str) and t.strip() for t in turns)
+
+    mappings = item.get("expected_mappings")
+    if mappings is not None:
+        assert isinstance(mappings, list) and mappings, "omit expected_mappings rather than leave it empty"
+        for mp in mappings:
+            assert list(mp) == MAPPING_KEYS
+            assert all(isinstance(mp[k], str) and mp[k] for k in MAPPING_KEYS)
+        assert "no-rewrite" not in tags, "no-rewrite questions mention no entity to map"
+    if "nickname" in tags or "misspelling" in tags:
+        assert "entity-matching" in tags or status == "clarify"
+
+
+# ---------------------------------------------------------------- splits and coverage
+
+
+def test_split_proportions() -> None:
+    counts = Counter(it["split"] for it in ITEMS)
+    for split, share in SPLITS.items():
+        actual = counts[split] / len(ITEMS)
+        assert abs(actual - share) <= SPLIT_TOLERANCE, f"{split}: {actual:.1%} (want {share:.0%} +- 8)"
+
+
+def test_every_tag_in_every_split() -> None:
+    present = {s: Counter(t for it in ITEMS if it["split"] == s for t in it["tags"]) for s in SPLITS}
+    missing = []
+    for tag in TAGS:
+        needed = ("train", "test") if tag in TRAIN_TEST_ONLY else tuple(SPLITS)
+        missing += [f"{tag} not in {s}" for s in needed if not present[s][tag]]
+    assert missing == []
+
+
+def test_every_difficulty_in_every_split() -> None:
+    present = {(it["split"], it["difficulty"]) for it in ITEMS}
+    assert present == {(s, d) for s in SPLITS for d in DIFFICULTIES}
+
+
+def test_tag_coverage_minimums() -> None:
+    counts = Counter(t for it in ITEMS for t in it["tags"])
+    short = {t: (counts[t], n) for t, n in MIN_PER_TAG.items() if counts[t] < n}
+    assert short == {}
+
+
+def test_must_pass_count() -> None:
+    assert 8 <= sum(1 for it in ITEMS if it.get("must_pass")) <= 15
+
+
+# ---------------------------------------------------------------- against the database
+
+
+@pytest.fixture(scope="module")
+def con():
+    if not DB.is_file():
+        pytest.skip(
+            f"{DB.relative_to(ROOT)} is missing: build it with `.venv/bin/python -m data.build_lahman`"
+        )
+    with duckdb.connect(str(DB), read_only=True) as c:
+        yield c
+
+
+@pytest.mark.parametrize("item", SQL_ITEMS, ids=[it["id"] for it in SQL_ITEMS])
+def test_gold_sql_returns_rows(con: duckdb.DuckDBPyConnection, item: dict) -> None:
+    rows = con.execute(item["gold_sql"]).fetchmany(1)
+    assert rows, f"gold SQL of {item['id']} returned no rows"
+
+
+@pytest.fixture(scope="module")
+def columns(con: duckdb.DuckDBPyConnection) -> set[tuple[str, str]]:
+    rows = con.execute(
+        "SELECT table_name, column_name FROM duckdb_columns() WHERE schema_name = 'main' AND NOT internal"
+    ).fetchall()
+    return set(rows)
+
+
+def _qi(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+@pytest.mark.parametrize("mapping", [m for _, _, m in MAPPINGS], ids=[f"{i}[{n}]" for i, n, _ in MAPPINGS])
+def test_expected_mapping_value_exists(
+    con: duckdb.DuckDBPyConnection, columns: set[tuple[str, str]], mapping: dict
+) -> None:
+    table, column = mapping["table"], mapping["column"]
+    assert (table, column) in columns, f"{table}.{column} is not a column of the database"
+    n = con.execute(
+        f"SELECT COUNT(*) FROM {_qi(table)} WHERE CAST({_qi(column)} AS VARCHAR) = ?", [mapping["value"]]
+    ).fetchone()[0]
+    assert n > 0, f"{mapping['value']!r} not found in {table}.{column}"
