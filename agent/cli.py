@@ -46,11 +46,10 @@ def cmd_ask(args: argparse.Namespace) -> int:
 
 
 def cmd_sql(args: argparse.Namespace) -> int:
+    from agent.tracing import setup_tracing
     from tools.database import open_database
     from tools.registry import registry
     from tools.run_sql import RunSqlArgs
-
-    from agent.tracing import setup_tracing
 
     settings = load_settings(tracking={"enabled": False})
     setup_tracing(settings)

@@ -89,7 +89,7 @@ class LimitSettings(BaseModel):
 
 
 class RetrievalSettings(BaseModel):
-    max_tables: int = 6
+    max_tables: int = 4
     examples_k: int = 3
     example_bank: str = "evals/golden.jsonl"
     value_match_threshold: float = 0.88

@@ -60,6 +60,7 @@ class Retrieve(dspy.Module):
         self.examples = examples
         self.max_tables = max_tables
         self.k = k
+        self._rows = {t.name: t.row_count for t in schema.tables}
         self._table_docs = {t.name: Counter(tokens(self._table_text(t))) for t in schema.tables}
         self._example_docs = [Counter(tokens(e.question)) for e in examples]
         self._idf = self._inverse_document_frequency(list(self._table_docs.values()))
@@ -80,15 +81,16 @@ class Retrieve(dspy.Module):
         scores = {}
         for name, doc in self._table_docs.items():
             total = sum(doc.values()) or 1
-            scores[name] = sum(self._idf.get(w, 0) * (1 + math.log(doc[w])) for w in set(q) if doc[w]) / math.log(
-                2 + total
-            )
+            lexical = sum(self._idf.get(w, 0) * (1 + math.log(doc[w])) for w in set(q) if doc[w])
+            # A mild prior for big tables: the main fact table (Batting) over its niche twin (BattingPost).
+            size = math.log10(10 + self._rows.get(name, 0))
+            scores[name] = lexical / math.log(2 + total) * (1 + 0.1 * size)
         ranked = [n for n, s in sorted(scores.items(), key=lambda kv: -kv[1]) if s > 0]
         chosen: list[str] = list(dict.fromkeys(entity_tables))
         for name in ranked:
             if len(chosen) >= self.max_tables:
                 break
-            if name not in chosen and scores[name] >= 0.35 * scores[ranked[0]]:
+            if name not in chosen and scores[name] >= 0.6 * scores[ranked[0]]:
                 chosen.append(name)
         return self._with_name_tables(self._connect(chosen[: self.max_tables]))
 
@@ -106,21 +108,30 @@ class Retrieve(dspy.Module):
                     result.append(other)
         return result
 
-    def relevant_columns(self, question: str, table_name: str, limit: int = 12) -> list[str]:
-        """Keys, names, and the columns the question's words point at; the rest stay out of the prompt."""
+    def relevant_columns(self, question: str, table_name: str, limit: int = 9) -> list[str]:
+        """Names, join keys, then the columns the question's words point at; the rest stay out of the prompt."""
         table = self.schema.table(table_name)
         if table is None:
             return []
         if len(table.columns) <= limit:
             return [c.name for c in table.columns]
+        join_keys = {a.lower() for j in self.schema.joins if table.name in (j.left, j.right) for a, b in j.on}
+        join_keys |= {b.lower() for j in self.schema.joins if table.name in (j.left, j.right) for a, b in j.on}
         q = set(tokens(question))
-        scored = []
+        ranked = []
         for i, c in enumerate(table.columns):
-            words = set(tokens(f"{c.name} {c.comment}"))
-            keep = bool(re.search(r"(id|key|name)$", c.name, re.IGNORECASE)) or c.name.lower() in {"yearid", "year"}
-            scored.append((0 if keep else 1, -len(q & words), i, c.name))
-        scored.sort()
-        chosen = {name for *_, name in scored[:limit]}
+            overlap = len(q & set(tokens(f"{c.name} {c.comment}")))
+            if re.search(r"name", c.name, re.IGNORECASE):
+                tier = 0
+            elif c.name.lower() in join_keys and c.name.lower() not in {"lgid"}:
+                tier = 1
+            elif overlap:
+                tier = 2
+            else:
+                tier = 3
+            ranked.append((tier, -overlap, i, c.name))
+        # Unmatched columns of a wide table only cost prompt tokens: leave them out.
+        chosen = {name for tier, *_, name in sorted(ranked)[:limit] if tier < 3}
         return [c.name for c in table.columns if c.name in chosen]
 
     def _connect(self, tables: list[str]) -> list[str]:

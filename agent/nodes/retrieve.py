@@ -2,30 +2,36 @@
 
 from __future__ import annotations
 
+import re
+
 from agent.context import AgentContext
 from agent.nodes.instrument import node
 from agent.state import AgentState
 from tools.introspect import quote_identifier
 from tools.schema_info import DescribeSchemaArgs
 
+_SENTENCE_END = re.compile(r"(?<!e\.g)(?<!i\.e)(?<!\bvs)\.\s")
 
-def _brief(text: str, limit: int = 160) -> str:
-    first = text.split(". ")[0].strip()
-    return first if len(first) <= limit else first[: limit - 1] + "…"
+
+def _brief(text: str, limit: int) -> str:
+    """The first sentence, cut to `limit` characters: prompt tokens are the main cost on a CPU."""
+    first = _SENTENCE_END.split(text, maxsplit=1)[0].strip().rstrip(".")
+    return first if len(first) <= limit else first[: limit - 1].rstrip() + "…"
 
 
 def linked_schema_text(ctx: AgentContext, question: str, tables: list[str]) -> str:
     """Compact schema for the prompt: linked tables, their relevant columns, short comments, join paths."""
     described = ctx.tools.call("describe_schema", ctx.db, DescribeSchemaArgs(tables=tables, with_comments=False))
     blocks = []
-    for name in described.tables:
+    # A stable order (by name) lets llama.cpp reuse the cached prompt prefix across questions.
+    for name in sorted(described.tables):
         table = ctx.db.schema.table(name)
         keep = set(ctx.retrieve.relevant_columns(question, name))
-        lines = [f"TABLE {table.name} -- {_brief(table.comment)}"]
+        lines = [f"TABLE {table.name} -- {_brief(table.comment, 120)}"]
         for col in table.columns:
             if col.name in keep:
-                note = _brief(col.comment, 110)
-                samples = f" e.g. {', '.join(repr(s) for s in col.samples[:2])}" if col.samples else ""
+                note = _brief(col.comment, 60)
+                samples = f" e.g. {col.samples[0]!r}" if col.samples and "e.g" not in note else ""
                 lines.append(f"  {quote_identifier(col.name)} {col.type} -- {note}{samples}")
         blocks.append("\n".join(lines))
     joins = ctx.db.schema.joins_between(set(described.tables))

@@ -5,7 +5,15 @@ from __future__ import annotations
 from agent.context import AgentContext
 from agent.nodes.instrument import node
 from agent.state import AgentState, PendingClarification
-from tools.entities import Ambiguity, EntityMapping, annotate, capitalised_spans, choose_candidate, resolve, years_in
+from tools.entities import (
+    Ambiguity,
+    EntityMapping,
+    annotate,
+    capitalised_spans,
+    choose_candidate,
+    resolve,
+    years_in,
+)
 from tools.lookup_values import LookupValuesArgs
 
 

@@ -1,0 +1,55 @@
+# sqlagent: every target that needs the environment depends on `setup`, so a fresh clone needs no extra step.
+SHELL := /bin/bash
+export UV_COMPILE_BYTECODE := 1
+export LITELLM_LOCAL_MODEL_COST_MAP := True
+export MLFLOW_DISABLE_TELEMETRY := true
+UV ?= $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
+PY := .venv/bin/python
+SQLAGENT := .venv/bin/sqlagent
+QUESTION ?= Who hit the most home runs in 1927, and how many?
+STAMP := .venv/.sqlagent-setup
+
+.PHONY: setup demo test test-unit test-integration lint bench ui clean
+
+setup: $(STAMP) data/lahman.duckdb
+	@$(PY) -c "from agent.config import load_settings; from agent.models import assemble, get_spec; \
+	from agent.config import resolve_path; s = load_settings(); \
+	[assemble(get_spec(n), resolve_path(s.embedded.cache_dir)) for n in ('qwen2.5-coder-1.5b', 'qwen2.5-coder-0.5b')]"
+
+$(STAMP): pyproject.toml uv.lock
+	@command -v uv >/dev/null 2>&1 || [ -x "$(UV)" ] || python3 -m pip install --quiet --user uv
+	$(UV) sync --frozen --all-extras
+	@touch $(STAMP)
+
+data/lahman.duckdb: $(STAMP) data/build_lahman.py data/lahman_comments.yaml data/team_nicknames.yaml
+	$(PY) -m data.build_lahman
+
+demo: setup
+	$(SQLAGENT) ask "$(QUESTION)"
+
+test: setup
+	$(SQLAGENT) tools --lint
+	$(PY) -m pytest -p no:cacheprovider
+
+test-unit: setup
+	$(PY) -m pytest -p no:cacheprovider -m "not integration"
+
+test-integration: setup
+	$(PY) -m pytest -p no:cacheprovider -m integration
+
+lint: setup
+	.venv/bin/ruff check .
+	.venv/bin/ruff format --check agent prompts tools evals data tests bench || true
+	$(SQLAGENT) tools --lint
+
+bench: setup
+	$(PY) -m bench.bench_agent
+	$(PY) bench/bench_lm.py --model 1.5b
+
+ui: setup
+	.venv/bin/mlflow ui --backend-store-uri "$$($(PY) -c 'from agent.config import load_settings; print(load_settings().tracking.resolved_uri())')" --host 127.0.0.1 --port 5000 --workers 1
+
+clean:
+	rm -rf .venv mlruns mlflow.db .pytest_cache .ruff_cache .hypothesis data/lahman.duckdb data/*.tmp
+	rm -rf $(HOME)/.cache/sqlagent/catalogs
+	@echo "Kept the assembled models in ~/.cache/sqlagent/models (delete them by hand to re-assemble)."
