@@ -20,6 +20,7 @@ from pydantic import BaseModel, Field
 from agent.config import Settings
 from agent.context import AgentContext
 from agent.graph import build_graph
+from agent.nodes.instrument import NodeFailure
 from agent.state import AgentState, NodeRun, Status, turn_input
 from agent.tracing import checkpoint_path, setup_tracing
 from tools.database import open_database
@@ -55,6 +56,12 @@ def build_lms(settings: Settings) -> dict[str, dspy.LM]:
         if name in settings.lm.nodes:
             lms[name] = build_lm(settings.lm.for_node(name), settings.embedded)
     return lms
+
+
+def _failure_message(exc: BaseException) -> str:
+    if isinstance(exc, NodeFailure):
+        return f"The {exc.node} step failed: {exc}"
+    return f"{type(exc).__name__}: {exc}"
 
 
 class Agent:
@@ -99,6 +106,14 @@ class Agent:
         result.trace_id = trace_id if trace_id and not str(trace_id).startswith("tr-no-op") else None
         return result
 
+    def _failed(self, question: str, thread_id: str, config: dict, before: int, exc: BaseException) -> AskResult:
+        message = _failure_message(exc)
+        done = [NodeRun.model_validate(n) for n in (self.graph.get_state(config).values.get("nodes") or [])[before:]]
+        if isinstance(exc, NodeFailure):
+            done.append(NodeRun(name=exc.node, duration_ms=round(exc.duration_ms, 1), detail=f"failed: {exc}"))
+        return AskResult(question=question, status="error", error=message, error_kind="internal",
+                         answer=f"Something failed while answering. {message}", thread_id=thread_id, nodes=done)
+
     def _run(self, question: str, thread_id: str) -> AskResult:
         problem = self._invalid(question)
         if problem:
@@ -109,9 +124,7 @@ class Agent:
         try:
             final = self.graph.invoke(turn_input(question), config=config, context=self.context)
         except Exception as exc:  # the LM server down, a bug in a node: report it, never a traceback
-            message = f"{type(exc).__name__}: {exc}"
-            return AskResult(question=question, status="error", error=message, error_kind="internal",
-                             answer=f"Something failed while answering: {message}", thread_id=thread_id)
+            return self._failed(question, thread_id, config, before, exc)
         state = AgentState.model_validate(final)
         return AskResult(
             question=question,

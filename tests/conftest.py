@@ -1,4 +1,15 @@
 import sys
 from pathlib import Path
 
+import pytest
+
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _no_tracing_unless_asked():
+    """Unit tests do not write traces; tests of tracing enable it into their own temporary store."""
+    import mlflow
+
+    mlflow.tracing.disable()
+    yield

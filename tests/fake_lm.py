@@ -33,7 +33,7 @@ class ScriptedEngine:
 
     def complete(self, request):
         system = request.system if isinstance(request.system, str) else "".join(p.text for p in request.system or ())
-        user = request.messages[-1].text or ""
+        user = (request.messages[-1].text or "").split("Respond with the corresponding output fields", 1)[0]
         outputs = _outputs_of(system)
         inputs = {k: v.strip() for k, v in _FIELD.findall(user)}
         key = outputs[0] if outputs else "?"

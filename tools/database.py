@@ -45,10 +45,35 @@ class Database:
         # How many tables carry each column name: teamID (many) is a better filter than franchID (few).
         self.centrality = Counter(c.name.lower() for t in self.schema.tables for c in t.columns)
         self.hubs = _hub_tables(self.schema)
+        self.vocabulary = schema_vocabulary(self.schema)
 
     def close(self) -> None:
         self.sandbox.close()
         self.values.close()
+
+
+def vocabulary_key(text: str) -> str:
+    """Lower-case words, trailing plural 's' dropped: 'Home Runs' and 'home run' are one phrase."""
+    words = re.findall(r"[a-z0-9]+", text.lower())
+    return " ".join(w[:-1] if len(w) > 3 and w.endswith("s") else w for w in words)
+
+
+def schema_vocabulary(schema: DatabaseSchema) -> set[str]:
+    """Table and column names and what the columns measure ("home runs", "at bats", "salary").
+
+    A mention that is schema vocabulary is a statistic, not an entity: "home runs" must not become
+    the player whose first name is "Home Run" unless the user typed that name exactly.
+    """
+    words = set()
+    for table in schema.tables:
+        words.add(vocabulary_key(table.name))
+        for column in table.columns:
+            words.add(vocabulary_key(column.name))
+            lead = re.split(r"[(,:;.]| - | = ", column.comment, maxsplit=1)[0]
+            if 0 < len(lead.split()) <= 4:
+                words.add(vocabulary_key(lead))
+    words.discard("")
+    return words
 
 
 def _hub_tables(schema: DatabaseSchema) -> dict[str, str]:

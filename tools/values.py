@@ -184,11 +184,13 @@ class ValueIndex:
                     (' ' || norm || ' ') LIKE ('% ' || $norm || ' %')
                     OR (abs(length(norm) - length($norm)) <= 3 AND jaro_winkler_similarity(norm, $norm) >= $min)))
             )
-            SELECT tbl, col, value, key_col, key_value, year_min, year_max, n, score,
+            SELECT tbl, col, value, key_col, key_value, year_min, year_max, n,
+                   -- Given names ("Nolan Ryan" Schanz) are weaker evidence than the name people use.
+                   score - CASE WHEN col ILIKE '%given%' THEN 0.03 ELSE 0 END AS score,
                    CASE WHEN value = $raw THEN 'exact' WHEN norm = $norm THEN 'exact-ci'
                         WHEN (' ' || norm || ' ') LIKE ('% ' || $norm || ' %') THEN 'word' ELSE 'fuzzy' END
             FROM scored WHERE score >= $min
-            ORDER BY score DESC, n DESC, tbl, col, key_value LIMIT $limit
+            ORDER BY 9 DESC, n DESC, tbl, col, key_value LIMIT $limit
         """
         with self._lock:
             rows = self._con.execute(

@@ -18,6 +18,16 @@ from mlflow.entities import SpanType
 from agent.context import AgentContext
 from agent.state import AgentState, NodeRun
 
+
+class NodeFailure(RuntimeError):
+    """An exception inside a node, carrying the node's name and time so the result can say where it failed."""
+
+    def __init__(self, node: str, duration_ms: float, cause: BaseException):
+        super().__init__(f"{type(cause).__name__}: {cause}")
+        self.node = node
+        self.duration_ms = duration_ms
+
+
 NodeFn = Callable[[AgentState, AgentContext], dict[str, Any]]
 
 
@@ -32,13 +42,16 @@ def node(name: str, *, lm: bool = True) -> Callable[[NodeFn], Callable[[AgentSta
             start = time.perf_counter()
             with mlflow.start_span(name=f"node.{name}", span_type=SpanType.CHAIN) as span:
                 span.set_inputs({"question": state.question, "sql": state.sql, "attempts": state.attempts})
-                if lm:
-                    with dspy.context(lm=ctx.lm(name)), dspy.track_usage() as usage:
+                try:
+                    if lm:
+                        with dspy.context(lm=ctx.lm(name)), dspy.track_usage() as usage:
+                            update = fn(state, ctx)
+                        tokens = _tokens(usage.get_total_tokens())
+                    else:
                         update = fn(state, ctx)
-                    tokens = _tokens(usage.get_total_tokens())
-                else:
-                    update = fn(state, ctx)
-                    tokens = 0
+                        tokens = 0
+                except Exception as exc:  # the span records the exception; the caller learns which node
+                    raise NodeFailure(name, (time.perf_counter() - start) * 1000, exc) from exc
                 duration = (time.perf_counter() - start) * 1000
                 span.set_outputs({k: v for k, v in update.items() if k != "nodes"})
                 span.set_attributes({"sqlagent.node": name, "sqlagent.tokens": tokens,

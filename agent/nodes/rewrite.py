@@ -5,6 +5,7 @@ from __future__ import annotations
 from agent.context import AgentContext
 from agent.nodes.instrument import node
 from agent.state import AgentState, PendingClarification
+from tools.database import vocabulary_key
 from tools.entities import (
     Ambiguity,
     EntityMapping,
@@ -17,30 +18,24 @@ from tools.entities import (
 from tools.lookup_values import LookupValuesArgs
 
 
-def _schema_words(ctx: AgentContext) -> set[str]:
-    """Table and column names: a mention equal to one ("Salaries", "HR") is a schema word, not an entity."""
-    words = set()
-    for t in ctx.db.schema.tables:
-        words.add(t.name.lower())
-        words.update(c.name.lower() for c in t.columns)
-    return words
-
-
 def resolve_mentions(
     question: str, mentions: list[str], ctx: AgentContext
 ) -> tuple[list[EntityMapping], Ambiguity | None]:
     """Look each mention up with the value tool and apply the resolution rules (tools/entities.py)."""
     era = years_in(question)
     threshold = ctx.settings.retrieval.value_match_threshold
-    schema_words = _schema_words(ctx)
     mappings: list[EntityMapping] = []
     seen_spans: list[str] = []
     for mention in mentions:
         low = mention.lower()
-        if low in schema_words or any(low in s.lower() for s in seen_spans):
-            continue  # a schema word, or part of a longer mention already resolved ("Sox" in "Red Sox")
+        if any(low in s.lower() for s in seen_spans):
+            continue  # part of a longer mention already resolved ("Sox" in "Red Sox")
         found = ctx.tools.call("lookup_values", ctx.db, LookupValuesArgs(mention=mention, min_score=threshold))
-        outcome = resolve(mention, found.candidates, era, ctx.db.centrality)
+        candidates = found.candidates
+        if vocabulary_key(mention) in ctx.db.vocabulary:
+            # A statistic or schema word ("home runs", "HR"): only an exact, case-sensitive name counts.
+            candidates = [c for c in candidates if c.method == "exact"]
+        outcome = resolve(mention, candidates, era, ctx.db.centrality)
         if isinstance(outcome, Ambiguity):
             return mappings, outcome
         if outcome is not None:

@@ -7,7 +7,6 @@ import re
 from collections import Counter
 from pathlib import Path
 
-import duckdb
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -163,27 +162,28 @@ def test_must_pass_count() -> None:
 
 
 @pytest.fixture(scope="module")
-def con():
+def db():
+    """The agent's own database handle: gold SQL runs in the same sandbox the agent's SQL runs in
+    (DuckDB refuses a second in-process connection to one file with a different configuration)."""
     if not DB.is_file():
         pytest.skip(
             f"{DB.relative_to(ROOT)} is missing: build it with `.venv/bin/python -m data.build_lahman`"
         )
-    with duckdb.connect(str(DB), read_only=True) as c:
-        yield c
+    from agent.config import load_settings
+    from tools.database import open_database
+
+    return open_database(load_settings(tracking={"enabled": False}), DB)
 
 
 @pytest.mark.parametrize("item", SQL_ITEMS, ids=[it["id"] for it in SQL_ITEMS])
-def test_gold_sql_returns_rows(con: duckdb.DuckDBPyConnection, item: dict) -> None:
-    rows = con.execute(item["gold_sql"]).fetchmany(1)
+def test_gold_sql_returns_rows(db, item: dict) -> None:
+    rows = db.sandbox.execute(item["gold_sql"]).rows
     assert rows, f"gold SQL of {item['id']} returned no rows"
 
 
 @pytest.fixture(scope="module")
-def columns(con: duckdb.DuckDBPyConnection) -> set[tuple[str, str]]:
-    rows = con.execute(
-        "SELECT table_name, column_name FROM duckdb_columns() WHERE schema_name = 'main' AND NOT internal"
-    ).fetchall()
-    return set(rows)
+def columns(db) -> set[tuple[str, str]]:
+    return {(t.name, c.name) for t in db.schema.tables for c in t.columns}
 
 
 def _qi(name: str) -> str:
@@ -191,12 +191,11 @@ def _qi(name: str) -> str:
 
 
 @pytest.mark.parametrize("mapping", [m for _, _, m in MAPPINGS], ids=[f"{i}[{n}]" for i, n, _ in MAPPINGS])
-def test_expected_mapping_value_exists(
-    con: duckdb.DuckDBPyConnection, columns: set[tuple[str, str]], mapping: dict
-) -> None:
+def test_expected_mapping_value_exists(db, columns: set[tuple[str, str]], mapping: dict) -> None:
     table, column = mapping["table"], mapping["column"]
     assert (table, column) in columns, f"{table}.{column} is not a column of the database"
-    n = con.execute(
-        f"SELECT COUNT(*) FROM {_qi(table)} WHERE CAST({_qi(column)} AS VARCHAR) = ?", [mapping["value"]]
-    ).fetchone()[0]
+    literal = "'" + str(mapping["value"]).replace("'", "''") + "'"
+    n = db.sandbox.execute(
+        f"SELECT COUNT(*) FROM {_qi(table)} WHERE CAST({_qi(column)} AS VARCHAR) = {literal}"
+    ).rows[0][0]
     assert n > 0, f"{mapping['value']!r} not found in {table}.{column}"

@@ -1,0 +1,329 @@
+"""Entity resolution on the real demo database: mentions -> value candidates -> one mapping or a question.
+
+Uses the value index of data/lahman.duckdb through the registry (`lookup_values`), the rules in
+tools/entities.py and `agent.nodes.rewrite.resolve_mentions`; no LM is involved except in the last
+pass-through test, where a scripted one lists no mentions.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from agent.config import load_settings
+from agent.context import AgentContext
+from agent.nodes.rewrite import resolve_mentions
+from agent.service import Agent
+from tests.fake_lm import fake_lm
+from tools.database import open_database
+from tools.entities import (
+    Ambiguity,
+    EntityMapping,
+    annotate,
+    capitalised_spans,
+    choose_candidate,
+    resolve,
+    years_in,
+)
+from tools.registry import registry
+
+_TRAILER = "\n\nRespond with the corresponding output fields"
+
+
+def _clean(value: str) -> str:
+    return value.split(_TRAILER, 1)[0].strip()
+
+
+def _handlers(mentions: list[str] | None = None, sql: str = "SELECT 1 AS one"):
+    return {
+        "standalone_question": lambda i: {"standalone_question": _clean(i["follow_up"])},
+        "mentions": lambda i: {"mentions": mentions or []},
+        "sql": lambda i: {"sql": sql},
+        "answer": lambda i: {"answer": "ok"},
+    }
+
+
+@pytest.fixture(scope="module")
+def settings():
+    return load_settings(tracking={"enabled": False})
+
+
+@pytest.fixture(scope="module")
+def db(settings):
+    return open_database(settings)
+
+
+@pytest.fixture(scope="module")
+def ctx(settings, db):
+    lm, _ = fake_lm(_handlers())
+    return AgentContext(settings=settings, db=db, tools=registry(), lms={"default": lm})
+
+
+def one(question: str, mention: str, ctx: AgentContext) -> EntityMapping:
+    mappings, ambiguity = resolve_mentions(question, [mention], ctx)
+    assert ambiguity is None, ambiguity and ambiguity.question()
+    assert len(mappings) == 1, mappings
+    return mappings[0]
+
+
+def ambiguous(question: str, mention: str, ctx: AgentContext) -> Ambiguity:
+    mappings, ambiguity = resolve_mentions(question, [mention], ctx)
+    assert ambiguity is not None, mappings
+    assert mappings == []
+    return ambiguity
+
+
+# --- one mention, one mapping ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("question", "mention", "column", "value"),
+    [
+        ("How many games did the Yankees win in 1998?", "Yankees", "teamID", "NYA"),
+        ("How many games did the Red Sox win in 2004?", "Red Sox", "teamID", "BOS"),
+        ("How many home runs did Babe Ruth hit?", "Babe Ruth", "playerID", "ruthba01"),
+        ("How many games did the Dodgers win in 1955?", "Dodgers", "teamID", "BRO"),
+        ("How many games did the Dodgers win in 1990?", "Dodgers", "teamID", "LAN"),
+        ("How many games have the Dodgers won in total?", "Dodgers", "franchID", "LAD"),
+    ],
+    ids=["yankees", "red-sox", "babe-ruth", "dodgers-1955", "dodgers-1990", "dodgers-no-year"],
+)
+def test_resolves(ctx, question, mention, column, value):
+    m = one(question, mention, ctx)
+    assert (m.column, m.value) == (column, value)
+    assert m.mention == mention
+    assert m.score >= ctx.settings.retrieval.value_match_threshold
+    # The mapping points at the table the model should filter (the hub), not a lookup side table.
+    assert m.table == ctx.db.hubs[column.lower()]
+
+
+def test_team_mapping_details(ctx):
+    m = one("How many games did the Yankees win in 1998?", "Yankees", ctx)
+    assert m.table == "Teams"
+    assert m.matched == "New York Yankees"
+    assert m.method == "word"
+    assert m.hint() == "Teams.teamID = 'NYA'"
+
+
+def test_exact_player_name(ctx):
+    m = one("How many home runs did Babe Ruth hit?", "Babe Ruth", ctx)
+    assert m.table == "People"
+    assert m.method == "exact"
+    assert m.matched == "Babe Ruth"
+    assert m.years.startswith("1914")
+
+
+def test_misspelled_player_is_fuzzy(ctx):
+    m = one("How many home runs did Micky Mantle hit?", "Micky Mantle", ctx)
+    assert (m.table, m.column, m.value) == ("People", "playerID", "mantlmi01")
+    assert m.method == "fuzzy"
+    assert m.matched == "Mickey Mantle"
+    assert m.score < 1.0
+
+
+def test_nickname(ctx):
+    m = one("How many games did the Bronx Bombers win in 1998?", "Bronx Bombers", ctx)
+    assert m.value in {"NYA", "NYY"}
+    assert m.column in {"teamID", "franchID"}
+
+
+def test_direct_resolve_on_index_candidates(db):
+    """The same rules without the registry: index search, then `resolve`."""
+    candidates = db.values.search("Yankees", min_score=0.88)
+    assert candidates and all(c.score >= 0.88 for c in candidates)
+    outcome = resolve("Yankees", candidates, years_in("in 1998"), db.centrality)
+    assert isinstance(outcome, EntityMapping)
+    assert (outcome.column, outcome.value) == ("teamID", "NYA")
+    assert resolve("Yankees", [], None, db.centrality) is None
+    # Era filtering: the Brooklyn Dodgers (1911-1957) cannot be meant in 1990.
+    dodgers = db.values.search("Dodgers", min_score=0.88)
+    outcome = resolve("Dodgers", [c for c in dodgers if c.key_value != "LAN"], (1990, 1990), db.centrality)
+    assert not (isinstance(outcome, EntityMapping) and outcome.value == "BRO")
+
+
+# --- ambiguity ---------------------------------------------------------------------------------
+
+
+def test_ken_griffey_is_ambiguous(ctx):
+    amb = ambiguous("How many home runs did Ken Griffey hit?", "Ken Griffey", ctx)
+    assert amb.mention == "Ken Griffey"
+    assert sorted(c.key_value for c in amb.candidates) == ["griffke01", "griffke02"]
+    text = amb.question()
+    assert "1)" in text and "2)" in text and "griffke01" in text and "griffke02" in text
+
+
+def test_ken_griffey_with_an_era_that_excludes_one(ctx):
+    # Griffey Sr. played 1973-1991, Jr. 1989-2010: a 2005 question can only mean Jr.
+    m = one("How many home runs did Ken Griffey hit in 2005?", "Ken Griffey", ctx)
+    assert m.value == "griffke02"
+
+
+def test_sox_is_ambiguous(ctx):
+    amb = ambiguous("How many games did the Sox win?", "Sox", ctx)
+    assert {c.key_value for c in amb.candidates} >= {"BOS", "CHW"}
+
+
+def test_longer_mention_covers_its_parts(ctx):
+    # "Sox" alone is ambiguous, but inside "Red Sox" (resolved first, longest first) it is skipped.
+    mappings, ambiguity = resolve_mentions(
+        "How many games did the Red Sox win in 2004?", ["Red Sox", "Sox"], ctx
+    )
+    assert ambiguity is None
+    assert [(m.mention, m.value) for m in mappings] == [("Red Sox", "BOS")]
+
+
+def test_full_name_beats_a_given_name(ctx):
+    m = one("How many strikeouts did Nolan Ryan have?", "Nolan Ryan", ctx)
+    assert m.value == "ryanno01"
+
+
+# --- statistics and schema words are not entities ---------------------------------------------
+
+
+@pytest.mark.parametrize("mention", ["HR", "Salaries", "wins", "RBI"])
+def test_schema_words_are_skipped(ctx, mention):
+    mappings, ambiguity = resolve_mentions(f"Who had the most {mention} in 1998?", [mention], ctx)
+    assert mappings == [] and ambiguity is None
+
+
+def test_exact_home_run_nickname_still_resolves(ctx):
+    # "Home Run" is Frank Baker's nameFirst in the data; an exact mention of it may map to him.
+    m = one("How many games did Home Run Baker play?", "Home Run Baker", ctx)
+    assert m.value == "bakerfr01"
+
+
+@pytest.mark.parametrize("mention", ["home runs", "Home Runs"])
+def test_stat_phrase_is_not_a_player(ctx, mention):
+    mappings, ambiguity = resolve_mentions("Who hit the most home runs?", [mention], ctx)
+    assert ambiguity is None
+    assert [m.value for m in mappings if m.value == "bakerfr01"] == []
+
+
+def test_stat_phrase_outside_the_players_era_is_dropped(ctx):
+    # Home Run Baker played 1908-1922: the era rule alone keeps a 1927 question clean.
+    mappings, ambiguity = resolve_mentions("Who hit the most home runs in 1927?", ["home runs"], ctx)
+    assert mappings == [] and ambiguity is None
+
+
+def _ask(settings, question: str, mentions: list[str] | None = None):
+    lm, engine = fake_lm(_handlers(mentions))
+    agent = Agent(settings, lms={"default": lm}, persistent_threads=False)
+    return agent.ask(question), engine
+
+
+def test_question_without_entities_passes_through_unchanged(settings):
+    question = "How many teams played in 1990?"
+    result, engine = _ask(settings, question)
+    assert result.status == "ok", result.error
+    assert result.rewritten_question == question
+    assert result.mappings == []
+    (generate,) = [_clean(i["question"]) for k, i in engine.calls if k == "sql"]
+    assert generate == question
+    assert [k for k, _ in engine.calls if k == "standalone_question"] == []
+
+
+def test_capitalised_stat_phrase_is_not_a_player(settings):
+    question = "Who hit the most Home Runs?"
+    result, _ = _ask(settings, question)
+    assert result.mappings == []
+    assert result.rewritten_question == question
+
+
+# --- the user's answer to a clarifying question -----------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def griffey(ctx) -> Ambiguity:
+    amb = ambiguous("How many home runs did Ken Griffey hit?", "Ken Griffey", ctx)
+    assert [c.key_value for c in amb.candidates] == ["griffke01", "griffke02"]
+    return amb
+
+
+@pytest.mark.parametrize(
+    ("reply", "expected"),
+    [
+        ("2", "griffke02"),
+        (" 1 ", "griffke01"),
+        ("option 2 please", "griffke02"),
+        ("griffke02", "griffke02"),
+        ("GRIFFKE01", "griffke01"),
+        ("the second one", "griffke02"),
+        ("the first", "griffke01"),
+        ("the last one", "griffke02"),
+        ("the one from 2005", "griffke02"),
+        ("the one who played in 1975", "griffke01"),
+        ("3", None),
+        ("the one from 1990", None),  # both played in 1990
+        ("no idea", None),
+        ("", None),
+    ],
+)
+def test_choose_candidate(griffey, reply, expected):
+    choice = choose_candidate(reply, griffey)
+    assert (choice.key_value if choice else None) == expected
+
+
+def test_clarified_choice_resolves_to_a_mapping(griffey, db):
+    choice = choose_candidate("2", griffey)
+    mapping = resolve(griffey.mention, [choice], None, db.centrality)
+    assert isinstance(mapping, EntityMapping)
+    assert (mapping.column, mapping.value) == ("playerID", "griffke02")
+
+
+# --- annotate, capitalised_spans, years_in -----------------------------------------------------
+
+
+def _mapping(mention: str, value: str = "NYA") -> EntityMapping:
+    return EntityMapping(
+        mention=mention,
+        table="Teams",
+        column="teamID",
+        value=value,
+        matched="New York Yankees",
+        matched_column="name",
+        score=0.93,
+        method="word",
+    )
+
+
+@pytest.mark.parametrize("question", ["How many teams played in 1990?", "  odd   spacing ?  ", ""])
+def test_annotate_without_mappings_is_identity(question):
+    assert annotate(question, []) == question
+
+
+def test_annotate_inserts_the_hint_after_the_mention():
+    assert annotate("Did the yankees win in 1998?", [_mapping("Yankees")]) == (
+        "Did the yankees (Teams.teamID = 'NYA') win in 1998?"
+    )
+
+
+def test_annotate_appends_a_mention_not_in_the_text():
+    assert annotate("Who won in 1998?", [_mapping("Bronx Bombers", "NYY")]) == (
+        "Who won in 1998? [Bronx Bombers (Teams.teamID = 'NYY')]"
+    )
+
+
+@pytest.mark.parametrize(
+    ("question", "spans"),
+    [
+        (
+            "How many home runs did Babe Ruth hit for the New York Yankees in 1927?",
+            ["Babe Ruth", "New York Yankees"],
+        ),
+        ("Who hit the most home runs in 1927?", []),
+        ("How many teams played in 1990?", []),
+        ("Did the Red Sox beat the Yankees?", ["Red Sox", "Yankees"]),
+        ("Who is Ken Griffey Jr.?", ["Ken Griffey Jr"]),
+        ("What did Ty Cobb hit?", ["Ty Cobb"]),
+        ("What did Ty hit?", []),  # spans shorter than 3 characters are dropped
+    ],
+    ids=["two-names", "none", "none-year", "teams", "suffix", "two-words", "short"],
+)
+def test_capitalised_spans(question, spans):
+    assert capitalised_spans(question) == spans
+
+
+def test_years_in():
+    assert years_in("Who won in 1961?") == (1961, 1961)
+    assert years_in("Between 1990 and 1955") == (1955, 1990)
+    assert years_in("How many teams are there?") is None
+    assert years_in("He hit 1000 hits and 3000 strikeouts") is None
