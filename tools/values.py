@@ -20,6 +20,8 @@ from tools.introspect import DatabaseSchema, TableInfo, quote_identifier
 
 MAX_DISTINCT = 60_000  # larger text columns are free text or ids, not names people type
 MAX_VALUE_CHARS = 80
+# Free-text columns hold prose ("Week of 1990-09-01"), not names anyone refers to.
+_FREE_TEXT = re.compile(r"note|comment|desc|remark|text", re.IGNORECASE)
 _KEY_LIKE = re.compile(r"(id|key|code)$", re.IGNORECASE)
 _GENERIC = {"yearid", "lgid", "id", "stint", "divid"}
 _FIRST = re.compile(r"^(name_?first|first_?name|fname|given_?name|nickname)$", re.IGNORECASE)
@@ -85,6 +87,8 @@ def _sources(
     for table in schema.tables:
         text_cols = [c for c in table.columns if c.type == "VARCHAR"]
         for col in text_cols:
+            if _FREE_TEXT.search(col.name):
+                continue
             q = quote_identifier(col.name)
             distinct, longest = con.execute(
                 f"SELECT count(DISTINCT {q}), max(length({q})) FROM {prefix}{quote_identifier(table.name)}"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from agent.context import AgentContext
 from agent.nodes.instrument import node
 from agent.state import AgentState, PendingClarification
@@ -18,6 +20,11 @@ from tools.entities import (
 from tools.lookup_values import LookupValuesArgs
 
 
+def _as_written(question: str, mention: str) -> str:
+    start = question.lower().find(mention.lower())
+    return question[start : start + len(mention)] if start >= 0 else mention
+
+
 def resolve_mentions(
     question: str, mentions: list[str], ctx: AgentContext
 ) -> tuple[list[EntityMapping], Ambiguity | None]:
@@ -28,10 +35,16 @@ def resolve_mentions(
     seen_spans: list[str] = []
     for mention in mentions:
         low = mention.lower()
+        if low not in question.lower() or not re.search(r"[a-z]", low):
+            continue  # not in the question (an LM invention), or a number/year (years select the era)
         if any(low in s.lower() for s in seen_spans):
             continue  # part of a longer mention already resolved ("Sox" in "Red Sox")
         found = ctx.tools.call("lookup_values", ctx.db, LookupValuesArgs(mention=mention, min_score=threshold))
         candidates = found.candidates
+        if _as_written(question, mention).islower():
+            # Lower-case words are ordinary words ("season", "played"); a misspelt name is still a
+            # name and is written with capitals ("Micky Mantle"). Only exact and whole-word hits count.
+            candidates = [c for c in candidates if c.method != "fuzzy"]
         if vocabulary_key(mention) in ctx.db.vocabulary:
             # A statistic or schema word ("home runs", "HR"): only an exact, case-sensitive name counts.
             candidates = [c for c in candidates if c.method == "exact"]
