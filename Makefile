@@ -49,6 +49,15 @@ bench: setup
 ui: setup
 	.venv/bin/mlflow ui --backend-store-uri "$$($(PY) -c 'from agent.config import load_settings; print(load_settings().tracking.resolved_uri())')" --host 127.0.0.1 --port 5000 --workers 1
 
+.PHONY: eval eval-accept
+# The test split on the configured (embedded) model, gated against the committed baseline.
+eval: setup
+	$(SQLAGENT) eval --split test --baseline evals/baseline.json --out out/eval
+
+# Make the last `make eval` run the committed baseline (review evals/baseline.json, then commit it).
+eval-accept: setup
+	$(SQLAGENT) eval-accept --from out/eval --to evals/baseline.json
+
 clean:
 	rm -rf .venv mlruns mlflow.db .pytest_cache .ruff_cache .hypothesis data/lahman.duckdb data/*.tmp
 	rm -rf $(HOME)/.cache/sqlagent/catalogs

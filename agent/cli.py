@@ -159,6 +159,10 @@ def build_parser() -> argparse.ArgumentParser:
     doctor = sub.add_parser("doctor", help="check versions, database, model and tracking store")
     doctor.add_argument("--verify", action="store_true", help="re-hash the model file in full")
     doctor.set_defaults(func=cmd_doctor)
+
+    from evals.cli import add_eval_parser  # `eval` and `eval-accept` live with the evals
+
+    add_eval_parser(sub)
     return parser
 
 

@@ -1,12 +1,14 @@
 """The agent graph, top to bottom.
 
-    rewrite ─┬─ clarify? ──────────────────────────────────────────────┐
-             └─ retrieve ─ generate ─ safety ─┬─ refused ──────────────┤
-                                              ├─ rejected ─ repair ─┐  │
-                                              └─ execute ─┬─ answer │  ├─ finish
-                                                          ├─ repair ┘  │
-                                                          └─ failed ───┘
+    guard ─┬─ refused ─────────────────────────────────────────────────────────────┐
+           └─ rewrite ─┬─ clarify? ────────────────────────────────────────────────┤
+                       └─ retrieve ─ generate ─ safety ─┬─ refused ────────────────┤
+                                                        ├─ rejected ─ repair ─┐    │
+                                                        └─ execute ─┬─ answer │    ├─ finish
+                                                                    ├─ repair ┘    │
+                                                                    └─ failed ─────┘
     repair ─ safety (the loop is bounded by limits.max_repair_attempts)
+    guard: tools/guard.py refuses injection, write and outside-the-database requests before any LM call.
 """
 
 from __future__ import annotations
@@ -20,11 +22,16 @@ from agent.nodes.answer import answer
 from agent.nodes.execute import execute
 from agent.nodes.finish import finish
 from agent.nodes.generate import generate
+from agent.nodes.guard import guard
 from agent.nodes.repair import repair
 from agent.nodes.retrieve import retrieve
 from agent.nodes.rewrite import rewrite
 from agent.nodes.safety import safety
 from agent.state import AgentState
+
+
+def after_guard(state: AgentState) -> Literal["rewrite", "finish"]:
+    return "finish" if state.status == "refused" else "rewrite"
 
 
 def after_rewrite(state: AgentState) -> Literal["retrieve", "finish"]:
@@ -55,6 +62,7 @@ def after_execute(state: AgentState, max_repairs: int) -> Literal["answer", "rep
 
 def build_graph(max_repairs: int = 2, checkpointer=None):
     graph = StateGraph(AgentState, context_schema=AgentContext)
+    graph.add_node("guard", guard)
     graph.add_node("rewrite", rewrite)
     graph.add_node("retrieve", retrieve)
     graph.add_node("generate", generate)
@@ -64,7 +72,8 @@ def build_graph(max_repairs: int = 2, checkpointer=None):
     graph.add_node("answer", answer)
     graph.add_node("finish", finish)
 
-    graph.add_edge(START, "rewrite")
+    graph.add_edge(START, "guard")
+    graph.add_conditional_edges("guard", after_guard)
     graph.add_conditional_edges("rewrite", after_rewrite)
     graph.add_edge("retrieve", "generate")
     graph.add_edge("generate", "safety")

@@ -18,10 +18,10 @@ import statistics
 import time
 from pathlib import Path
 
-import agent  # noqa: F401  (offline switches)
 import dspy
 from dspy.utils.callback import BaseCallback
 
+import agent  # noqa: F401  (offline switches)
 from agent.config import PROJECT_ROOT, load_settings
 from agent.service import Agent
 
