@@ -12,7 +12,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -30,7 +30,13 @@ def resolve_path(value: str | Path) -> Path:
     return path if path.is_absolute() else PROJECT_ROOT / path
 
 
-class NodeLMSettings(BaseModel):
+class Section(BaseModel):
+    """A config section: an unknown key is an error, so a typo in the YAML is reported, not ignored."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class NodeLMSettings(Section):
     """Overrides for one node's LM; unset fields inherit from the top-level `lm` section."""
 
     model: str | None = None
@@ -40,7 +46,7 @@ class NodeLMSettings(BaseModel):
     max_tokens: int | None = None
 
 
-class LMSettings(BaseModel):
+class LMSettings(Section):
     model: str = "embedded/qwen2.5-coder-1.5b"
     api_base: str | None = None
     api_key_env: str | None = None
@@ -59,7 +65,7 @@ class LMSettings(BaseModel):
         return LMSettings(**merged)
 
 
-class EmbeddedSettings(BaseModel):
+class EmbeddedSettings(Section):
     cache_dir: str = "~/.cache/sqlagent/models"
     threads: int = 2
     ctx_size: int = 8192
@@ -71,13 +77,13 @@ class EmbeddedSettings(BaseModel):
     min_free_memory_mb: int = 1024
 
 
-class DatabaseSettings(BaseModel):
+class DatabaseSettings(Section):
     path: str = "data/lahman.duckdb"
     dialect: str = "duckdb"
     catalog_cache_dir: str = "~/.cache/sqlagent/catalogs"
 
 
-class LimitSettings(BaseModel):
+class LimitSettings(Section):
     query_timeout_s: float = 10
     max_rows: int = 1000
     limit_cap: int = 1000
@@ -88,18 +94,18 @@ class LimitSettings(BaseModel):
     max_question_chars: int = 2000
 
 
-class RetrievalSettings(BaseModel):
+class RetrievalSettings(Section):
     max_tables: int = 4
     examples_k: int = 3
     example_bank: str = "evals/golden.jsonl"
     value_match_threshold: float = 0.88
 
 
-class ToolSettings(BaseModel):
+class ToolSettings(Section):
     budget: int = 6  # `sqlagent tools --lint` fails above this many tools
 
 
-class TrackingSettings(BaseModel):
+class TrackingSettings(Section):
     enabled: bool = True
     uri: str = "sqlite:///mlruns/mlflow.db"
     experiment: str = "sqlagent"
