@@ -16,7 +16,9 @@ EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
 
 
 def _print_json(obj: Any) -> None:
-    print(json.dumps(obj, indent=2, default=str, ensure_ascii=False))
+    text = json.dumps(obj, indent=2, default=str, ensure_ascii=False)
+    # Undecodable argv bytes arrive as lone surrogates, which stdout cannot encode: print them as \udcXX.
+    print(text.encode("utf-8", "backslashreplace").decode("utf-8"))
 
 
 def cmd_ask(args: argparse.Namespace) -> int:

@@ -59,9 +59,13 @@ def build_lms(settings: Settings) -> dict[str, dspy.LM]:
 
 
 def _failure_message(exc: BaseException) -> str:
+    # One line, bounded: an adapter error carries the whole LM response on several lines.
     if isinstance(exc, NodeFailure):
-        return f"The {exc.node} step failed: {exc}"
-    return f"{type(exc).__name__}: {exc}"
+        text = f"The {exc.node} step failed: {exc}"
+    else:
+        text = f"{type(exc).__name__}: {exc}"
+    text = " ".join(text.split())
+    return text if len(text) <= 500 else text[:499] + "…"
 
 
 class Agent:

@@ -41,7 +41,9 @@ class RunSqlResult(BaseModel):
     rows: list[list[Any]] = Field(default_factory=list)
     truncated: bool = False
     error: str | None = None
-    error_kind: str | None = Field(None, description="policy code (not_read_only...) or timeout/execution/database")
+    error_kind: str | None = Field(
+        None, description="policy code (not_read_only...) or timeout/execution/database"
+    )
     elapsed_ms: float = 0.0
 
 
@@ -52,7 +54,9 @@ def _denied_names(role: AccessRole | None, tables: list[str]) -> set[str]:
     if role is None:
         return set()
     read = {t.lower() for t in tables}
-    return {c.lower() for t, cols in role.denied_columns.items() if t == "*" or t.lower() in read for c in cols}
+    return {
+        c.lower() for t, cols in role.denied_columns.items() if t == "*" or t.lower() in read for c in cols
+    }
 
 
 def _branches(tree: exp.Expression) -> list[exp.Select] | None:
@@ -76,8 +80,9 @@ def _proven_safe(projection: exp.Expression, denied: set[str]) -> bool:
     return True
 
 
-def denied_output_columns(sql: str, columns: list[str], role: AccessRole | None, tables: list[str],
-                          dialect: str = "duckdb") -> list[str]:
+def denied_output_columns(
+    sql: str, columns: list[str], role: AccessRole | None, tables: list[str], dialect: str = "duckdb"
+) -> list[str]:
     """Output columns named like a denied column whose provenance the checked SQL does not prove safe."""
     denied = _denied_names(role, tables)
     hits = [i for i, name in enumerate(columns) if {t.lower() for t in _IDENTIFIER.findall(name)} & denied]
@@ -90,7 +95,9 @@ def denied_output_columns(sql: str, columns: list[str], role: AccessRole | None,
     unproven = []
     for i in hits:
         proven = branches is not None and all(
-            i < len(b.expressions) and len(b.expressions) == len(columns) and _proven_safe(b.expressions[i], denied)
+            i < len(b.expressions)
+            and len(b.expressions) == len(columns)
+            and _proven_safe(b.expressions[i], denied)
             for b in branches
         )
         if not proven:
@@ -110,7 +117,9 @@ def run_sql(db: Database, args: RunSqlArgs) -> RunSqlResult:
         status = "refused" if exc.kind == "refused" else "error"
         return RunSqlResult(status=status, sql=decision.sql, error=exc.message, error_kind=exc.kind)
     role = getattr(db, "role", None)
-    leaked = denied_output_columns(decision.sql, result.columns, role, decision.tables, db.settings.database.dialect)
+    leaked = denied_output_columns(
+        decision.sql, result.columns, role, decision.tables, db.settings.database.dialect
+    )
     if leaked:
         name = role.name if role is not None else "this"
         return RunSqlResult(

@@ -22,7 +22,7 @@ HR_1927 = (
     "WHERE b.yearID = 1927 ORDER BY b.HR DESC LIMIT 1"
 )
 HR_1961 = HR_1927.replace("1927", "1961")
-HAPPY = ["rewrite", "retrieve", "generate", "safety", "execute", "answer"]
+HAPPY = ["guard", "rewrite", "retrieve", "generate", "safety", "execute", "answer"]
 EMPTY_SQL = "SELECT nameFirst, nameLast FROM People WHERE nameLast = 'Nobody-At-All'"
 
 
@@ -92,7 +92,7 @@ def test_happy_path(settings):
     tokens = {n.name: n.tokens for n in result.nodes}
     for name in ("rewrite", "generate", "answer"):
         assert tokens[name] > 0, name
-    for name in ("retrieve", "safety", "execute"):
+    for name in ("guard", "retrieve", "safety", "execute"):
         assert tokens[name] == 0, name
     assert all(n.duration_ms >= 0 for n in result.nodes)
     # No follow-up on a fresh thread: the contextualize step never ran.
@@ -111,14 +111,14 @@ def test_happy_path(settings):
             "SELECT p.nameFirst, p.homers FROM People p",
             "unknown_column",
             "homers",
-            ["rewrite", "retrieve", "generate", "safety", "repair", "safety", "execute", "answer"],
+            ["guard", "rewrite", "retrieve", "generate", "safety", "repair", "safety", "execute", "answer"],
         ),
         # DuckDB rejects it at run time.
         (
             "SELECT nameFirst, count(*) FROM People",
             "execution",
             "GROUP BY",
-            ["rewrite", "retrieve", "generate", "safety", "execute", "repair", "safety", "execute", "answer"],
+            ["guard", "rewrite", "retrieve", "generate", "safety", "execute", "repair", "safety", "execute", "answer"],
         ),
     ],
     ids=["policy-unknown-column", "duckdb-group-by"],
@@ -187,7 +187,7 @@ def test_refusal_is_terminal(settings, bad_sql, error_kind, reason):
     assert result.answer.startswith("I can't run that:")
     assert reason in result.answer
     assert result.rows == []
-    assert names(result) == ["rewrite", "retrieve", "generate", "safety", "finish"]
+    assert names(result) == ["guard", "rewrite", "retrieve", "generate", "safety", "finish"]
     assert "repair" not in names(result)
     assert [c for c in calls_of(engine, "sql") if "failed_sql" in c] == []
     assert db_digest(settings) == before
@@ -208,6 +208,7 @@ def test_empty_result_then_repair(settings):
     assert result.status == "ok", result.error
     assert result.rows == [["Babe", "Ruth", 60]]
     assert names(result) == [
+        "guard",
         "rewrite",
         "retrieve",
         "generate",
@@ -253,7 +254,7 @@ def test_clarify_then_answer_on_same_thread(settings, reply):
 
     first = agent.ask("How many home runs did Ken Griffey hit?", thread_id=thread)
     assert first.status == "clarify"
-    assert names(first) == ["rewrite", "finish"]
+    assert names(first) == ["guard", "rewrite", "finish"]
     assert first.sql is None and first.rows == []
     assert "griffke01" in first.answer and "griffke02" in first.answer
     assert "1)" in first.answer and "2)" in first.answer

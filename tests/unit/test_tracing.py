@@ -14,7 +14,7 @@ SQL = (
     "SELECT p.nameFirst, p.nameLast, b.HR FROM Batting b JOIN People p USING (playerID) "
     "WHERE b.yearID = 1927 ORDER BY b.HR DESC LIMIT 1"
 )
-NODES = ["rewrite", "retrieve", "generate", "safety", "execute", "answer"]
+NODES = ["guard", "rewrite", "retrieve", "generate", "safety", "execute", "answer"]
 
 
 def _handlers():
