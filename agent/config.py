@@ -53,6 +53,8 @@ class LMSettings(Section):
     temperature: float = 0.0
     max_tokens: int = 400
     cache: bool = True
+    timeout_s: float = 120
+    num_retries: int = 2
     nodes: dict[str, NodeLMSettings] = Field(default_factory=dict)
 
     def for_node(self, node: str) -> LMSettings:

@@ -446,7 +446,13 @@ def build_lm(lm: LMSettings, embedded: EmbeddedSettings | None = None) -> dspy.L
     """A dspy.LM for these settings; embedded models get their local server started (or reused)."""
     import dspy
 
-    common: dict[str, Any] = {"temperature": lm.temperature, "max_tokens": lm.max_tokens, "cache": lm.cache}
+    common: dict[str, Any] = {
+        "temperature": lm.temperature,
+        "max_tokens": lm.max_tokens,
+        "cache": lm.cache,
+        "timeout": lm.timeout_s,  # a hung endpoint must not stall a question for the client's 600 s
+        "num_retries": lm.num_retries,
+    }
     name = embedded_name(lm.model)
     if name is not None:
         if lm.api_base or lm.api_key_env:
