@@ -290,7 +290,7 @@ class SqlPolicy:
             if _invisible(ch) and not any(start <= i <= end for start, end in inside):
                 name = unicodedata.name(ch, "control character")
                 raise _Refusal(
-                    "parse_error",
+                    "invisible_character",
                     f"The query contains an invisible or control character ({name}, U+{ord(ch):04X}) "
                     "outside a string literal; retype the query without it.",
                 )
@@ -363,12 +363,12 @@ class SqlPolicy:
             shown = ".".join(p for p in (table.catalog, table.db, name) if p)
             if db in _SYSTEM_SCHEMAS or cat in _SYSTEM_SCHEMAS or name in _SYSTEM_SCHEMAS:
                 raise _Refusal(
-                    "unknown_table",
+                    "system_catalog",
                     f"Table '{shown}' is not available: system catalogs cannot be queried.",
                 )
             if any(ch in name for ch in "/\\:.~") or name.startswith("$"):
                 raise _Refusal(
-                    "unknown_table",
+                    "file_path",
                     f"Table '{name}' looks like a file path or URL; only the database's tables can be queried.",
                 )
             database = (self.catalog.database or "").lower()

@@ -7,7 +7,10 @@ from agent.nodes.instrument import node
 from agent.state import AgentState
 
 # Refusals that a repair must not "fix": the model was asked for something it may not do.
-TERMINAL_CODES = {"not_read_only", "multiple_statements", "forbidden_function", "access_denied"}
+TERMINAL_CODES = {
+    "not_read_only", "multiple_statements", "forbidden_function", "access_denied",
+    "file_path", "system_catalog", "invisible_character",
+}  # fmt: skip
 
 
 @node("safety", lm=False)
