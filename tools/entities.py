@@ -66,6 +66,13 @@ def _in_era(candidate: ValueCandidate, era: tuple[int, int] | None) -> bool:
     return candidate.year_min <= era[1] and end >= era[0]
 
 
+def _generation(mention: str) -> str | None:
+    match = re.search(r"\b(jr|junior|sr|senior)\b\.?", mention.lower())
+    if match is None:
+        return None
+    return "jr" if match.group(1) in {"jr", "junior"} else "sr"
+
+
 def resolve(
     mention: str,
     candidates: list[ValueCandidate],
@@ -99,6 +106,12 @@ def resolve(
         reverse=True,
     )
     chosen = leaders(contenders[0])
+    if len(chosen) > 1:
+        generation = _generation(mention)
+        if generation is not None:
+            # Same name, two generations: "Jr." is the one who started later, "Sr." the earlier one.
+            ordered = sorted(chosen.values(), key=lambda c: c.year_min if c.year_min is not None else -1)
+            chosen = {"pick": ordered[-1] if generation == "jr" else ordered[0]}
     if len(chosen) > 1:
         return Ambiguity(mention=mention, candidates=list(chosen.values())[:MAX_CLARIFY_OPTIONS])
     best = next(iter(chosen.values()))

@@ -327,3 +327,18 @@ def test_years_in():
     assert years_in("Between 1990 and 1955") == (1955, 1990)
     assert years_in("How many teams are there?") is None
     assert years_in("He hit 1000 hits and 3000 strikeouts") is None
+
+
+@pytest.mark.parametrize(
+    ("mention", "expected"),
+    [("Cal Ripken Jr.", "ripkeca01"), ("Cal Ripken Sr.", "ripkeca99"), ("Ken Griffey Jr.", "griffke02"),
+     ("Ken Griffey Sr", "griffke01")],
+)  # fmt: skip
+def test_generation_suffix_picks_between_namesakes(mention, expected):
+    from agent.config import load_settings
+    from tools.database import open_database
+    from tools.entities import resolve
+
+    db = open_database(load_settings(tracking={"enabled": False}))
+    outcome = resolve(mention, db.values.search(mention, min_score=0.88), None, db.centrality)
+    assert getattr(outcome, "value", None) == expected, outcome
