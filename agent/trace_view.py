@@ -16,14 +16,17 @@ def trace_timeline(settings: Settings, trace_id: str) -> dict[str, Any]:
     if trace is None:
         raise LookupError(f"No trace {trace_id!r} in {settings.tracking.resolved_uri()}.")
     spans = trace.data.spans
-    root = next((s for s in spans if s.parent_id is None), None)
+    # The agent's own root span; under `mlflow.genai.evaluate` it sits inside the evaluator's span.
+    root = next((s for s in spans if s.name == "sqlagent.ask"), None) or next(
+        (s for s in spans if s.parent_id is None), None
+    )
     nodes = []
     for span in sorted((s for s in spans if s.name.startswith("node.")), key=lambda s: s.start_time_ns):
         attrs = span.attributes or {}
         outputs = span.outputs or {}
-        detail = outputs.get("sql") or outputs.get("rewritten_question") or outputs.get("answer") or outputs.get("error")
-        if outputs.get("mappings"):
-            detail = "; ".join(f"{m['mention']} -> {m['table']}.{m['column']}={m['value']}" for m in outputs["mappings"])
+        detail = outputs.get("_detail") or outputs.get("sql") or outputs.get("answer") or outputs.get("error")
+        if span.status.status_code == "ERROR":
+            detail = f"FAILED: {span.status.description or detail}"
         nodes.append({
             "name": span.name.removeprefix("node."),
             "duration_ms": (span.end_time_ns - span.start_time_ns) / 1e6,

@@ -139,3 +139,24 @@ def test_rewrite_span_records_the_mappings(trace):
     assert "NYA" in rewrite.outputs["rewritten_question"]
     (generate,) = _spans(trace, "node.generate")
     assert generate.outputs["sql"].startswith("SELECT")
+
+
+def test_trace_timeline_reads_the_nodes_back(traced, asked, trace):
+    from agent.trace_view import trace_timeline
+
+    agent, _ = traced
+    view = trace_timeline(agent.settings, asked.trace_id)
+    assert view["status"] == "ok"
+    assert view["question"] == asked.question
+    assert [n["name"] for n in view["nodes"]] == [n.name for n in asked.nodes]
+    rewrite = next(n for n in view["nodes"] if n["name"] == "rewrite")
+    assert "NYA" in rewrite["detail"]
+    assert next(n for n in view["nodes"] if n["name"] == "generate")["tokens"] > 0
+
+
+def test_unknown_trace_id_is_a_clear_error(traced):
+    from agent.trace_view import trace_timeline
+
+    agent, _ = traced
+    with pytest.raises(LookupError, match="No trace"):
+        trace_timeline(agent.settings, "tr-00000000000000000000000000000000")
