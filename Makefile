@@ -3,7 +3,8 @@ SHELL := /bin/bash
 export UV_COMPILE_BYTECODE := 1
 export LITELLM_LOCAL_MODEL_COST_MAP := True
 export MLFLOW_DISABLE_TELEMETRY := true
-UV ?= $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
+# uv from PATH, else bootstrapped once into .uv/ through pip (works on PEP 668 system Pythons too).
+UV ?= $(shell command -v uv 2>/dev/null || echo .uv/bin/uv)
 PY := .venv/bin/python
 SQLAGENT := .venv/bin/sqlagent
 QUESTION ?= Who hit the most home runs in 1927, and how many?
@@ -17,7 +18,7 @@ setup: $(STAMP) data/lahman.duckdb
 	[assemble(get_spec(n), resolve_path(s.embedded.cache_dir)) for n in ('qwen2.5-coder-1.5b', 'qwen2.5-coder-0.5b')]"
 
 $(STAMP): pyproject.toml uv.lock
-	@command -v uv >/dev/null 2>&1 || [ -x "$(UV)" ] || python3 -m pip install --quiet --user uv
+	@[ -x "$(UV)" ] || command -v "$(UV)" >/dev/null 2>&1 || { python3 -m venv .uv && .uv/bin/pip install --quiet uv; }
 	$(UV) sync --frozen --all-extras
 	@touch $(STAMP)
 
@@ -59,6 +60,6 @@ eval-accept: setup
 	$(SQLAGENT) eval-accept --from out/eval --to evals/baseline.json
 
 clean:
-	rm -rf .venv mlruns mlflow.db .pytest_cache .ruff_cache .hypothesis data/lahman.duckdb data/*.tmp
+	rm -rf .venv .uv mlruns mlflow.db .pytest_cache .ruff_cache .hypothesis data/lahman.duckdb data/*.tmp
 	rm -rf $(HOME)/.cache/sqlagent/catalogs
 	@echo "Kept the assembled models in ~/.cache/sqlagent/models (delete them by hand to re-assemble)."
