@@ -162,6 +162,9 @@ def build_parser() -> argparse.ArgumentParser:
     doctor.add_argument("--verify", action="store_true", help="re-hash the model file in full")
     doctor.set_defaults(func=cmd_doctor)
 
+    from evals.cli import add_eval_parser  # `eval` and `eval-accept` live with the evals
+
+    add_eval_parser(sub)
     return parser
 
 

@@ -1,0 +1,278 @@
+"""`sqlagent eval` and `sqlagent eval-accept`.
+
+    sqlagent eval [--dataset FILE] [--split S] [--limit N] [--db PATH] [--pipeline agent|baseline]
+                  [--lm NAME] [--baseline FILE] [--tolerance POINTS] [--out DIR] [--no-compiled]
+                  [--no-mlflow] [--no-progress]
+    sqlagent eval-accept [--from DIR] [--to FILE]
+
+Exit codes: 0 done (and the gate passed, when --baseline is given), 1 the gate failed or the
+pipeline could not start, 2 bad arguments or dataset.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from agent.config import PROJECT_ROOT, Settings, load_settings, resolve_path
+
+EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
+DEFAULT_DATASET = "evals/golden.jsonl"
+DEFAULT_BASELINE = "evals/baseline.json"
+DEFAULT_OUT = "out/eval"
+
+
+class PipelineStartError(RuntimeError):
+    pass
+
+
+@dataclass
+class EvalOptions:
+    dataset: str = DEFAULT_DATASET
+    split: str | None = None
+    limit: int | None = None
+    db: str | None = None
+    pipeline: str = "agent"
+    lm: str | None = None
+    baseline: str | None = None
+    tolerance: float = 2.0
+    out: str = DEFAULT_OUT
+    compiled: bool = True
+    mlflow: bool = True
+    progress: bool = True
+
+
+@dataclass
+class EvalOutcome:
+    exit_code: int
+    out_dir: Path
+    summary: dict[str, Any]
+    records: list[dict[str, Any]]
+    warnings: list[str] = field(default_factory=list)
+    gate: Any = None
+
+
+def _warn(message: str) -> None:
+    print(f"WARNING: {message}", file=sys.stderr)
+
+
+def _build_pipeline(options: EvalOptions, settings: Settings, lms: dict | None):
+    if options.pipeline == "baseline":
+        from evals.baseline_pipeline import BaselinePipeline
+
+        lm = (lms or {}).get("default")
+        return BaselinePipeline(settings, lm=lm, db_path=options.db)
+    from evals.runner import AgentPipeline
+
+    return AgentPipeline(settings, lms=lms, db_path=options.db, compiled=options.compiled)
+
+
+def run_eval(options: EvalOptions, settings: Settings | None = None, lms: dict | None = None) -> EvalOutcome:
+    """The whole eval: items -> records -> files (+ MLflow) -> gate. `lms` lets tests inject a fake LM."""
+    from evals import report
+    from evals.dataset import load_dataset
+    from evals.gate import compare
+    from evals.runner import evaluate_item, progress_bar, run_items
+
+    started_at = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+    t0 = time.perf_counter()
+    settings = settings or load_settings()
+    if options.lm:
+        settings.lm.model = options.lm
+    if not options.mlflow:
+        settings.tracking.enabled = False
+    dataset = load_dataset(resolve_path(options.dataset), split=options.split, limit=options.limit)
+    baseline = None
+    if options.baseline:
+        baseline_path = resolve_path(options.baseline)
+        if not baseline_path.is_file():
+            raise FileNotFoundError(
+                f"Baseline {baseline_path} does not exist: run the eval once and accept it with "
+                f"`sqlagent eval-accept` (make eval-accept), or leave out --baseline."
+            )
+        baseline = json.loads(baseline_path.read_text())
+    out_dir = resolve_path(options.out)
+    out_dir.mkdir(parents=True, exist_ok=True)
+
+    try:
+        pipeline = _build_pipeline(options, settings, lms)
+        pipeline.prepare(dataset.items)
+    except Exception as exc:  # a model that will not load, a missing database: say so, no traceback
+        raise PipelineStartError(f"The {options.pipeline} pipeline could not start: {type(exc).__name__}: {exc}") from exc
+    setup_s = time.perf_counter() - t0
+    max_rows = settings.limits.max_rows
+    warnings: list[str] = []
+    bar = progress_bar(len(dataset.items), options.progress, desc=f"eval {options.pipeline}")
+
+    def one(item):
+        return evaluate_item(item, pipeline, max_rows)
+
+    # Records are appended here as they come, so a long run that is stopped still shows its progress.
+    partial = out_dir / "predictions.partial.jsonl"
+    partial.write_text("")
+
+    def tick(record):
+        with partial.open("a", encoding="utf-8") as fh:
+            fh.write(json.dumps(record, ensure_ascii=False, default=str) + "\n")
+        bar.set_postfix_str(record["id"][:30])
+        bar.update(1)
+
+    by_id: dict[str, dict] = {}
+    mlflow_info: dict[str, Any] = {"enabled": options.mlflow}
+    if options.mlflow:
+        import mlflow
+
+        from evals import mlflow_log
+
+        mlflow_info["tracking_uri"] = mlflow.get_tracking_uri()
+        try:
+            experiment = mlflow.get_experiment_by_name(settings.tracking.experiment)
+            name, ds_id = mlflow_log.register_dataset(dataset, experiment.experiment_id if experiment else None)
+            mlflow_info["dataset"] = {"name": name, "id": ds_id}
+        except Exception as exc:  # noqa: BLE001 - reported, the eval goes on
+            warnings.append(f"registering the MLflow evaluation dataset failed ({type(exc).__name__}: {exc})")
+        run_name = f"eval-{options.pipeline}-{dataset.name}-{options.split or 'all'}"
+        params = {"pipeline": options.pipeline, "lm": settings.lm.model, "dataset": dataset.path,
+                  "split": options.split or "all", "limit": options.limit, "items": len(dataset.items),
+                  "dataset_sha256": dataset.items_sha256}
+        by_id, run_id, warning = mlflow_log.evaluate_with_mlflow(
+            dataset.items, one, run_name=run_name, params=params, on_record=tick
+        )
+        mlflow_info["run_id"] = run_id
+        if warning:
+            warnings.append(warning)
+    remaining = [i for i in dataset.items if i.id not in by_id]
+    if remaining and options.mlflow:
+        warnings.append(f"{len(remaining)} item(s) were evaluated outside MLflow (no linked traces)")
+    for record in run_items(remaining, pipeline, max_rows=max_rows, on_record=tick):
+        by_id[record["id"]] = record
+    bar.close()
+    records = [by_id[i.id] for i in dataset.items]
+
+    meta = {
+        "pipeline": options.pipeline,
+        "lm": settings.lm.model if not lms else getattr(lms.get("default"), "model", settings.lm.model),
+        "compiled": list(getattr(pipeline, "loaded_compiled", [])) if options.pipeline == "agent" else [],
+        "git": report.git_commit(PROJECT_ROOT),
+        "dataset": {"path": options.dataset, "name": dataset.name, "split": options.split, "limit": options.limit,
+                    "sha256": dataset.sha256, "items_sha256": dataset.items_sha256, "items": len(dataset.items)},
+        "started_at": started_at,
+        "wall_time_s": round(time.perf_counter() - t0, 1),
+        "setup_s": round(setup_s, 1),
+        "mlflow": mlflow_info,
+    }
+    summary = report.build_summary(records, meta)
+    gate = None
+    gate_text = None
+    if baseline is not None:
+        gate = compare(summary, baseline, tolerance=options.tolerance)
+        gate_text = gate.text()
+        summary["gate"] = {"baseline": options.baseline, "passed": gate.passed, "text": gate_text}
+    report.write_predictions(out_dir / "predictions.jsonl", records)
+    (out_dir / "summary.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False, default=str) + "\n")
+    report.write_report(out_dir, summary, records, gate_text)
+    partial.unlink(missing_ok=True)
+    if options.mlflow and mlflow_info.get("run_id"):
+        try:
+            from evals import mlflow_log
+
+            mlflow_log.log_outputs(mlflow_info["run_id"], summary, out_dir)
+        except Exception as exc:  # noqa: BLE001
+            warnings.append(f"logging metrics/artifacts to MLflow failed ({type(exc).__name__}: {exc})")
+    code = EXIT_FAIL if gate is not None and not gate.passed else EXIT_OK
+    return EvalOutcome(code, out_dir, summary, records, warnings, gate)
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from evals.dataset import DatasetError
+    from evals.report import plain_summary
+
+    options = EvalOptions(
+        dataset=args.dataset, split=args.split, limit=args.limit, db=args.db, pipeline=args.pipeline, lm=args.lm,
+        baseline=args.baseline, tolerance=args.tolerance, out=args.out, compiled=not args.no_compiled,
+        mlflow=not args.no_mlflow, progress=not args.no_progress,
+    )
+    try:
+        outcome = run_eval(options)
+    except (DatasetError, FileNotFoundError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except PipelineStartError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_FAIL
+    for w in outcome.warnings:
+        _warn(w)
+    s = outcome.summary
+    print(plain_summary(s).replace("**", ""))
+    print(
+        f"strict {s['execution_accuracy']}%, relaxed {s['execution_accuracy_relaxed']}%, "
+        f"latency p50 {s['latency_ms']['p50']} ms p95 {s['latency_ms']['p95']} ms, tokens {s['tokens']['total']}, "
+        f"wall {s['wall_time_s']} s"
+    )
+    if s["mlflow"].get("run_id"):
+        print(f"MLflow run {s['mlflow']['run_id']} in {s['mlflow'].get('tracking_uri')}")
+    print(f"Wrote {outcome.out_dir}/predictions.jsonl, summary.json, report.md")
+    if outcome.gate is not None:
+        print()
+        print(outcome.gate.text())
+    return outcome.exit_code
+
+
+def accept(from_dir: Path, to_file: Path) -> dict[str, Any]:
+    """The last run's summary (with per-item correctness) becomes the committed baseline."""
+    summary_path = from_dir / "summary.json"
+    if not summary_path.is_file():
+        raise FileNotFoundError(f"{summary_path} does not exist: run `sqlagent eval` (make eval) first.")
+    summary = json.loads(summary_path.read_text())
+    summary.pop("gate", None)
+    summary["accepted_at"] = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+    to_file.parent.mkdir(parents=True, exist_ok=True)
+    to_file.write_text(json.dumps(summary, indent=2, ensure_ascii=False) + "\n")
+    return summary
+
+
+def cmd_accept(args: argparse.Namespace) -> int:
+    try:
+        summary = accept(resolve_path(args.from_dir), resolve_path(args.to))
+    except FileNotFoundError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    ds = summary.get("dataset", {})
+    if ds.get("limit") is not None:
+        _warn(f"the accepted run was limited to {ds['limit']} items")
+    print(
+        f"Accepted {args.to}: {summary.get('pipeline')} with {summary.get('lm')}, "
+        f"split {ds.get('split') or 'all'}, execution accuracy {summary.get('execution_accuracy')}% "
+        f"({summary['counts']['correct']}/{summary['counts']['scored']})."
+    )
+    return EXIT_OK
+
+
+def add_eval_parser(subparsers: Any) -> None:
+    """Register `eval` and `eval-accept` on the sqlagent command's subparsers."""
+    ev = subparsers.add_parser("eval", help="score the agent on a golden set; report; regression gate")
+    ev.add_argument("--dataset", default=DEFAULT_DATASET, help=f"JSONL items (default {DEFAULT_DATASET})")
+    ev.add_argument("--split", help="only items of this split (train, dev, test)")
+    ev.add_argument("--limit", type=int, help="only the first N items (after --split)")
+    ev.add_argument("--db", help="DuckDB file for items without their own `db` (default: database.path)")
+    ev.add_argument("--pipeline", choices=["agent", "baseline"], default="agent",
+                    help="the agent graph, or the same LM zero-shot with the full schema")
+    ev.add_argument("--lm", help="override lm.model, e.g. embedded/qwen2.5-coder-0.5b")
+    ev.add_argument("--baseline", help=f"compare with this accepted summary, e.g. {DEFAULT_BASELINE}; exit 1 on regression")
+    ev.add_argument("--tolerance", type=float, default=2.0, help="allowed drop in execution accuracy, in points")
+    ev.add_argument("--out", default=DEFAULT_OUT, help=f"output directory (default {DEFAULT_OUT})")
+    ev.add_argument("--no-compiled", action="store_true", help="ignore optimized programs in prompts/compiled/")
+    ev.add_argument("--no-mlflow", action="store_true", help="no traces, no MLflow run or dataset")
+    ev.add_argument("--no-progress", action="store_true", help="no progress bar")
+    ev.set_defaults(func=cmd_eval)
+
+    acc = subparsers.add_parser("eval-accept", help="make the last eval run the committed baseline")
+    acc.add_argument("--from", dest="from_dir", default=DEFAULT_OUT, help=f"run directory (default {DEFAULT_OUT})")
+    acc.add_argument("--to", default=DEFAULT_BASELINE, help=f"baseline file (default {DEFAULT_BASELINE})")
+    acc.set_defaults(func=cmd_accept)

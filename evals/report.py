@@ -1,0 +1,380 @@
+"""The eval's outputs: summary.json (numbers), report.md (for people) and its PNG charts.
+
+Percentages are 0-100 with one decimal, so "2 points" in the gate means what it says.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from collections import defaultdict
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from evals.scoring import percentile
+
+NODE_ORDER = ["guard", "rewrite", "retrieve", "generate", "safety", "execute", "repair", "answer", "finish"]
+
+
+def pct(numerator: float, denominator: float) -> float | None:
+    return round(100.0 * numerator / denominator, 1) if denominator else None
+
+
+def _round(value: float | None, digits: int = 1) -> float | None:
+    return None if value is None else round(value, digits)
+
+
+def git_commit(cwd: Path | None = None) -> dict[str, Any]:
+    """The commit the code ran at, and whether the tree had local changes (None outside git)."""
+    try:
+        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, timeout=5)
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=cwd,
+                               capture_output=True, text=True, timeout=5)
+    except (OSError, subprocess.SubprocessError):
+        return {"commit": None, "dirty": None}
+    if head.returncode != 0:
+        return {"commit": None, "dirty": None}
+    return {"commit": head.stdout.strip(), "dirty": bool(dirty.stdout.strip())}
+
+
+def _accuracy_groups(records: list[dict], key) -> dict[str, dict[str, Any]]:
+    groups: dict[str, list[dict]] = defaultdict(list)
+    for r in records:
+        for name in key(r):
+            groups[name].append(r)
+    out = {}
+    for name in sorted(groups):
+        scored = [r for r in groups[name] if r["correct"] is not None]
+        correct = sum(1 for r in scored if r["correct"])
+        out[name] = {"n": len(groups[name]), "scored": len(scored), "correct": correct,
+                     "accuracy": pct(correct, len(scored))}
+    return out
+
+
+def node_scores(records: list[dict]) -> dict[str, Any]:
+    """Per-node quality: rewrite mappings, schema-link recall, SQL validity, repair rate."""
+    with_map = [r["mapping"] for r in records if r.get("mapping")]
+    if not any(m["expected"] for m in with_map):
+        with_map = []  # a dataset that annotates no mappings (Spider) has no mapping score
+    tp = sum(m["tp"] for m in with_map)
+    predicted = sum(m["predicted"] for m in with_map)
+    expected = sum(m["expected"] for m in with_map)
+    kept = [r["no_rewrite_kept"] for r in records if r.get("no_rewrite_kept") is not None]
+    links = [r["schema_link_recall"] for r in records if r.get("schema_link_recall") is not None]
+    valid = [r["sql_valid"] for r in records if r.get("sql_valid") is not None]
+    answerable = [r for r in records if r["expected_status"] == "ok"]
+    repaired = [r for r in answerable if r["repaired"]]
+    fixed = [r for r in repaired if r["correct"]]
+    return {
+        "rewrite": {
+            "mapping_precision": pct(tp, predicted),
+            "mapping_recall": pct(tp, expected),
+            "mappings_expected": expected,
+            "mappings_predicted": predicted,
+            "no_rewrite_kept": pct(sum(kept), len(kept)),
+            "no_rewrite_items": len(kept),
+        },
+        "retrieve": {"schema_link_recall": pct(sum(links), len(links)), "items": len(links)},
+        "generate": {"sql_validity": pct(sum(valid), len(valid)), "items": len(valid)},
+        "repair": {"repair_rate": pct(len(repaired), len(answerable)), "repaired": len(repaired),
+                   "repaired_then_correct": len(fixed)},
+    }
+
+
+def node_timing(records: list[dict]) -> dict[str, dict[str, Any]]:
+    durations: dict[str, list[float]] = defaultdict(list)
+    tokens: dict[str, list[int]] = defaultdict(list)
+    for r in records:
+        for name, ms in r["node_ms"].items():
+            durations[name].append(ms)
+            tokens[name].append(r["node_tokens"].get(name, 0))
+    order = [n for n in NODE_ORDER if n in durations] + sorted(set(durations) - set(NODE_ORDER))
+    return {
+        name: {
+            "runs": len(durations[name]),
+            "mean_ms": _round(sum(durations[name]) / len(durations[name])),
+            "p50_ms": _round(percentile(durations[name], 50)),
+            "p95_ms": _round(percentile(durations[name], 95)),
+            "tokens_total": sum(tokens[name]),
+            "tokens_mean": _round(sum(tokens[name]) / len(tokens[name])),
+        }
+        for name in order
+    }
+
+
+def build_summary(records: list[dict], meta: dict[str, Any]) -> dict[str, Any]:
+    scored = [r for r in records if r["correct"] is not None]
+    correct = sum(1 for r in scored if r["correct"])
+    relaxed = sum(1 for r in scored if r["correct_relaxed"])
+    answerable = [r for r in scored if r["expected_status"] == "ok"]
+    latencies = [r["latency_ms"] for r in records]
+    tokens = [r["tokens"] for r in records]
+    statuses: dict[str, int] = defaultdict(int)
+    for r in records:
+        statuses[r["status"]] += 1
+    by_expected = {}
+    for kind in ("refused", "clarify"):
+        group = [r for r in records if r["expected_status"] == kind]
+        if group:
+            by_expected[kind] = {"n": len(group), "correct": sum(1 for r in group if r["status_ok"])}
+    return {
+        **meta,
+        "execution_accuracy": pct(correct, len(scored)),
+        "execution_accuracy_relaxed": pct(relaxed, len(scored)),
+        "answerable_accuracy": pct(sum(1 for r in answerable if r["correct"]), len(answerable)),
+        "counts": {
+            "items": len(records),
+            "scored": len(scored),
+            "correct": correct,
+            "correct_relaxed": relaxed,
+            "unscored": len(records) - len(scored),
+            "answerable": len(answerable),
+            "by_status": dict(sorted(statuses.items())),
+            "expected_status": by_expected,
+            "must_pass": sum(1 for r in records if r["must_pass"]),
+            "must_pass_failed": sorted(r["id"] for r in records if r["must_pass"] and r["correct"] is False),
+        },
+        "by_tag": _accuracy_groups(records, lambda r: r["tags"] or ["(none)"]),
+        "by_split": _accuracy_groups(records, lambda r: [r["split"] or "(none)"]),
+        "by_difficulty": _accuracy_groups(records, lambda r: [r["difficulty"] or "(none)"]),
+        "nodes": node_scores(records),
+        "node_timing": node_timing(records),
+        "latency_ms": {
+            "p50": _round(percentile(latencies, 50)),
+            "p95": _round(percentile(latencies, 95)),
+            "mean": _round(sum(latencies) / len(latencies)) if latencies else None,
+            "max": _round(max(latencies)) if latencies else None,
+        },
+        "tokens": {"total": sum(tokens), "mean": _round(sum(tokens) / len(tokens)) if tokens else None},
+        "items": {
+            r["id"]: {"correct": r["correct"], "correct_relaxed": r["correct_relaxed"], "status": r["status"],
+                      "must_pass": r["must_pass"]}
+            for r in records
+        },
+    }
+
+
+# --- files -------------------------------------------------------------------------------------
+
+
+def write_predictions(path: Path, records: Iterable[dict]) -> None:
+    with path.open("w", encoding="utf-8") as fh:
+        for r in records:
+            fh.write(json.dumps(r, ensure_ascii=False, default=str) + "\n")
+
+
+def read_predictions(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def write_charts(out_dir: Path, summary: dict, records: list[dict]) -> dict[str, str]:
+    """Three PNGs: accuracy by tag, latency distribution, mean time per node (Agg backend, no display)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    charts: dict[str, str] = {}
+    tags = [(t, g) for t, g in summary["by_tag"].items() if g["accuracy"] is not None]
+    if tags:
+        tags.sort(key=lambda tg: tg[1]["accuracy"])
+        fig, ax = plt.subplots(figsize=(7, 0.35 * len(tags) + 1.2))
+        ax.barh([f"{t} ({g['scored']})" for t, g in tags], [g["accuracy"] for _, g in tags], color="#4c78a8")
+        ax.set_xlim(0, 100)
+        ax.set_xlabel("% answered correctly")
+        ax.set_title("Accuracy by question type (number of questions)")
+        overall = summary["execution_accuracy"]
+        if overall is not None:
+            ax.axvline(overall, color="#e45756", linestyle="--", label=f"overall {overall:.0f}%")
+            ax.legend(loc="lower right")
+        fig.tight_layout()
+        fig.savefig(out_dir / "accuracy_by_tag.png", dpi=100)
+        plt.close(fig)
+        charts["accuracy_by_tag"] = "accuracy_by_tag.png"
+
+    latencies = [r["latency_ms"] / 1000 for r in records]
+    if latencies:
+        fig, ax = plt.subplots(figsize=(7, 3.2))
+        ax.hist(latencies, bins=min(20, max(5, len(latencies) // 2)), color="#72b7b2")
+        ax.set_xlabel("seconds per question")
+        ax.set_ylabel("questions")
+        ax.set_title("How long the answers took")
+        fig.tight_layout()
+        fig.savefig(out_dir / "latency.png", dpi=100)
+        plt.close(fig)
+        charts["latency"] = "latency.png"
+
+    timing = summary["node_timing"]
+    if timing:
+        names = list(timing)
+        # Mean over all questions (a node that ran on few questions weighs accordingly).
+        means = [sum(r["node_ms"].get(n, 0) for r in records) / len(records) / 1000 for n in names]
+        fig, ax = plt.subplots(figsize=(7, 3.2))
+        ax.bar(names, means, color="#f58518")
+        ax.set_ylabel("seconds per question (mean)")
+        ax.set_title("Where the time goes, step by step")
+        fig.tight_layout()
+        fig.savefig(out_dir / "node_time.png", dpi=100)
+        plt.close(fig)
+        charts["node_time"] = "node_time.png"
+    return charts
+
+
+def _cell(value: Any, limit: int = 90) -> str:
+    text = "" if value is None else str(value)
+    text = text.replace("|", "\\|").replace("\n", " ").strip()
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _rows_text(columns: list[str], rows: list[list[Any]], total: int, limit: int = 3) -> str:
+    if not rows:
+        return "(no rows)" if columns else ""
+    shown = "; ".join(", ".join("NULL" if v is None else str(v) for v in row) for row in rows[:limit])
+    more = f" (+{total - limit} more)" if total > limit else ""
+    return shown + more
+
+
+def _expected_text(r: dict) -> str:
+    if r["expected_status"] != "ok":
+        return {"refused": "a refusal", "clarify": "a clarifying question"}[r["expected_status"]]
+    if r.get("gold_error"):
+        return f"gold failed: {r['gold_error']}"
+    return _rows_text(r["gold_columns"], r["gold_rows"], r["gold_row_count"])
+
+
+def _got_text(r: dict) -> str:
+    if r["status"] == "ok":
+        return _rows_text(r["columns"], r["rows"], r["row_count"])
+    if r["status"] == "clarify":
+        return f"asked: {r.get('answer') or ''}"
+    return f"{r['status']}: {r.get('error') or r.get('answer') or ''}"
+
+
+def _fmt_pct(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.0f}%"
+
+
+def _seconds(ms: float | None) -> str:
+    return "n/a" if ms is None else f"{ms / 1000:.1f} s"
+
+
+def plain_summary(summary: dict) -> str:
+    c = summary["counts"]
+    who = "The agent" if summary.get("pipeline", "agent") == "agent" else "The zero-shot baseline"
+    split = summary.get("dataset", {}).get("split")
+    what = f"{split} questions" if split else "questions"
+    lines = [
+        f"{who} answered **{c['correct']} of {c['scored']} {what} correctly "
+        f"({_fmt_pct(summary['execution_accuracy'])})**."
+    ]
+    extra = c["correct_relaxed"] - c["correct"]
+    if extra > 0:
+        lines.append(
+            f"{extra} more had the right answer plus extra columns ({_fmt_pct(summary['execution_accuracy_relaxed'])} "
+            "if those count)."
+        )
+    exp = c.get("expected_status", {})
+    if "refused" in exp:
+        lines.append(f"It refused {exp['refused']['correct']} of {exp['refused']['n']} unsafe requests.")
+    if "clarify" in exp:
+        lines.append(
+            f"It asked a clarifying question for {exp['clarify']['correct']} of {exp['clarify']['n']} ambiguous questions."
+        )
+    lat = summary["latency_ms"]
+    lines.append(
+        f"A typical question took {_seconds(lat['p50'])}; the slowest 5% took {_seconds(lat['p95'])} or more."
+    )
+    if c["must_pass"]:
+        failed = c["must_pass_failed"]
+        lines.append(
+            "All must-pass questions were answered correctly."
+            if not failed
+            else f"**{len(failed)} must-pass question(s) failed:** {', '.join(failed)}."
+        )
+    if c["unscored"]:
+        lines.append(f"{c['unscored']} question(s) had no reference answer and were not scored.")
+    return " ".join(lines)
+
+
+def render_markdown(summary: dict, records: list[dict], charts: dict[str, str], gate_text: str | None = None) -> str:
+    ds = summary.get("dataset", {})
+    commit = summary.get("git", {}).get("commit")
+    out = [
+        f"# Evaluation report: {summary.get('pipeline', 'agent')} on {ds.get('name', '?')}"
+        + (f" ({ds['split']} split)" if ds.get("split") else ""),
+        "",
+        plain_summary(summary),
+        "",
+        f"Model `{summary.get('lm')}`, {summary['counts']['items']} questions, "
+        f"commit `{(commit or 'unknown')[:10]}`{' (with local changes)' if summary.get('git', {}).get('dirty') else ''}, "
+        f"dataset digest `{ds.get('items_sha256', '')[:12]}`, run {summary.get('started_at', '')}.",
+        "",
+        "A question counts as correct when the agent's query returns the same rows as the reference query "
+        "(in any row order unless the question asks for an order, columns in any order, numbers equal "
+        "to 4 decimals). Unsafe requests must be refused and ambiguous ones answered with a question.",
+        "",
+    ]
+    if gate_text:
+        out += ["## Compared with the accepted baseline", "", "```", gate_text.rstrip(), "```", ""]
+    out += ["## Headline numbers", "", "| measure | value |", "|---|---|"]
+    nodes = summary["nodes"]
+    rows = [
+        ("correct answers (strict)", _fmt_pct(summary["execution_accuracy"])),
+        ("correct answers (extra columns allowed)", _fmt_pct(summary["execution_accuracy_relaxed"])),
+        ("queries that ran without error", _fmt_pct(nodes["generate"]["sql_validity"])),
+        ("questions that needed a repair", _fmt_pct(nodes["repair"]["repair_rate"])),
+        ("names resolved to the right database value (recall)", _fmt_pct(nodes["rewrite"]["mapping_recall"])),
+        ("resolved names that were right (precision)", _fmt_pct(nodes["rewrite"]["mapping_precision"])),
+        ("questions without names left untouched", _fmt_pct(nodes["rewrite"]["no_rewrite_kept"])),
+        ("needed tables found by schema linking", _fmt_pct(nodes["retrieve"]["schema_link_recall"])),
+        ("median time per question", _seconds(summary["latency_ms"]["p50"])),
+        ("95th percentile time", _seconds(summary["latency_ms"]["p95"])),
+        ("LM tokens (total / mean per question)", f"{summary['tokens']['total']} / {summary['tokens']['mean']}"),
+    ]
+    out += [f"| {a} | {b} |" for a, b in rows] + [""]
+    if summary["tokens"]["total"] == 0 and any(t["runs"] for n, t in summary["node_timing"].items() if n == "generate"):
+        out += ["Token counts are 0: every LM answer came from DSPy's on-disk cache (a re-run of unchanged "
+                "prompts), which reports no usage.", ""]
+    if "accuracy_by_tag" in charts:
+        out += ["## By question type", "", f"![accuracy by tag]({charts['accuracy_by_tag']})", ""]
+    out += ["| tag | questions | correct | accuracy |", "|---|---|---|---|"]
+    out += [f"| {t} | {g['scored']} | {g['correct']} | {_fmt_pct(g['accuracy'])} |" for t, g in summary["by_tag"].items()]
+    out += ["", "| difficulty | questions | correct | accuracy |", "|---|---|---|---|"]
+    out += [
+        f"| {d} | {g['scored']} | {g['correct']} | {_fmt_pct(g['accuracy'])} |"
+        for d, g in summary["by_difficulty"].items()
+    ]
+    out += ["", "## Time", ""]
+    if "latency" in charts:
+        out += [f"![latency]({charts['latency']})", ""]
+    if "node_time" in charts:
+        out += [f"![time per step]({charts['node_time']})", ""]
+    out += ["| step | runs | mean | p50 | p95 | tokens (mean) |", "|---|---|---|---|---|---|"]
+    out += [
+        f"| {n} | {t['runs']} | {t['mean_ms']:.0f} ms | {t['p50_ms']:.0f} ms | {t['p95_ms']:.0f} ms | {t['tokens_mean']} |"
+        for n, t in summary["node_timing"].items()
+    ]
+    failures = [r for r in records if r["correct"] is False]
+    out += ["", f"## What went wrong ({len(failures)})", ""]
+    if failures:
+        out += ["| question | expected | got | why |", "|---|---|---|---|"]
+        for r in failures:
+            q = ("(follow-up) " if r["turns"] else "") + r["question"]
+            star = " **must pass**" if r["must_pass"] else ""
+            out.append(
+                f"| {_cell(q)}{star} <br>`{r['id']}` | {_cell(_expected_text(r))} | {_cell(_got_text(r))} "
+                f"| {_cell(r['reason'], 60)} |"
+            )
+        out += ["", "Each failure's SQL and full result are in `predictions.jsonl` (look up the id)."]
+    else:
+        out.append("Nothing: every scored question was answered correctly.")
+    return "\n".join(out) + "\n"
+
+
+def write_report(out_dir: Path, summary: dict, records: list[dict], gate_text: str | None = None) -> Path:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    charts = write_charts(out_dir, summary, records)
+    path = out_dir / "report.md"
+    path.write_text(render_markdown(summary, records, charts, gate_text), encoding="utf-8")
+    return path

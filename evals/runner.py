@@ -1,0 +1,289 @@
+"""Run dataset items through a pipeline (the agent or the zero-shot baseline) and score each one.
+
+A pipeline answers one item and returns a `Prediction`; the runner runs the item's gold SQL on the
+*same* `Database` object the pipeline used (DuckDB refuses a second in-process connection to one
+file with another configuration), scores the pair with evals/scoring.py and builds one flat,
+JSON-ready record per item: what predictions.jsonl holds and what the report and the gate read.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any, Protocol
+
+from pydantic import BaseModel, Field
+
+from evals import scoring
+from evals.dataset import EvalItem
+from tools.database import Database
+from tools.sandbox import SandboxError, to_jsonable
+
+ROWS_KEPT = 50  # rows per item written to predictions.jsonl
+COMPILED_DIR = Path(__file__).resolve().parent.parent / "prompts" / "compiled"
+COMPILED_MODULES = ("rewrite", "generate", "repair", "answer")
+
+
+class NodeTiming(BaseModel):
+    name: str
+    duration_ms: float
+    tokens: int = 0
+
+
+class Prediction(BaseModel):
+    """What a pipeline says about one item (the last turn of a multi-turn item)."""
+
+    status: str
+    sql: str | None = None
+    columns: list[str] = Field(default_factory=list)
+    rows: list[list[Any]] = Field(default_factory=list)
+    truncated: bool = False
+    answer: str | None = None
+    error: str | None = None
+    trace_id: str | None = None
+    thread_id: str | None = None
+    latency_ms: float = 0.0
+    nodes: list[NodeTiming] = Field(default_factory=list)
+    mappings: list[dict[str, Any]] = Field(default_factory=list)
+    rewritten_question: str | None = None
+    linked_tables: list[str] | None = None  # None: the pipeline does no schema linking
+
+
+class Pipeline(Protocol):
+    name: str
+
+    def prepare(self, items: list[EvalItem]) -> None: ...
+
+    def database(self, item: EvalItem) -> Database: ...
+
+    def predict(self, item: EvalItem) -> Prediction: ...
+
+
+# --- the agent as a pipeline -------------------------------------------------------------------
+
+
+class AgentPipeline:
+    """The agent graph, one `Agent` per database file, all sharing the same LMs."""
+
+    name = "agent"
+
+    def __init__(self, settings, *, lms=None, db_path: str | None = None, compiled: bool = True):
+        from agent.service import build_lms
+
+        self.settings = settings
+        self.lms = lms or build_lms(settings)
+        self.db_path = db_path
+        self.compiled = compiled
+        self.loaded_compiled: list[str] = []
+        self._agents: dict[str, Any] = {}
+
+    def agent(self, item: EvalItem):
+        from agent.service import Agent
+
+        key = item.db or self.db_path or ""
+        if key not in self._agents:
+            agent = Agent(self.settings, db_path=key or None, lms=self.lms, persistent_threads=False)
+            if self.compiled:
+                self.loaded_compiled = load_compiled(agent.context)
+            self._agents[key] = agent
+        return self._agents[key]
+
+    def prepare(self, items: list[EvalItem]) -> None:
+        """Build every agent now, on this thread: Agent() configures DSPy and MLflow, which DSPy only
+        allows from the thread that configured it first (genai.evaluate predicts on a worker thread)."""
+        for item in items:
+            self.agent(item)
+
+    def database(self, item: EvalItem) -> Database:
+        return self.agent(item).context.db
+
+    def predict(self, item: EvalItem) -> Prediction:
+        agent = self.agent(item)
+        thread = f"eval-{item.id}-{uuid.uuid4().hex[:8]}"
+        for turn in item.turns:  # earlier turns of a conversation, on the same thread
+            agent.ask(turn, thread_id=thread)
+        started = time.perf_counter()
+        result = agent.ask(item.question, thread_id=thread)
+        latency = (time.perf_counter() - started) * 1000
+        state = agent.graph.get_state({"configurable": {"thread_id": thread}}).values
+        return Prediction(
+            status=result.status,
+            sql=result.sql,
+            columns=result.columns,
+            rows=result.rows,
+            truncated=result.truncated,
+            answer=result.answer,
+            error=result.error,
+            trace_id=result.trace_id,
+            thread_id=thread,
+            latency_ms=round(latency, 1),
+            nodes=[NodeTiming(name=n.name, duration_ms=n.duration_ms, tokens=n.tokens) for n in result.nodes],
+            mappings=[m.model_dump() for m in result.mappings],
+            rewritten_question=result.rewritten_question,
+            linked_tables=list(state.get("linked_tables") or []),
+        )
+
+
+def load_compiled(context: Any, folder: Path = COMPILED_DIR) -> list[str]:
+    """Load optimized programs (prompts/compiled/<module>.json) into the agent's modules."""
+    loaded = []
+    for name in COMPILED_MODULES:
+        path = folder / f"{name}.json"
+        module = getattr(context, name, None)
+        if path.is_file() and module is not None:
+            module.load(str(path))
+            loaded.append(name)
+    return loaded
+
+
+# --- gold --------------------------------------------------------------------------------------
+
+
+class Gold(BaseModel):
+    columns: list[str] = Field(default_factory=list)
+    rows: list[list[Any]] = Field(default_factory=list)
+    error: str | None = None
+    dialect: str = "duckdb"
+
+
+def run_gold(item: EvalItem, db: Database, max_rows: int) -> Gold | None:
+    """The gold result: on the pipeline's own sandbox, or with sqlite3 for SQLite-dialect gold."""
+    if not item.has_gold:
+        return None
+    sql = item.gold_sql or ""
+    if item.gold_db and item.gold_db.endswith((".sqlite", ".sqlite3", ".db")):
+        try:
+            con = sqlite3.connect(f"file:{item.gold_db}?mode=ro", uri=True)
+            try:
+                cur = con.execute(sql)
+                columns = [d[0] for d in cur.description or []]
+                rows = [[to_jsonable(v) for v in r] for r in cur.fetchmany(max_rows)]
+            finally:
+                con.close()
+        except sqlite3.Error as exc:
+            return Gold(error=f"{type(exc).__name__}: {exc}", dialect="sqlite")
+        return Gold(columns=columns, rows=rows, dialect="sqlite")
+    try:
+        result = db.sandbox.execute(sql)
+    except SandboxError as exc:
+        return Gold(error=f"{exc.kind}: {exc.message}", dialect=db.settings.database.dialect)
+    return Gold(columns=result.columns, rows=result.rows, dialect=db.settings.database.dialect)
+
+
+# --- one record --------------------------------------------------------------------------------
+
+
+def build_record(item: EvalItem, pred: Prediction, gold: Gold | None, *, pipeline: str) -> dict[str, Any]:
+    """Score one prediction against its gold and flatten everything the report and gate need."""
+    dialect = gold.dialect if gold else "duckdb"
+    ordered = scoring.has_outer_order_by(item.gold_sql, dialect) if item.has_gold else False
+    score = scoring.score_item(
+        expected_status=item.expected_status,
+        status=pred.status,
+        gold=(gold.columns, gold.rows) if gold and gold.error is None else None,
+        gold_error=gold.error if gold else None,
+        pred_columns=pred.columns,
+        pred_rows=pred.rows,
+        ordered=ordered,
+    )
+    node_ms: dict[str, float] = {}
+    node_tokens: dict[str, int] = {}
+    for n in pred.nodes:
+        node_ms[n.name] = round(node_ms.get(n.name, 0.0) + n.duration_ms, 1)
+        node_tokens[n.name] = node_tokens.get(n.name, 0) + n.tokens
+
+    mapping = None
+    if pipeline == "agent" and item.expected_status == "ok":
+        overlap = scoring.mapping_overlap(item.expected_mappings, pred.mappings)
+        mapping = {"tp": overlap.tp, "predicted": overlap.predicted, "expected": overlap.expected,
+                   "precision": overlap.precision, "recall": overlap.recall}
+    gold_tables = sorted(scoring.sql_tables(item.gold_sql, dialect)) if item.has_gold else []
+    link_recall = (
+        scoring.table_recall(gold_tables, pred.linked_tables) if pred.linked_tables is not None else None
+    )
+    no_rewrite_kept = None
+    if pipeline == "agent" and "no-rewrite" in item.tags and not item.turns:
+        no_rewrite_kept = pred.rewritten_question in (None, item.question)
+    answerable = item.expected_status == "ok"
+    return {
+        "id": item.id,
+        "question": item.question,
+        "turns": item.turns,
+        "split": item.split,
+        "tags": item.tags,
+        "difficulty": item.difficulty,
+        "must_pass": item.must_pass,
+        "expected_status": item.expected_status,
+        "db": item.db,
+        "status": pred.status,
+        "sql": pred.sql,
+        "columns": pred.columns,
+        "rows": pred.rows[:ROWS_KEPT],
+        "row_count": len(pred.rows),
+        "truncated": pred.truncated,
+        "answer": pred.answer,
+        "error": pred.error,
+        "gold_sql": item.gold_sql or None,
+        "gold_columns": gold.columns if gold else [],
+        "gold_rows": gold.rows[:ROWS_KEPT] if gold else [],
+        "gold_row_count": len(gold.rows) if gold else 0,
+        "gold_error": gold.error if gold else None,
+        "ordered": ordered,
+        "correct": score.correct,
+        "correct_relaxed": score.correct_relaxed,
+        "reason": score.reason,
+        "status_ok": score.status_ok,
+        "sql_valid": (pred.status == "ok" and bool(pred.sql)) if answerable else None,
+        "repaired": any(n.name == "repair" for n in pred.nodes),
+        "mapping": mapping,
+        "no_rewrite_kept": no_rewrite_kept,
+        "rewritten_question": pred.rewritten_question,
+        "mappings": pred.mappings,
+        "gold_tables": gold_tables,
+        "linked_tables": pred.linked_tables,
+        "schema_link_recall": link_recall if answerable else None,
+        "latency_ms": pred.latency_ms,
+        "tokens": sum(node_tokens.values()),
+        "node_ms": node_ms,
+        "node_tokens": node_tokens,
+        "nodes": [n.model_dump() for n in pred.nodes],
+        "trace_id": pred.trace_id,
+        "thread_id": pred.thread_id,
+    }
+
+
+def evaluate_item(item: EvalItem, pipeline: Pipeline, max_rows: int) -> dict[str, Any]:
+    pred = pipeline.predict(item)
+    gold = run_gold(item, pipeline.database(item), max_rows)
+    return build_record(item, pred, gold, pipeline=pipeline.name)
+
+
+def progress_bar(total: int, enabled: bool, desc: str = "eval"):
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=desc, unit="q", file=sys.stderr, disable=not enabled, dynamic_ncols=True)
+
+
+def run_items(
+    items: Iterable[EvalItem],
+    pipeline: Pipeline,
+    *,
+    max_rows: int,
+    bar: Any = None,
+    on_record: Callable[[dict[str, Any]], None] | None = None,
+) -> list[dict[str, Any]]:
+    """Evaluate items one after another (the embedded model has one slot)."""
+    records = []
+    for item in items:
+        record = evaluate_item(item, pipeline, max_rows)
+        records.append(record)
+        if on_record:
+            on_record(record)
+        if bar is not None:
+            bar.set_postfix_str(item.id[:30])
+            bar.update(1)
+    return records
