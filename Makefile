@@ -63,3 +63,10 @@ clean:
 	rm -rf .venv .uv mlruns mlflow.db .pytest_cache .ruff_cache .hypothesis data/lahman.duckdb data/*.tmp
 	rm -rf $(HOME)/.cache/sqlagent/catalogs
 	@echo "Kept the assembled models in ~/.cache/sqlagent/models (delete them by hand to re-assemble)."
+
+.PHONY: optimize
+# DSPy optimization of the prompt modules on the golden set (train/dev); artifacts in prompts/compiled.
+# e.g. make optimize OPTIMIZE_ARGS="--module generate --optimizer gepa --budget 40"
+OPTIMIZE_ARGS ?= --module all --optimizer bootstrap --budget 16
+optimize: setup
+	$(SQLAGENT) optimize $(OPTIMIZE_ARGS)

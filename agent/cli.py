@@ -165,6 +165,10 @@ def build_parser() -> argparse.ArgumentParser:
     from evals.cli import add_eval_parser  # `eval` and `eval-accept` live with the evals
 
     add_eval_parser(sub)
+
+    from prompts.optimize.cli import add_optimize_parser  # `optimize`: DSPy optimization of the prompt modules
+
+    add_optimize_parser(sub)
     return parser
 
 

@@ -103,6 +103,11 @@ class RetrievalSettings(Section):
     value_match_threshold: float = 0.88
 
 
+class PromptSettings(Section):
+    use_compiled: bool = True  # load optimized modules from compiled_dir when present
+    compiled_dir: str = "prompts/compiled"
+
+
 class ToolSettings(Section):
     budget: int = 6  # `sqlagent tools --lint` fails above this many tools
 
@@ -134,6 +139,7 @@ class Settings(BaseSettings):
     limits: LimitSettings = Field(default_factory=LimitSettings)
     retrieval: RetrievalSettings = Field(default_factory=RetrievalSettings)
     tools: ToolSettings = Field(default_factory=ToolSettings)
+    prompts: PromptSettings = Field(default_factory=PromptSettings)
     tracking: TrackingSettings = Field(default_factory=TrackingSettings)
 
     @classmethod

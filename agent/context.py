@@ -31,6 +31,7 @@ class AgentContext:
     repair: Repair = field(default_factory=Repair)
     answer: Answer = field(default_factory=Answer)
     retrieve: Retrieve | None = None
+    compiled: list[str] = field(default_factory=list)  # modules loaded from optimized artifacts
 
     def __post_init__(self) -> None:
         if self.retrieve is None:
@@ -41,6 +42,11 @@ class AgentContext:
                 max_tables=self.settings.retrieval.max_tables,
                 k=self.settings.retrieval.examples_k,
             )
+        from prompts.compiled import load_compiled_modules
+
+        self.compiled = load_compiled_modules(
+            self, resolve_path(self.settings.prompts.compiled_dir), self.settings.prompts.use_compiled
+        )
 
     def lm(self, node: str) -> dspy.LM:
         return self.lms.get(node) or self.lms["default"]

@@ -13,7 +13,6 @@ import sys
 import time
 import uuid
 from collections.abc import Callable, Iterable
-from pathlib import Path
 from typing import Any, Protocol
 
 from pydantic import BaseModel, Field
@@ -24,8 +23,6 @@ from tools.database import Database
 from tools.sandbox import SandboxError, to_jsonable
 
 ROWS_KEPT = 50  # rows per item written to predictions.jsonl
-COMPILED_DIR = Path(__file__).resolve().parent.parent / "prompts" / "compiled"
-COMPILED_MODULES = ("rewrite", "generate", "repair", "answer")
 
 
 class NodeTiming(BaseModel):
@@ -74,6 +71,10 @@ class AgentPipeline:
     def __init__(self, settings, *, lms=None, db_path: str | None = None, compiled: bool = True):
         from agent.service import build_lms
 
+        if not compiled:
+            settings = settings.model_copy(
+                update={"prompts": settings.prompts.model_copy(update={"use_compiled": False})}
+            )
         self.settings = settings
         self.lms = lms or build_lms(settings)
         self.db_path = db_path
@@ -87,8 +88,7 @@ class AgentPipeline:
         key = item.db or self.db_path or ""
         if key not in self._agents:
             agent = Agent(self.settings, db_path=key or None, lms=self.lms, persistent_threads=False)
-            if self.compiled:
-                self.loaded_compiled = load_compiled(agent.context)
+            self.loaded_compiled = list(agent.context.compiled)
             self._agents[key] = agent
         return self._agents[key]
 
@@ -126,18 +126,6 @@ class AgentPipeline:
             rewritten_question=result.rewritten_question,
             linked_tables=list(state.get("linked_tables") or []),
         )
-
-
-def load_compiled(context: Any, folder: Path = COMPILED_DIR) -> list[str]:
-    """Load optimized programs (prompts/compiled/<module>.json) into the agent's modules."""
-    loaded = []
-    for name in COMPILED_MODULES:
-        path = folder / f"{name}.json"
-        module = getattr(context, name, None)
-        if path.is_file() and module is not None:
-            module.load(str(path))
-            loaded.append(name)
-    return loaded
 
 
 # --- gold --------------------------------------------------------------------------------------

@@ -20,6 +20,14 @@ from tools.entities import (
 from tools.lookup_values import LookupValuesArgs
 
 
+def candidate_mentions(question: str, lm_mentions: list[str]) -> list[str]:
+    """The LM's mentions plus capitalised spans (a safety net), longest first so that
+    "New York Yankees" is resolved before "York"."""
+    mentions = list(dict.fromkeys([*lm_mentions, *capitalised_spans(question)]))
+    mentions.sort(key=len, reverse=True)
+    return mentions
+
+
 def _as_written(question: str, mention: str) -> str:
     start = question.lower().find(mention.lower())
     return question[start : start + len(mention)] if start >= 0 else mention
@@ -81,9 +89,7 @@ def rewrite(state: AgentState, ctx: AgentContext) -> dict:
     previous = state.history[-1].standalone_question if state.history else None
     pred = ctx.rewrite(question=state.question, previous_question=previous)
     standalone = pred.standalone_question
-    mentions = list(dict.fromkeys([*pred.mentions, *capitalised_spans(standalone)]))
-    # Longest first, so "New York Yankees" is resolved before "York".
-    mentions.sort(key=len, reverse=True)
+    mentions = candidate_mentions(standalone, pred.mentions)
     mappings, ambiguity = resolve_mentions(standalone, mentions, ctx)
     if ambiguity is not None:
         return {

@@ -1,0 +1,115 @@
+"""Optimized prompt modules on disk: `prompts/compiled/<module>.json` + `<module>.meta.json`.
+
+`<module>.json` is DSPy's own `program.save` format (demos, instructions, signature per predictor),
+loaded with `module.load(path)`. The provenance (optimizer, settings, LM, data digest, dev scores
+before/after, date, git commit, registry version) lives in the sibling `<module>.meta.json`, not
+inside the DSPy file: `load` ignores unknown keys today, but DSPy owns that file's layout (it already
+writes its own `metadata` key), so extra keys there could collide with a later DSPy version.
+
+The agent calls `load_compiled_modules(context, folder, enabled)` once when its context is built
+(config `prompts.use_compiled`, `prompts.compiled_dir`). A file that does not match the module
+(e.g. a signature changed since it was compiled) is skipped with a warning; the module keeps its
+hand-written prompt.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import warnings
+from pathlib import Path
+from typing import Any
+
+import dspy
+
+log = logging.getLogger(__name__)
+
+MODULES = ("rewrite", "generate", "repair", "answer")
+DEFAULT_DIR = Path(__file__).resolve().parent / "compiled"
+
+
+def artifact_paths(name: str, folder: str | Path = DEFAULT_DIR) -> tuple[Path, Path]:
+    folder = Path(folder)
+    return folder / f"{name}.json", folder / f"{name}.meta.json"
+
+
+def _fields(module: dspy.Module) -> dict[str, list[str]]:
+    return {n: sorted(p.signature.fields) for n, p in module.named_predictors()}
+
+
+def check_compatible(module: dspy.Module, state: dict[str, Any]) -> str | None:
+    """Why `state` cannot be loaded into `module` (None when it can)."""
+    for name, fields in _fields(module).items():
+        saved = state.get(name)
+        if not isinstance(saved, dict):
+            return f"no state for predictor {name!r}"
+        saved_fields = (saved.get("signature") or {}).get("fields") or []
+        if len(saved_fields) != len(fields):
+            return f"predictor {name!r} was compiled for {len(saved_fields)} fields, the module has {len(fields)}"
+        for demo in saved.get("demos", []):
+            unknown = set(demo) - set(fields) - {"augmented"}
+            if unknown:
+                return f"predictor {name!r} has demos with fields {sorted(unknown)} the module does not have"
+    return None
+
+
+def load_compiled_modules(context: Any, folder: str | Path = DEFAULT_DIR, enabled: bool = True) -> list[str]:
+    """Load every `<module>.json` in `folder` into `context.<module>`; returns the names loaded."""
+    if not enabled:
+        return []
+    loaded = []
+    for name in MODULES:
+        path, _ = artifact_paths(name, folder)
+        module = getattr(context, name, None)
+        if module is None or not path.is_file():
+            continue
+        try:
+            state = json.loads(path.read_text())
+            problem = check_compatible(module, state)
+            if problem:
+                raise ValueError(problem)
+            module.load(str(path))
+        except Exception as exc:  # a stale or broken artifact must never stop the agent
+            message = f"Not using {path}: {type(exc).__name__}: {exc}"
+            log.warning(message)
+            warnings.warn(message, stacklevel=2)
+            continue
+        loaded.append(name)
+    return loaded
+
+
+def read_meta(name: str, folder: str | Path = DEFAULT_DIR) -> dict[str, Any] | None:
+    _, meta = artifact_paths(name, folder)
+    return json.loads(meta.read_text()) if meta.is_file() else None
+
+
+def save_compiled(module: dspy.Module, name: str, meta: dict[str, Any], folder: str | Path = DEFAULT_DIR) -> Path:
+    """Write `<name>.json` (program.save) and `<name>.meta.json`; returns the program path."""
+    path, meta_path = artifact_paths(name, folder)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp.json")
+    module.save(str(tmp))
+    tmp.replace(path)
+    meta_path.write_text(json.dumps(meta, indent=2, sort_keys=True, default=str) + "\n")
+    return path
+
+
+def _cut(value: Any, limit: int) -> str:
+    text = value if isinstance(value, str) else json.dumps(value, default=str)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def render_text(module: dspy.Module, field_limit: int = 600) -> str:
+    """The module's prompt as readable text: per predictor its instructions, fields and demos."""
+    blocks = []
+    for name, pred in module.named_predictors():
+        sig = pred.signature
+        lines = [f"## {name}", sig.instructions.strip(), "",
+                 "inputs: " + ", ".join(sig.input_fields), "outputs: " + ", ".join(sig.output_fields)]
+        for i, demo in enumerate(pred.demos, 1):
+            lines.append(f"\n### example {i}")
+            for key in [*sig.input_fields, *sig.output_fields]:
+                if key in demo:
+                    lines.append(f"{key}: {_cut(demo[key], field_limit)}")
+        blocks.append("\n".join(lines))
+    return "\n\n".join(blocks)

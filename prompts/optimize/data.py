@@ -1,0 +1,215 @@
+"""Trainsets: each golden item run up to a module's inputs, turned into `dspy.Example`s.
+
+- rewrite: the question (and the previous turn of a multi-turn item); labels are expected_mappings,
+  the `no-rewrite` tag and clarify items.
+- generate: rewrite (LM) + retrieve (deterministic) on each item, exactly as the agent's nodes do, to
+  get db_schema, examples, value_hints and the rewritten question. These inputs are cached in a JSON
+  file (out/optimize/inputs-<lm>.json) keyed by item, LM and the rewrite module's state, so re-runs
+  only pay for the module being optimized.
+- repair: each item's gold SQL corrupted (prompts/optimize/corrupt.py) until the agent's own path
+  (policy + sandbox) rejects it; the real error message is the input.
+- answer: the gold SQL's rows rendered as the answer node renders them (no LM needed).
+
+Leakage: the worked-example bank is the golden `train` split, so a train item would find itself
+among its own retrieved examples (question *and* gold SQL in the prompt). `similar_examples_excluding`
+drops the item (by id and by question text) before taking the top k.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import dspy
+
+from evals import scoring
+from evals.dataset import EvalItem
+from prompts.optimize.corrupt import corruptions
+from prompts.retrieve import Example
+
+SPLITS = ("train", "dev", "test")
+INPUT_FIELDS = {
+    "rewrite": ("question", "previous_question"),
+    "generate": ("db_schema", "examples", "value_hints", "question"),
+    "repair": ("db_schema", "question", "failed_sql", "error"),
+    "answer": ("question", "columns", "rows"),
+}
+CACHE_VERSION = 1
+
+
+def digest(obj: Any) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def similar_examples_excluding(retrieve: Any, question: str, exclude_ids: set[str]) -> list[Example]:
+    """The retriever's top-k examples with the item itself left out (no answer leakage)."""
+    k = retrieve.k
+    retrieve.k = k + len(exclude_ids) + 1
+    try:
+        found = retrieve.similar_examples(question)
+    finally:
+        retrieve.k = k
+    q = " ".join(question.lower().split())
+    kept = [e for e in found if e.id not in exclude_ids and " ".join(e.question.lower().split()) != q]
+    return kept[:k]
+
+
+def _previous(item: EvalItem) -> str | None:
+    return item.turns[-1] if item.turns else None
+
+
+def rewrite_examples(items: list[EvalItem]) -> list[dspy.Example]:
+    out = []
+    for item in items:
+        if item.expected_status == "refused":
+            continue
+        ex = dspy.Example(
+            id=item.id, split=item.split, question=item.question, previous_question=_previous(item),
+            expected_mappings=item.expected_mappings, expect_clarify=item.expected_status == "clarify",
+            expect_unchanged="no-rewrite" in item.tags,
+        )
+        out.append(ex.with_inputs(*INPUT_FIELDS["rewrite"]))
+    return out
+
+
+class InputCache:
+    """A JSON file of pipeline inputs per item; written after every new entry (a stopped run keeps them)."""
+
+    def __init__(self, path: Path | None):
+        self.path = path
+        self.entries: dict[str, Any] = {}
+        if path and path.is_file():
+            data = json.loads(path.read_text())
+            if data.get("version") == CACHE_VERSION:
+                self.entries = data.get("entries", {})
+        self.hits = self.misses = 0
+
+    def get(self, key: str) -> Any:
+        found = self.entries.get(key)
+        if found is None:
+            self.misses += 1
+        else:
+            self.hits += 1
+        return found
+
+    def put(self, key: str, value: Any) -> None:
+        self.entries[key] = value
+        if self.path:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = self.path.with_suffix(".tmp")
+            tmp.write_text(json.dumps({"version": CACHE_VERSION, "entries": self.entries}, indent=1, default=str))
+            tmp.replace(self.path)
+
+
+def pipeline_inputs(item: EvalItem, ctx: Any) -> dict[str, Any]:
+    """The generate node's inputs for one item: rewrite (LM) and retrieve, as in agent/nodes."""
+    from agent.nodes.generate import examples_text, value_hints_text
+    from agent.nodes.retrieve import linked_schema_text
+    from prompts.optimize.metrics import resolved_mappings
+    from tools.entities import annotate
+
+    with dspy.context(lm=ctx.lm("rewrite")):
+        pred = ctx.rewrite(question=item.question, previous_question=_previous(item))
+    standalone = pred.standalone_question
+    mappings, ambiguity = resolved_mappings(ctx, standalone, list(pred.mentions))
+    if ambiguity is not None:
+        return {"clarify": ambiguity.mention, "standalone": standalone}
+    rewritten = annotate(standalone, mappings) if mappings else standalone
+    linked = ctx.retrieve.link_tables(standalone, [m.table for m in mappings])
+    examples = similar_examples_excluding(ctx.retrieve, standalone, {item.id})
+    return {
+        "standalone": standalone,
+        "question": rewritten,
+        "db_schema": linked_schema_text(ctx, standalone, linked),
+        "examples": examples_text([{"question": e.question, "sql": e.sql} for e in examples]),
+        "example_ids": [e.id for e in examples],
+        "value_hints": value_hints_text(SimpleNamespace(mappings=mappings)),
+        "linked_tables": linked,
+    }
+
+
+def inputs_key(item: EvalItem, ctx: Any, lm_name: str) -> str:
+    settings = ctx.settings
+    return digest({
+        "item": [item.id, item.question, item.turns], "lm": lm_name, "rewrite": ctx.rewrite.dump_state(),
+        "retrieval": settings.retrieval.model_dump(), "db": str(ctx.db.path),
+        "bank": [e.id for e in ctx.retrieve.examples],
+    })
+
+
+def answerable(items: list[EvalItem]) -> list[EvalItem]:
+    return [i for i in items if i.expected_status == "ok" and i.has_gold and not i.gold_db]
+
+
+def collect_inputs(
+    items: list[EvalItem], ctx: Any, cache: InputCache, lm_name: str, tick: Callable[[], None] | None = None
+) -> dict[str, dict[str, Any]]:
+    out = {}
+    for item in answerable(items):
+        key = inputs_key(item, ctx, lm_name)
+        found = cache.get(key)
+        if found is None:
+            found = pipeline_inputs(item, ctx)
+            cache.put(key, found)
+        out[item.id] = found
+        if tick:
+            tick()
+    return out
+
+
+def generate_examples(items: list[EvalItem], inputs: dict[str, dict[str, Any]]) -> list[dspy.Example]:
+    out = []
+    for item in answerable(items):
+        got = inputs.get(item.id)
+        if not got or "clarify" in got:  # the agent would ask back: nothing for generate to do
+            continue
+        ex = dspy.Example(
+            id=item.id, split=item.split, gold_sql=item.gold_sql, ordered=scoring.has_outer_order_by(item.gold_sql),
+            **{k: got[k] for k in INPUT_FIELDS["generate"]},
+        )
+        out.append(ex.with_inputs(*INPUT_FIELDS["generate"]))
+    return out
+
+
+def repair_examples(items: list[EvalItem], inputs: dict[str, dict[str, Any]], runner: Any) -> list[dspy.Example]:
+    """One broken query per item (kinds rotate over items), kept only when it really fails."""
+    out = []
+    for n, item in enumerate(answerable(items)):
+        got = inputs.get(item.id)
+        if not got or "clarify" in got:
+            continue
+        for kind, broken in corruptions(item.gold_sql or "", start=n):
+            _, _, error = runner.run(broken)
+            if error:
+                ex = dspy.Example(
+                    id=f"{item.id}#{kind}", split=item.split, kind=kind, gold_sql=item.gold_sql,
+                    ordered=scoring.has_outer_order_by(item.gold_sql), db_schema=got["db_schema"],
+                    question=got["question"], failed_sql=broken, error=error.split(": ", 1)[-1],
+                )
+                out.append(ex.with_inputs(*INPUT_FIELDS["repair"]))
+                break
+    return out
+
+
+def answer_examples(items: list[EvalItem], runner: Any, rows_in_prompt: int) -> list[dspy.Example]:
+    from agent.nodes.answer import rows_text
+
+    out = []
+    for item in answerable(items):
+        if item.turns:
+            continue  # the question alone is not what the answer node sees
+        columns, rows, error = runner.run(item.gold_sql)
+        if error:
+            continue
+        ex = dspy.Example(id=item.id, split=item.split, question=item.question, columns=columns,
+                          rows=rows_text(columns, rows, rows_in_prompt))
+        out.append(ex.with_inputs(*INPUT_FIELDS["answer"]))
+    return out
+
+
+def by_split(examples: list[dspy.Example]) -> dict[str, list[dspy.Example]]:
+    return {s: [e for e in examples if e.split == s] for s in SPLITS}
