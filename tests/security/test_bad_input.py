@@ -30,6 +30,7 @@ from agent.cli import main as cli_main
 from agent.config import Settings, load_settings
 from agent.service import Agent
 from tests.fake_lm import ScriptedEngine, default_handlers, fake_lm
+from tests.tracking_store import temporary_tracking
 
 SQL = "SELECT nameFirst, nameLast FROM People WHERE playerID = 'ruthba01'"
 QUESTION = "Who hit the most home runs in 1927?"
@@ -268,29 +269,8 @@ def test_lm_garbage_unparseable_cli(cli_env, capsys):
 
 @pytest.fixture(scope="module")
 def traced_settings(tmp_path_factory) -> Iterator[Settings]:
-    """A throwaway tracking store (same pattern and cleanup as tests/unit/test_tracing.py)."""
-    tmp = tmp_path_factory.mktemp("tracking-bad-input")
-    uri = f"sqlite:///{tmp}/mlflow.db"
-    traced = load_settings(
-        tracking={
-            "enabled": True,
-            "uri": uri,
-            "experiment": "bad-input",
-            "checkpoint_db": f"{tmp}/threads.sqlite",
-        }
-    )
-    previous_uri = mlflow.get_tracking_uri()
-    mp = pytest.MonkeyPatch()
-    mp.setattr(tracing, "_configured", None)
-    try:
-        yield traced
-    finally:
-        tracing.setup_tracing(load_settings(tracking={"enabled": False}))
-        mlflow.tracing.disable()
-        mlflow.dspy.autolog(disable=True, silent=True)
-        mp.undo()
-        tracing._configured = None
-        mlflow.set_tracking_uri(previous_uri)
+    with temporary_tracking(tmp_path_factory.mktemp("tracking-bad-input"), "bad-input") as settings:
+        yield settings
 
 
 @pytest.mark.parametrize(

@@ -10,11 +10,11 @@ from pathlib import Path
 import mlflow
 import pytest
 
-import agent.tracing as tracing
 from agent.config import load_settings, resolve_path
 from evals.cli import EvalOptions, accept, run_eval
 from evals.gate import compare
 from tests.fake_lm import fake_lm
+from tests.tracking_store import temporary_tracking
 
 pytestmark = pytest.mark.skipif(
     not resolve_path("data/lahman.duckdb").is_file(), reason="demo database not built (python -m data.build_lahman)"
@@ -206,23 +206,11 @@ def test_cli_gate_exit_code(dataset_file, offline, tmp_path):
 @pytest.fixture(scope="module")
 def tracked(dataset_file, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("tracking")
-    settings = load_settings(tracking={"enabled": True, "uri": f"sqlite:///{tmp}/mlflow.db", "experiment": "eval-test",
-                                       "checkpoint_db": f"{tmp}/threads.sqlite"})
-    previous_uri = mlflow.get_tracking_uri()
-    mp = pytest.MonkeyPatch()
-    mp.setattr(tracing, "_configured", None)
-    try:
+    with temporary_tracking(tmp, "eval-test") as settings:
         first, _ = _run(dataset_file, tmp / "out1", settings, use_mlflow=True)
         second, _ = _run(dataset_file, tmp / "out2", settings, use_mlflow=True)  # dataset reused by name
         mlflow.flush_trace_async_logging()
         yield first, second
-    finally:
-        tracing.setup_tracing(load_settings(tracking={"enabled": False}))
-        mlflow.tracing.disable()
-        mlflow.dspy.autolog(disable=True, silent=True)
-        mp.undo()
-        tracing._configured = None
-        mlflow.set_tracking_uri(previous_uri)
 
 
 def test_mlflow_run_dataset_and_traces(tracked, offline):

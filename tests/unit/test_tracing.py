@@ -5,10 +5,9 @@ from __future__ import annotations
 import mlflow
 import pytest
 
-import agent.tracing as tracing
-from agent.config import load_settings
 from agent.service import Agent
 from tests.fake_lm import fake_lm
+from tests.tracking_store import temporary_tracking
 
 SQL = (
     "SELECT p.nameFirst, p.nameLast, b.HR FROM Batting b JOIN People p USING (playerID) "
@@ -28,33 +27,12 @@ def _handlers():
 
 @pytest.fixture(scope="module")
 def traced(tmp_path_factory):
-    """One tracking store for the module (a fresh sqlite store costs seconds of migrations)."""
-    tmp = tmp_path_factory.mktemp("tracking")
-    settings = load_settings(
-        tracking={
-            "enabled": True,
-            "uri": f"sqlite:///{tmp}/mlflow.db",
-            "experiment": "test",
-            "checkpoint_db": f"{tmp}/threads.sqlite",
-        }
-    )
-    previous_uri = mlflow.get_tracking_uri()
-    mp = pytest.MonkeyPatch()
-    mp.setattr(tracing, "_configured", None)  # setup_tracing caches the last URI: force ours
-    try:
+    with temporary_tracking(tmp_path_factory.mktemp("tracking"), "test") as settings:
         lm, engine = fake_lm(_handlers())
         agent = Agent(settings, lms={"default": lm}, persistent_threads=False)
         assert agent.tracing is True
-        assert mlflow.get_tracking_uri() == f"sqlite:///{tmp}/mlflow.db"
+        assert mlflow.get_tracking_uri() == settings.tracking.uri
         yield agent, engine
-    finally:
-        # Leave tracing as the other tests expect it: off, and not pointing at our deleted store.
-        tracing.setup_tracing(load_settings(tracking={"enabled": False}))
-        mlflow.tracing.disable()
-        mlflow.dspy.autolog(disable=True, silent=True)
-        mp.undo()
-        tracing._configured = None
-        mlflow.set_tracking_uri(previous_uri)
 
 
 @pytest.fixture(scope="module")
