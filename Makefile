@@ -47,6 +47,13 @@ bench: setup
 	$(PY) -m bench.bench_agent
 	$(PY) bench/bench_lm.py --model 1.5b
 
+# The HTTP API and the feedback/review web app on http://127.0.0.1:8000 (HOST=0.0.0.0 to expose it: no auth).
+HOST ?= 127.0.0.1
+PORT ?= 8000
+.PHONY: serve
+serve: setup
+	$(SQLAGENT) serve --host $(HOST) --port $(PORT)
+
 ui: setup
 	.venv/bin/mlflow ui --backend-store-uri "$$($(PY) -c 'from agent.config import load_settings; print(load_settings().tracking.resolved_uri())')" --host 127.0.0.1 --port 5000 --workers 1
 

@@ -119,6 +119,13 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     return EXIT_OK if ok else EXIT_FAIL
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    from agent.server import serve  # the HTTP API and the feedback/review web app
+
+    serve(load_settings(), host=args.host, port=args.port, golden_path=args.golden)
+    return EXIT_OK
+
+
 def _fail(args: argparse.Namespace, message: str) -> int:
     if getattr(args, "json", False):
         _print_json({"status": "error", "error": message})
@@ -161,6 +168,12 @@ def build_parser() -> argparse.ArgumentParser:
     doctor = sub.add_parser("doctor", help="check versions, database, model and tracking store")
     doctor.add_argument("--verify", action="store_true", help="re-hash the model file in full")
     doctor.set_defaults(func=cmd_doctor)
+
+    serve = sub.add_parser("serve", help="run the HTTP API and the feedback/review web app")
+    serve.add_argument("--host", default="127.0.0.1", help="bind address (default loopback: there is no auth)")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--golden", help="golden set file that promotions go to (default evals/golden.jsonl)")
+    serve.set_defaults(func=cmd_serve)
 
     from evals.cli import add_eval_parser  # `eval` and `eval-accept` live with the evals
 

@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import sqlite3
 import uuid
+from collections.abc import Generator, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import dspy
 import mlflow
@@ -45,6 +46,10 @@ class AskResult(BaseModel):
     trace_id: str | None = None
     thread_id: str | None = None
     nodes: list[NodeRun] = Field(default_factory=list)
+
+
+# What `Agent.ask_stream` yields: ("node", NodeRun) per finished node, then ("result", AskResult).
+StreamEvent = tuple[Literal["node", "result"], "NodeRun | AskResult"]
 
 
 def build_lms(settings: Settings) -> dict[str, dspy.LM]:
@@ -104,11 +109,29 @@ class Agent:
         with mlflow.start_span(name="sqlagent.ask", span_type=SpanType.AGENT) as root:
             root.set_inputs({"question": question, "thread_id": thread_id})
             result = self._run(question, thread_id)
-            root.set_outputs(result.model_dump(exclude={"rows", "nodes"}))
-            root.set_attributes({"sqlagent.status": result.status, "sqlagent.thread_id": thread_id})
-            trace_id = getattr(root, "trace_id", None) if self.tracing else None
-        result.trace_id = trace_id if trace_id and not str(trace_id).startswith("tr-no-op") else None
+            trace_id = self._close_root(root, result, thread_id)
+        result.trace_id = trace_id
         return result
+
+    def ask_stream(self, question: str, thread_id: str | None = None) -> Iterator[StreamEvent]:
+        """Like `ask`, in the same `sqlagent.ask` root span (so the same trace), but yielding one
+        `("node", NodeRun)` event per node as it finishes, then `("result", AskResult)`.
+
+        Consume it to the end on one thread: the root span is the current span between the yields.
+        """
+        thread_id = thread_id or uuid.uuid4().hex
+        with mlflow.start_span(name="sqlagent.ask", span_type=SpanType.AGENT) as root:
+            root.set_inputs({"question": question, "thread_id": thread_id})
+            result = yield from self._run_stream(question, thread_id)
+            trace_id = self._close_root(root, result, thread_id)
+        result.trace_id = trace_id
+        yield "result", result
+
+    def _close_root(self, root: Any, result: AskResult, thread_id: str) -> str | None:
+        root.set_outputs(result.model_dump(exclude={"rows", "nodes"}))
+        root.set_attributes({"sqlagent.status": result.status, "sqlagent.thread_id": thread_id})
+        trace_id = getattr(root, "trace_id", None) if self.tracing else None
+        return trace_id if trace_id and not str(trace_id).startswith("tr-no-op") else None
 
     def _failed(self, question: str, thread_id: str, config: dict, before: int, exc: BaseException) -> AskResult:
         message = _failure_message(exc)
@@ -118,17 +141,48 @@ class Agent:
         return AskResult(question=question, status="error", error=message, error_kind="internal",
                          answer=f"Something failed while answering. {message}", thread_id=thread_id, nodes=done)
 
-    def _run(self, question: str, thread_id: str) -> AskResult:
+    def _bad_input(self, question: str, thread_id: str) -> AskResult | None:
         problem = self._invalid(question)
         if problem:
             return AskResult(question=question, status="error", error=problem, error_kind="bad_input",
                              answer=problem, thread_id=thread_id)
+        return None
+
+    def _run(self, question: str, thread_id: str) -> AskResult:
+        bad = self._bad_input(question, thread_id)
+        if bad:
+            return bad
         config = {"configurable": {"thread_id": thread_id}}
         before = len(self.graph.get_state(config).values.get("nodes", []) or [])
         try:
             final = self.graph.invoke(turn_input(question), config=config, context=self.context)
         except Exception as exc:  # the LM server down, a bug in a node: report it, never a traceback
             return self._failed(question, thread_id, config, before, exc)
+        return self._result(question, thread_id, final, before)
+
+    def _run_stream(self, question: str, thread_id: str) -> Generator[StreamEvent, None, AskResult]:
+        bad = self._bad_input(question, thread_id)
+        if bad:
+            return bad
+        config = {"configurable": {"thread_id": thread_id}}
+        before = len(self.graph.get_state(config).values.get("nodes", []) or [])
+        sent = 0
+        try:
+            for update in self.graph.stream(
+                turn_input(question), config=config, context=self.context, stream_mode="updates"
+            ):
+                for values in update.values():
+                    for run in (values.get("nodes") if isinstance(values, dict) else None) or []:
+                        sent += 1
+                        yield "node", NodeRun.model_validate(run)
+        except Exception as exc:  # as in _run; the failed node still gets its event
+            result = self._failed(question, thread_id, config, before, exc)
+            for run in result.nodes[sent:]:
+                yield "node", run
+            return result
+        return self._result(question, thread_id, self.graph.get_state(config).values, before)
+
+    def _result(self, question: str, thread_id: str, final: dict[str, Any], before: int) -> AskResult:
         state = AgentState.model_validate(final)
         return AskResult(
             question=question,

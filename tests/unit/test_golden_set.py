@@ -24,6 +24,8 @@ TAGS = [
     "entity-matching", "nickname", "misspelling", "join", "aggregation", "ranking", "temporal",
     "multi-turn", "ambiguous-clarify", "unsafe-refuse", "rate-stat", "career", "no-rewrite",
 ]  # fmt: skip
+# Provenance tags: allowed on any item, no coverage promised (the web app's promotions carry from-feedback).
+PROVENANCE_TAGS = ["from-feedback"]
 # Rare conversational tags only need to be in train and test (they are in dev today too).
 TRAIN_TEST_ONLY = {"multi-turn", "ambiguous-clarify", "unsafe-refuse"}
 # Minimum number of items per tag (the coverage the set promises).
@@ -87,7 +89,7 @@ def test_item_format(item: dict) -> None:
     tags = item["tags"]
     assert isinstance(tags, list) and tags, "tags must be a non-empty list"
     assert len(set(tags)) == len(tags), "duplicate tag"
-    assert set(tags) <= set(TAGS), f"unknown tags {set(tags) - set(TAGS)}"
+    assert set(tags) <= set(TAGS + PROVENANCE_TAGS), f"unknown tags {set(tags) - set(TAGS + PROVENANCE_TAGS)}"
     assert item["difficulty"] in DIFFICULTIES
 
     status = _status(item)

@@ -1,0 +1,323 @@
+/* sqlagent web app: the ask page (streamed node timeline, result, chart, feedback) and the review
+   queue. Plain JS, no build step, no network but this server. */
+"use strict";
+
+const SqlAgent = (() => {
+  // --- small helpers --------------------------------------------------------------------------
+  function el(tag, attrs = {}, ...children) {
+    const node = document.createElement(tag);
+    for (const [key, value] of Object.entries(attrs)) {
+      if (value === null || value === undefined || value === false) continue;
+      if (key === "class") node.className = value;
+      else if (key.startsWith("on")) node.addEventListener(key.slice(2), value);
+      else node.setAttribute(key, value === true ? "" : value);
+    }
+    for (const child of children.flat()) {
+      if (child === null || child === undefined || child === false) continue;
+      node.append(child instanceof Node ? child : document.createTextNode(String(child)));
+    }
+    return node;
+  }
+
+  async function api(method, url, body) {
+    const response = await fetch(url, {
+      method,
+      headers: body ? { "Content-Type": "application/json" } : {},
+      body: body ? JSON.stringify(body) : undefined,
+    });
+    let data = null;
+    try { data = await response.json(); } catch (_) { /* not JSON */ }
+    if (!response.ok) {
+      let detail = data && data.detail;
+      if (Array.isArray(detail)) detail = detail.map((d) => `${(d.loc || []).slice(1).join(".")}: ${d.msg}`).join("; ");
+      const error = new Error(detail || `${response.status} ${response.statusText}`);
+      error.status = response.status;
+      throw error;
+    }
+    return data;
+  }
+
+  const fmtMs = (ms) => (ms >= 1000 ? `${(ms / 1000).toFixed(1)} s` : `${Math.round(ms)} ms`);
+  const short = (text, n = 140) => (text && text.length > n ? text.slice(0, n - 1) + "…" : text || "");
+  const isNum = (v) => typeof v === "number" && Number.isFinite(v);
+  const norm = (sql) => (sql || "").replace(/\s+/g, " ").replace(/;\s*$/, "").trim();
+
+  // --- result rendering -------------------------------------------------------------------------
+  function table(columns, rows, limit = 200) {
+    if (!columns || !columns.length) return el("p", { class: "muted" }, "No rows.");
+    const body = rows.slice(0, limit).map((row) =>
+      el("tr", {}, row.map((v) => el("td", { class: isNum(v) ? "num" : "" }, v === null ? "NULL" : String(v)))));
+    const wrap = el("div", { class: "table-wrap" },
+      el("table", { class: "rows" }, el("thead", {}, el("tr", {}, columns.map((c) => el("th", {}, c)))), el("tbody", {}, body)));
+    if (rows.length > limit) wrap.append(el("p", { class: "muted" }, `${rows.length - limit} more rows not shown.`));
+    return wrap;
+  }
+
+  // One numeric column over a category or a year: a bar chart, or a line for years. Else null.
+  function chart(columns, rows) {
+    if (!columns || columns.length < 2 || rows.length < 2 || rows.length > 80) return null;
+    const numeric = columns.map((_, i) => rows.every((r) => isNum(r[i])));
+    let y = -1;
+    for (let i = columns.length - 1; i >= 0; i--) if (numeric[i]) { y = i; break; }
+    if (y < 0) return null;
+    const yearLike = (i) => /year|season|decade/i.test(columns[i]) && rows.every((r) => Number.isInteger(r[i]) && r[i] > 1800 && r[i] < 2200);
+    let x = columns.findIndex((_, i) => i !== y && (yearLike(i) || !numeric[i]));
+    if (x < 0) return null;
+    const others = columns.filter((_, i) => i !== x && i !== y && numeric[i]);
+    if (others.length > 1) return null; // several measures: not a "simple" chart
+    const years = yearLike(x);
+    const points = rows.map((r) => [r[x], r[y]]);
+    if (years) points.sort((a, b) => a[0] - b[0]);
+    const W = 640, H = 260, L = 56, R = 12, T = 12, B = years ? 28 : 70;
+    const max = Math.max(0, ...points.map((p) => p[1])), min = Math.min(0, ...points.map((p) => p[1]));
+    const span = max - min || 1;
+    const sy = (v) => T + (H - T - B) * (1 - (v - min) / span);
+    const ns = "http://www.w3.org/2000/svg";
+    const svg = document.createElementNS(ns, "svg");
+    const add = (tag, attrs, text) => {
+      const node = document.createElementNS(ns, tag);
+      for (const [k, v] of Object.entries(attrs)) node.setAttribute(k, v);
+      if (text !== undefined) node.textContent = text;
+      svg.append(node);
+      return node;
+    };
+    svg.setAttribute("viewBox", `0 0 ${W} ${H}`);
+    svg.setAttribute("class", "chart");
+    svg.setAttribute("role", "img");
+    svg.setAttribute("aria-label", `${columns[y]} by ${columns[x]}`);
+    for (let k = 0; k <= 4; k++) {
+      const v = min + (span * k) / 4, yy = sy(v);
+      add("line", { x1: L, x2: W - R, y1: yy, y2: yy, class: "grid" });
+      add("text", { x: L - 6, y: yy + 4, class: "tick", "text-anchor": "end" }, Number(v.toPrecision(3)).toLocaleString());
+    }
+    const plotW = W - L - R;
+    if (years) {
+      const x0 = points[0][0], x1 = points[points.length - 1][0], sx = (v) => L + (plotW * (v - x0)) / (x1 - x0 || 1);
+      add("polyline", { points: points.map((p) => `${sx(p[0])},${sy(p[1])}`).join(" "), class: "line" });
+      points.forEach((p) => add("circle", { cx: sx(p[0]), cy: sy(p[1]), r: 2.5, class: "dot" })
+        .append(Object.assign(document.createElementNS(ns, "title"), { textContent: `${p[0]}: ${p[1]}` })));
+      const step = Math.max(1, Math.ceil(points.length / 10));
+      points.forEach((p, i) => { if (i % step === 0 || i === points.length - 1) add("text", { x: sx(p[0]), y: H - 8, class: "tick", "text-anchor": "middle" }, p[0]); });
+    } else {
+      const bw = plotW / points.length;
+      points.forEach((p, i) => {
+        const top = sy(Math.max(0, p[1])), bottom = sy(Math.min(0, p[1]));
+        add("rect", { x: L + i * bw + bw * 0.15, y: top, width: bw * 0.7, height: Math.max(1, bottom - top), class: "bar" })
+          .append(Object.assign(document.createElementNS(ns, "title"), { textContent: `${p[0]}: ${p[1]}` }));
+        const label = add("text", { x: L + i * bw + bw / 2, y: H - B + 14, class: "tick", "text-anchor": "end" }, short(String(p[0]), 14));
+        label.setAttribute("transform", `rotate(-40 ${L + i * bw + bw / 2} ${H - B + 14})`);
+      });
+    }
+    return el("figure", { class: "chart-wrap" }, svg, el("figcaption", {}, `${columns[y]} by ${columns[x]}`));
+  }
+
+  function mappings(list) {
+    if (!list || !list.length) return null;
+    return el("ul", { class: "mappings" }, list.map((m) => el("li", {},
+      el("span", { class: "mention" }, m.mention), " → ",
+      el("code", {}, `${m.table}.${m.column} = ${m.value}`),
+      el("span", { class: "muted" }, ` ${m.matched ? `"${m.matched}", ` : ""}score ${Number(m.score).toFixed(2)}, ${m.method}`))));
+  }
+
+  function renderResult(container, r) {
+    container.replaceChildren();
+    const status = el("span", { class: `badge ${r.status}` }, r.status);
+    container.append(el("div", { class: "result-head" }, el("h2", {}, "Answer"), status));
+    container.append(el("p", { class: "answer" }, r.answer || r.error || ""));
+    if (r.rewritten_question && r.rewritten_question !== r.question) {
+      container.append(el("h3", {}, "Rewritten question"), el("p", { class: "rewritten" }, r.rewritten_question));
+    }
+    const maps = mappings(r.mappings);
+    if (maps) container.append(el("h3", {}, "Entity mappings"), maps);
+    if (r.sql) container.append(el("h3", {}, "SQL"), el("pre", { class: "sql" }, el("code", {}, r.sql)));
+    if (r.columns && r.columns.length) {
+      container.append(el("h3", {}, `Result (${r.rows.length}${r.truncated ? "+" : ""} rows)`));
+      const c = chart(r.columns, r.rows);
+      if (c) container.append(c);
+      container.append(table(r.columns, r.rows));
+    }
+  }
+
+  // --- feedback controls ------------------------------------------------------------------------
+  // Drawn, not an emoji: a machine without an emoji font would show empty boxes.
+  function thumb(down) {
+    const ns = "http://www.w3.org/2000/svg";
+    const svg = document.createElementNS(ns, "svg");
+    svg.setAttribute("viewBox", "0 0 24 24");
+    svg.setAttribute("class", "icon");
+    svg.setAttribute("aria-hidden", "true");
+    const path = document.createElementNS(ns, "path");
+    path.setAttribute("d", "M2 21h3V10H2v11zm20-9.5c0-1.1-.9-2-2-2h-6.3l1-4.6v-.3c0-.4-.2-.8-.4-1.1L13.2 2 7.6 7.6c-.4.4-.6.9-.6 1.4V19c0 1.1.9 2 2 2h8.5c.8 0 1.5-.5 1.8-1.2l2.6-6.3c.1-.2.1-.5.1-.7v-1.3z");
+    if (down) path.setAttribute("transform", "rotate(180 12 12)");
+    svg.append(path);
+    return svg;
+  }
+
+  function feedbackForm(traceId, sql, { onSent, extra } = {}) {
+    let value = null;
+    const up = el("button", { type: "button", class: "thumb up", title: "Right", "aria-label": "Right", "aria-pressed": "false" }, thumb(false));
+    const down = el("button", { type: "button", class: "thumb down", title: "Wrong", "aria-label": "Wrong", "aria-pressed": "false" }, thumb(true));
+    const pick = (v) => {
+      value = v;
+      up.setAttribute("aria-pressed", String(v === true));
+      down.setAttribute("aria-pressed", String(v === false));
+      send.disabled = false;
+      if (v === false) details.open = true;
+    };
+    up.addEventListener("click", () => pick(true));
+    down.addEventListener("click", () => pick(false));
+    const comment = el("textarea", { class: "comment", rows: 2, maxlength: 4000, placeholder: "Comment (optional)" });
+    const correction = el("textarea", { class: "correction", rows: 4, spellcheck: "false", maxlength: 20000 });
+    correction.value = sql || "";
+    const rubricName = `rubric-${traceId}-${Math.random().toString(36).slice(2, 7)}`;
+    const rubric = el("div", { class: "rubric" }, ["correct", "partially", "wrong"].map((label) =>
+      el("label", {}, el("input", { type: "radio", name: rubricName, value: label }), ` ${label}`)));
+    const reason = el("input", { type: "text", class: "reason", maxlength: 2000, placeholder: "Reason (optional)" });
+    const details = el("details", { class: "more" }, el("summary", {}, "Correct the SQL, rubric"),
+      el("label", { class: "field" }, "Corrected SQL", correction),
+      el("div", { class: "field" }, "Rubric", rubric, reason));
+    const message = el("div", { class: "message", role: "status" });
+    const send = el("button", { type: "button", class: "send", disabled: true }, "Send feedback");
+    send.addEventListener("click", async () => {
+      const body = { trace_id: traceId, value };
+      if (comment.value.trim()) body.comment = comment.value.trim();
+      if (correction.value.trim() && norm(correction.value) !== norm(sql)) body.corrected_sql = correction.value.trim();
+      const checked = rubric.querySelector("input:checked");
+      if (checked) body.rubric = { label: checked.value, reason: reason.value.trim() || null };
+      send.disabled = true;
+      message.className = "message";
+      message.textContent = "Sending…";
+      try {
+        const out = await api("POST", "/api/feedback", body);
+        message.className = "message ok";
+        message.replaceChildren(el("span", {}, `Feedback saved on trace ${traceId.slice(0, 12)}…`));
+        if (out.corrected) message.append(el("p", { class: "muted" }, "Rows of the corrected SQL:"), table(out.corrected.columns, out.corrected.rows, 20));
+        if (onSent) onSent(out);
+      } catch (error) {
+        message.className = "message error";
+        message.textContent = error.message;
+      } finally {
+        send.disabled = value === null;
+      }
+    });
+    return el("div", { class: "feedback" },
+      el("div", { class: "row" }, el("span", { class: "muted" }, "Was this right?"), up, down),
+      comment, details, el("div", { class: "row" }, send, extra || null), message);
+  }
+
+  // --- ask page ---------------------------------------------------------------------------------
+  function newThread() {
+    const id = (crypto.randomUUID ? crypto.randomUUID() : String(Math.random()).slice(2)).replace(/[^A-Za-z0-9-]/g, "");
+    sessionStorage.setItem("sqlagent.thread", id);
+    return id;
+  }
+
+  function initAsk() {
+    const form = document.getElementById("ask-form");
+    const input = document.getElementById("question");
+    const button = document.getElementById("ask-button");
+    const timeline = document.getElementById("timeline");
+    const traceLink = document.getElementById("trace-link");
+    const card = document.getElementById("result-card");
+    const result = document.getElementById("result");
+    const fb = document.getElementById("feedback");
+    let thread = sessionStorage.getItem("sqlagent.thread") || newThread();
+    let source = null;
+    document.getElementById("new-thread").addEventListener("click", () => { thread = newThread(); input.focus(); });
+
+    form.addEventListener("submit", (event) => {
+      event.preventDefault();
+      const question = input.value.trim();
+      if (!question) return;
+      if (source) source.close();
+      timeline.replaceChildren(el("li", { class: "pending" }, "Waiting for the model…"));
+      traceLink.textContent = "";
+      card.hidden = true;
+      button.disabled = true;
+      const started = performance.now();
+      const params = new URLSearchParams({ question, thread_id: thread });
+      source = new EventSource(`/api/ask/stream?${params}`);
+      source.addEventListener("node", (e) => {
+        const n = JSON.parse(e.data);
+        timeline.querySelector(".pending")?.remove();
+        timeline.append(el("li", { class: n.detail.startsWith("failed") ? "node failed" : "node" },
+          el("span", { class: "name" }, n.name), el("span", { class: "time" }, fmtMs(n.duration_ms)),
+          el("span", { class: "tokens" }, n.tokens ? `${n.tokens} tok` : ""), el("span", { class: "detail", title: n.detail }, short(n.detail))));
+      });
+      const finish = () => { source.close(); source = null; button.disabled = false; };
+      source.addEventListener("result", (e) => {
+        finish();
+        const r = JSON.parse(e.data);
+        timeline.querySelector(".pending")?.remove();
+        traceLink.textContent = `${fmtMs(performance.now() - started)} total` + (r.trace_id ? ` · trace ${r.trace_id}` : "");
+        card.hidden = false;
+        renderResult(result, r);
+        fb.replaceChildren(r.trace_id ? feedbackForm(r.trace_id, r.sql) : el("p", { class: "muted" }, "Tracing is off: no feedback."));
+      });
+      source.addEventListener("failure", (e) => { finish(); timeline.append(el("li", { class: "node failed" }, JSON.parse(e.data).error)); });
+      source.onerror = () => { // the server closed the stream without a result: do not let EventSource re-ask
+        if (!source) return;
+        finish();
+        timeline.querySelector(".pending")?.remove();
+        timeline.append(el("li", { class: "node failed" }, "The connection to the server was lost."));
+      };
+    });
+    input.focus();
+  }
+
+  // --- review page ------------------------------------------------------------------------------
+  function reviewCard(item) {
+    const card = el("article", { class: "card review-item", "data-trace": item.trace_id });
+    const when = item.timestamp_ms ? new Date(item.timestamp_ms).toLocaleString() : "";
+    const badge = el("span", { class: `badge ${item.review}` }, item.review);
+    const promote = el("button", { type: "button", class: "promote" }, "Promote to golden set");
+    const promoted = el("div", { class: "message", role: "status" });
+    promote.addEventListener("click", async () => {
+      promote.disabled = true;
+      try {
+        const out = await api("POST", "/api/golden", { trace_id: item.trace_id });
+        promoted.className = "message ok";
+        promoted.textContent = `Added to the golden set as ${out.item.id} (${out.item.split}).`;
+        card.classList.add("done");
+      } catch (error) {
+        promoted.className = "message error";
+        promoted.textContent = error.message;
+        promote.disabled = error.status === 409;
+      }
+    });
+    const resultBox = el("div", { class: "details" });
+    const show = el("button", { type: "button", class: "secondary" }, "Show result");
+    show.addEventListener("click", async () => {
+      show.disabled = true;
+      try { renderResult(resultBox, await api("GET", `/api/traces/${encodeURIComponent(item.trace_id)}`)); show.remove(); }
+      catch (error) { resultBox.textContent = error.message; show.disabled = false; }
+    });
+    const prior = item.feedback ? el("p", { class: "muted" },
+      `${item.feedback.value ? "Right" : "Wrong"} (by ${item.feedback.by})` +
+      (item.feedback.rubric ? ` · ${item.feedback.rubric}${item.feedback.rubric_reason ? `: ${item.feedback.rubric_reason}` : ""}` : "") +
+      (item.feedback.comment ? ` · “${item.feedback.comment}”` : "")) : null;
+    card.append(
+      el("div", { class: "result-head" }, el("h2", {}, item.question || "(no question)"), badge, el("span", { class: `badge ${item.status}` }, item.status)),
+      el("p", { class: "muted" }, `${when} · trace ${item.trace_id}`),
+      prior,
+      item.sql ? el("pre", { class: "sql" }, el("code", {}, item.sql)) : el("p", { class: "muted" }, "No SQL."),
+      item.expected_sql ? el("div", {}, el("h3", {}, "Corrected SQL"), el("pre", { class: "sql corrected" }, el("code", {}, item.expected_sql))) : null,
+      show, resultBox,
+      feedbackForm(item.trace_id, item.expected_sql || item.sql, { extra: promote }),
+      promoted);
+    return card;
+  }
+
+  async function initReview() {
+    const queue = document.getElementById("queue");
+    queue.textContent = "Loading…";
+    try {
+      const data = await api("GET", "/api/review");
+      queue.replaceChildren(...(data.items.length ? data.items.map(reviewCard) : [el("p", { class: "muted" }, "Nothing to review.")]));
+    } catch (error) {
+      queue.replaceChildren(el("p", { class: "message error" }, error.message));
+    }
+  }
+
+  return { initAsk, initReview, chart, renderResult };
+})();

@@ -1,0 +1,162 @@
+"""The web app end to end in headless Chromium: ask, see SQL, rows and chart, thumbs-down with a
+corrected SQL, promote it from the review page; then check MLflow and the (temporary) golden file."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import socket
+import threading
+import time
+from pathlib import Path
+
+import mlflow
+import pytest
+
+import agent.tracing as tracing
+from agent.config import load_settings
+
+CHROMIUM = Path("/usr/bin/chromium")
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+        "--disable-background-networking", "--disable-component-update", "--disable-sync"]  # fmt: skip
+ROOT = Path(__file__).resolve().parents[2]
+BY_YEAR = "SELECT yearID, SUM(HR) AS HR FROM Batting WHERE playerID = 'ruthba01' GROUP BY yearID ORDER BY yearID"
+CORRECTED = "SELECT yearID, SUM(HR) AS HR FROM Batting WHERE playerID = 'ruthba01' AND yearID >= 1920 GROUP BY yearID ORDER BY yearID"
+QUESTION = "How many home runs did Babe Ruth hit in each year?"
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(not CHROMIUM.exists(), reason="/usr/bin/chromium is missing: `apt-get install -y chromium`"),
+]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _handlers():
+    return {
+        "standalone_question": lambda i: {"standalone_question": i["follow_up"]},
+        "mentions": lambda i: {"mentions": ["Babe Ruth"]},
+        "sql": lambda i: {"sql": BY_YEAR},
+        "answer": lambda i: {"answer": "Babe Ruth's home runs by season: 60 in 1927 was his best."},
+    }
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    import uvicorn
+
+    from agent.server import create_app
+    from agent.service import Agent
+    from tests.fake_lm import fake_lm
+
+    tmp = tmp_path_factory.mktemp("web")
+    settings = load_settings(tracking={
+        "enabled": True, "uri": f"sqlite:///{tmp}/mlflow.db", "experiment": "web-test",
+        "checkpoint_db": f"{tmp}/threads.sqlite",
+    })  # fmt: skip
+    golden = tmp / "golden.jsonl"
+    shutil.copy(ROOT / "evals" / "golden.jsonl", golden)
+    previous_uri = mlflow.get_tracking_uri()
+    mp = pytest.MonkeyPatch()
+    mp.setattr(tracing, "_configured", None)
+
+    def factory(s, db, role):
+        lm, _ = fake_lm(_handlers())
+        return Agent(s, db_path=db, role=role, lms={"default": lm}, persistent_threads=False)
+
+    port = _free_port()
+    app = create_app(settings, agent_factory=factory, golden_path=golden)
+    uv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
+    thread = threading.Thread(target=uv.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not uv.started and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert uv.started, "uvicorn did not start"
+    try:
+        yield {"url": f"http://127.0.0.1:{port}", "golden": golden, "tmp": tmp}
+    finally:
+        uv.should_exit = True
+        thread.join(timeout=10)
+        tracing.setup_tracing(load_settings(tracking={"enabled": False}))
+        mlflow.tracing.disable()
+        mlflow.dspy.autolog(disable=True, silent=True)
+        mp.undo()
+        tracing._configured = None
+        mlflow.set_tracking_uri(previous_uri)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS, headless=True)
+        try:
+            yield b
+        finally:
+            b.close()
+
+
+def test_ask_feedback_review_promote(server, browser):
+    base, tmp = server["url"], server["tmp"]
+    page = browser.new_page(viewport={"width": 1280, "height": 1000})
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    external: list[str] = []
+    page.on("request", lambda r: None if r.url.startswith(base) else external.append(r.url))
+
+    # Ask: the node timeline streams in, then the result with SQL, rows and a chart.
+    page.goto(base + "/")
+    page.fill("#question", QUESTION)
+    page.click("#ask-button")
+    page.wait_for_selector("#result-card:not([hidden])", timeout=30_000)
+    names = page.locator("#timeline li.node .name").all_inner_texts()
+    assert names == ["guard", "rewrite", "retrieve", "generate", "safety", "execute", "answer"]
+    assert "SELECT yearID" in page.inner_text("pre.sql")
+    assert page.locator("table.rows tbody tr").count() == 22  # Ruth's seasons 1914-1935
+    assert page.locator("svg.chart polyline").count() == 1  # one measure over years: a line chart
+    assert "Babe Ruth" in page.inner_text(".mappings")
+    trace_id = re.search(r"trace (\S+)", page.inner_text("#trace-link")).group(1)
+    page.screenshot(path=str(tmp / "ask.png"), full_page=True)
+
+    # Thumbs down, a comment, a corrected SQL and a rubric.
+    page.click(".thumb.down")
+    page.fill("textarea.comment", "Only his Yankees years were asked for")
+    page.fill("textarea.correction", CORRECTED)
+    page.check("input[type=radio][value=wrong]")
+    page.fill("input.reason", "includes the Red Sox years")
+    page.click("button.send")
+    page.wait_for_selector("#feedback .message.ok", timeout=15_000)
+    assert page.locator("#feedback .message.ok table.rows tbody tr").count() > 0
+    page.screenshot(path=str(tmp / "feedback.png"), full_page=True)
+
+    # The review page lists it; promote it to the golden set.
+    page.goto(base + "/review")
+    card = page.locator(f'article.review-item[data-trace="{trace_id}"]')
+    card.wait_for(timeout=15_000)
+    assert "rejected" in card.inner_text() and CORRECTED in card.inner_text()
+    card.locator("button.promote").click()
+    card.locator(".message.ok").wait_for(timeout=15_000)
+    assert "Added to the golden set" in card.inner_text()
+    page.screenshot(path=str(tmp / "review.png"), full_page=True)
+    assert errors == [] and external == []
+
+    # Through MLflow: the human feedback and the expectation are on the trace.
+    trace = mlflow.get_trace(trace_id)
+    by_name = {a.name: a for a in trace.info.assessments}
+    assert by_name["user_correctness"].value is False
+    assert by_name["user_correctness"].source.source_type == "HUMAN"
+    assert by_name["user_correctness"].rationale == "Only his Yankees years were asked for"
+    assert by_name["expected_sql"].value == CORRECTED
+    assert by_name["user_rubric"].value == "wrong"
+    # ... and the item is in the temporary golden file, in train, with the corrected SQL.
+    items = [json.loads(line) for line in server["golden"].read_text().splitlines()]
+    (item,) = [i for i in items if i["question"] == QUESTION]
+    assert (item["gold_sql"], item["split"], item["tags"]) == (CORRECTED, "train", ["from-feedback"])
+    page.close()

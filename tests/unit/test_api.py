@@ -1,0 +1,335 @@
+"""The HTTP API (agent/server.py) with FastAPI's TestClient, a fake LM and a throwaway tracking store."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import mlflow
+import pytest
+from fastapi.testclient import TestClient
+
+import agent.tracing as tracing
+from agent.config import load_settings
+from agent.server import create_app
+from agent.service import Agent
+from tests.fake_lm import fake_lm
+
+ROOT = Path(__file__).resolve().parents[2]
+RUTH = (
+    "SELECT p.nameFirst, p.nameLast, b.HR FROM Batting b JOIN People p USING (playerID) "
+    "WHERE b.yearID = 1927 ORDER BY b.HR DESC LIMIT 1"
+)
+BY_YEAR = "SELECT yearID, SUM(HR) AS HR FROM Batting WHERE playerID = 'ruthba01' GROUP BY yearID ORDER BY yearID"
+CORRECTED = "SELECT nameFirst, nameLast FROM People WHERE playerID = 'ruthba01'"
+NODES = ["guard", "rewrite", "retrieve", "generate", "safety", "execute", "answer"]
+
+
+def handlers():
+    def sql(inputs):
+        question = inputs.get("question", "") + inputs.get("follow_up", "")
+        return {"sql": BY_YEAR if "each year" in question else RUTH}
+
+    return {
+        "standalone_question": lambda i: {"standalone_question": i["follow_up"]},
+        "mentions": lambda i: {"mentions": []},
+        "sql": sql,
+        "answer": lambda i: {"answer": "Babe Ruth hit 60."},
+    }
+
+
+def tracked_settings(tmp: Path):
+    return load_settings(tracking={
+        "enabled": True, "uri": f"sqlite:///{tmp}/mlflow.db", "experiment": "api-test",
+        "checkpoint_db": f"{tmp}/threads.sqlite",
+    })  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def app_env(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("api")
+    settings = tracked_settings(tmp)
+    golden = tmp / "golden.jsonl"
+    shutil.copy(ROOT / "evals" / "golden.jsonl", golden)
+    previous_uri = mlflow.get_tracking_uri()
+    mp = pytest.MonkeyPatch()
+    mp.setattr(tracing, "_configured", None)
+    made: list[tuple] = []
+
+    def factory(s, db, role):
+        made.append((db, role))
+        lm, _ = fake_lm(handlers())
+        return Agent(s, db_path=db, role=role, lms={"default": lm}, persistent_threads=False)
+
+    try:
+        app = create_app(settings, agent_factory=factory, golden_path=golden)
+        with TestClient(app) as client:
+            yield client, golden, made
+    finally:
+        tracing.setup_tracing(load_settings(tracking={"enabled": False}))
+        mlflow.tracing.disable()
+        mlflow.dspy.autolog(disable=True, silent=True)
+        mp.undo()
+        tracing._configured = None
+        mlflow.set_tracking_uri(previous_uri)
+
+
+@pytest.fixture(scope="module")
+def client(app_env):
+    return app_env[0]
+
+
+@pytest.fixture(scope="module")
+def asked(client):
+    r = client.post("/api/ask", json={"question": "Who hit the most home runs in 1927?"})
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+def _sse(text: str) -> list[tuple[str, dict]]:
+    events = []
+    for block in text.split("\n\n"):
+        lines = [ln for ln in block.splitlines() if ln and not ln.startswith(":")]
+        if not lines:
+            continue
+        fields = dict(ln.split(": ", 1) for ln in lines)
+        events.append((fields["event"], json.loads(fields["data"])))
+    return events
+
+
+# --- ask ----------------------------------------------------------------------------------------
+
+
+def test_ask_returns_the_cli_json_object(asked):
+    from agent.service import AskResult
+
+    AskResult.model_validate(asked)  # the same object as `sqlagent ask --json`
+    assert asked["status"] == "ok", asked
+    assert asked["rows"] == [["Babe", "Ruth", 60]]
+    assert [n["name"] for n in asked["nodes"]] == NODES
+    assert asked["trace_id"] and asked["thread_id"]
+
+
+def test_one_agent_per_db_and_role(client, app_env, asked):
+    client.post("/api/ask", json={"question": "Who hit the most home runs in 1927?"})
+    r = client.post("/api/ask", json={"question": "Who hit the most home runs in 1927?", "role": "public"})
+    assert r.status_code == 200 and r.json()["status"] == "ok"
+    assert app_env[2] == [(None, None), (None, "public")]
+
+
+def test_ask_stream_one_event_per_node_then_result(client):
+    with client.stream("GET", "/api/ask/stream", params={"question": "Babe Ruth home runs in each year?"}) as r:
+        assert r.status_code == 200
+        assert r.headers["content-type"].startswith("text/event-stream")
+        events = _sse(r.read().decode())
+    kinds = [k for k, _ in events]
+    assert kinds == ["node"] * len(NODES) + ["result"]
+    assert [d["name"] for k, d in events if k == "node"] == NODES
+    assert all({"name", "duration_ms", "tokens", "detail"} <= set(d) for k, d in events if k == "node")
+    result = events[-1][1]
+    assert result["status"] == "ok" and result["sql"].startswith("SELECT yearID")
+    assert [n["name"] for n in result["nodes"]] == NODES
+    # The same trace shape as /api/ask: one sqlagent.ask root with the node spans under it.
+    trace = mlflow.get_trace(result["trace_id"])
+    roots = [s for s in trace.data.spans if s.parent_id is None]
+    assert [s.name for s in roots] == ["sqlagent.ask"]
+    nodes = sorted((s for s in trace.data.spans if s.name.startswith("node.")), key=lambda s: s.start_time_ns)
+    assert [s.name for s in nodes] == [f"node.{n}" for n in NODES]
+
+
+def test_stream_and_ask_agree_on_bad_input(client):
+    r = client.post("/api/ask", json={"question": "   "})
+    assert r.status_code == 200 and r.json()["error_kind"] == "bad_input"
+    with client.stream("GET", "/api/ask/stream", params={"question": " "}) as s:
+        events = _sse(s.read().decode())
+    assert [k for k, _ in events] == ["result"]
+    assert events[0][1]["error_kind"] == "bad_input"
+
+
+@pytest.mark.parametrize("payload", [
+    {},
+    {"question": 42},
+    {"question": ["a"]},
+    {"question": "hi", "thread_id": "has spaces"},
+    {"question": "hi", "unknown": 1},
+    {"question": "hi", "db": "/etc/passwd"},
+    {"question": "hi", "db": "../../../../etc/hosts.duckdb"},
+    {"question": "hi", "role": "root"},
+    {"question": "x" * 20_001},
+])  # fmt: skip
+def test_ask_bad_payloads_are_4xx(client, payload):
+    r = client.post("/api/ask", json=payload)
+    assert r.status_code == 422, r.text
+    assert "detail" in r.json()
+
+
+def test_malformed_bodies_do_not_crash(client):
+    for body, ctype in [(b"{not json", "application/json"), (b"\xff\xfe\x00", "application/json"),
+                        (b"question=hi", "application/x-www-form-urlencoded"), (b"[]", "application/json"),
+                        (b'"just a string"', "application/json"), (b"", "application/json")]:
+        r = client.post("/api/ask", content=body, headers={"content-type": ctype})
+        assert r.status_code in (400, 422), (body, r.status_code, r.text)
+        assert "detail" in r.json()
+    # A lone surrogate (a JSON escape that is not text): a clear 422, not a 500.
+    r = client.post("/api/ask", content=b'{"question": "home runs \\ud800"}', headers={"content-type": "application/json"})
+    assert r.status_code == 422 and r.json()["detail"][0]["type"] in ("json_invalid", "string_unicode")
+    # In a query string it reaches the agent, which answers bad_input (and the JSON still encodes).
+    with client.stream("GET", "/api/ask/stream?question=home%20runs%FF%FE") as s:
+        events = _sse(s.read().decode())
+    assert [k for k, _ in events] == ["result"] and events[0][1]["error_kind"] == "bad_input"
+    assert client.get("/api/ask/stream").status_code == 422
+    assert client.get("/api/review", params={"limit": "many"}).status_code == 422
+    assert client.get("/api/nope").status_code == 404
+
+
+# --- traces and feedback ---------------------------------------------------------------------------
+
+
+def test_trace_view(client, asked):
+    r = client.get(f"/api/traces/{asked['trace_id']}")
+    assert r.status_code == 200, r.text
+    view = r.json()
+    assert [n["name"] for n in view["nodes"]] == NODES
+    assert view["question"] == asked["question"] and view["sql"] == asked["sql"]
+    assert view["rows"] == [["Babe", "Ruth", 60]] and view["columns"] == asked["columns"]
+
+
+@pytest.mark.parametrize("trace_id", ["tr-00000000000000000000000000000000", "nonsense", "'; DROP TABLE x"])
+def test_unknown_trace_is_404(client, trace_id):
+    assert client.get(f"/api/traces/{trace_id}").status_code == 404
+    r = client.post("/api/feedback", json={"trace_id": trace_id, "value": True})
+    assert r.status_code == 404
+    assert client.post("/api/golden", json={"trace_id": trace_id}).status_code == 404
+
+
+@pytest.mark.parametrize("payload", [
+    {"value": True},
+    {"trace_id": "x"},
+    {"trace_id": "x", "value": "yes"},
+    {"trace_id": "x", "value": 1},
+    {"trace_id": "x", "value": True, "rubric": {"label": "great"}},
+    {"trace_id": "x", "value": True, "rubric": "correct"},
+    {"trace_id": "x", "value": True, "comment": 5},
+    {"trace_id": "", "value": True},
+])  # fmt: skip
+def test_feedback_bad_payloads(client, payload):
+    assert client.post("/api/feedback", json=payload).status_code == 422
+
+
+@pytest.mark.parametrize("sql", [
+    "DROP TABLE People",
+    "SELECT * FROM read_csv('/etc/passwd')",
+    "SELECT 1; SELECT 2",
+    "SELECT nope FROM People",
+])  # fmt: skip
+def test_unsafe_corrected_sql_is_422_with_the_reason(client, asked, sql):
+    r = client.post("/api/feedback", json={"trace_id": asked["trace_id"], "value": False, "corrected_sql": sql})
+    assert r.status_code == 422, r.text
+    assert r.json()["detail"].startswith("The corrected SQL was rejected:")
+    assert len(r.json()["detail"]) > len("The corrected SQL was rejected: ")
+
+
+def test_feedback_is_readable_back(client):
+    asked = client.post("/api/ask", json={"question": "Top home run hitter of 1927, please"}).json()
+    r = client.post("/api/feedback", json={
+        "trace_id": asked["trace_id"], "value": False, "comment": "wrong columns", "corrected_sql": CORRECTED + ";",
+        "rubric": {"label": "partially", "reason": "right player, extra column"}, "user": "alice",
+    })  # fmt: skip
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["corrected"]["rows"] == [["Babe", "Ruth"]] and len(body["assessment_ids"]) == 3
+    view = client.get(f"/api/traces/{asked['trace_id']}").json()
+    by_name = {a["name"]: a for a in view["assessments"]}
+    fb = by_name["user_correctness"]
+    assert fb["value"] is False and fb["rationale"] == "wrong columns"
+    assert (fb["source_type"], fb["source_id"]) == ("HUMAN", "alice")
+    assert by_name["user_rubric"]["value"] == "partially"
+    assert by_name["expected_sql"]["kind"] == "expectation" and by_name["expected_sql"]["value"] == CORRECTED
+    assert view["review"] == "rejected" and view["expected_sql"] == CORRECTED
+    # ... and straight from MLflow.
+    names = {a.name for a in mlflow.get_trace(asked["trace_id"]).info.assessments}
+    assert {"user_correctness", "user_rubric", "expected_sql"} <= names
+
+
+# --- review and golden -----------------------------------------------------------------------------
+
+
+def test_review_queue_and_promotion(client, app_env):
+    _, golden_file, _ = app_env
+    before = golden_file.read_text().splitlines()
+    q_bad = "Which player is Babe Ruth? (review test)"
+    q_good = "Home runs leader in 1927 (review test)"
+    q_none = "Babe Ruth home runs in each year (review test)"
+    bad = client.post("/api/ask", json={"question": q_bad}).json()
+    good = client.post("/api/ask", json={"question": q_good}).json()
+    none = client.post("/api/ask", json={"question": q_none}).json()
+    client.post("/api/feedback", json={"trace_id": bad["trace_id"], "value": False, "corrected_sql": CORRECTED})
+    client.post("/api/feedback", json={"trace_id": good["trace_id"], "value": True,
+                                       "rubric": {"label": "correct"}})
+
+    items = client.get("/api/review").json()["items"]
+    ids = [it["trace_id"] for it in items]
+    assert bad["trace_id"] in ids and none["trace_id"] in ids and good["trace_id"] not in ids
+    assert ids.index(none["trace_id"]) < ids.index(bad["trace_id"])  # newest first
+    entry = items[ids.index(bad["trace_id"])]
+    assert entry["question"] == q_bad and entry["sql"] == bad["sql"] and entry["status"] == "ok"
+    assert entry["review"] == "rejected" and entry["feedback"]["value"] is False
+    assert entry["expected_sql"] == CORRECTED
+
+    # Not reviewed yet: nothing to promote.
+    assert client.post("/api/golden", json={"trace_id": none["trace_id"]}).status_code == 422
+
+    r = client.post("/api/golden", json={"trace_id": bad["trace_id"]})
+    assert r.status_code == 201, r.text
+    item = r.json()["item"]
+    assert item["question"] == q_bad and item["gold_sql"] == CORRECTED
+    assert (item["split"], item["tags"], item["difficulty"]) == ("train", ["from-feedback"], "medium")
+    assert r.json()["dataset"].get("dataset_id"), r.json()["dataset"]
+
+    r2 = client.post("/api/golden", json={"trace_id": good["trace_id"]})
+    assert r2.status_code == 201 and r2.json()["item"]["gold_sql"] == good["sql"] and r2.json()["source"] == "accepted"
+
+    # Duplicates: the same trace, or another trace of the same question.
+    assert client.post("/api/golden", json={"trace_id": bad["trace_id"]}).status_code == 409
+    again = client.post("/api/ask", json={"question": q_bad}).json()
+    client.post("/api/feedback", json={"trace_id": again["trace_id"], "value": True})
+    assert client.post("/api/golden", json={"trace_id": again["trace_id"]}).status_code == 409
+    for payload in ({}, {"trace_id": 5}, {"trace_id": "x", "split": "test"}):
+        assert client.post("/api/golden", json=payload).status_code == 422
+
+    # The promoted trace left the queue; the file gained exactly the two items, still sorted.
+    assert bad["trace_id"] not in [it["trace_id"] for it in client.get("/api/review").json()["items"]]
+    after = golden_file.read_text().splitlines()
+    assert len(after) == len(before) + 2
+    items = [json.loads(line) for line in after]
+    assert [(i["split"], i["id"]) for i in items] == sorted((i["split"], i["id"]) for i in items)
+    new = [i for i in items if "from-feedback" in i["tags"]]
+    assert {i["question"] for i in new} == {q_bad, q_good}
+    assert all(i["split"] == "train" for i in new)
+    # The MLflow evaluation dataset holds them (merging is idempotent: one record per question).
+    from mlflow.genai import datasets
+
+    ds = datasets.get_dataset(name="sqlagent-golden")
+    records = ds.to_df()
+    questions = [r["question"] for r in records["inputs"]]
+    assert sorted(questions) == sorted([q_bad, q_good])
+
+
+def test_promoted_items_pass_the_golden_set_checks(app_env):
+    """Every promoted line is valid by tests/unit/test_golden_set.py's per-item rules."""
+    from tests.unit import test_golden_set as gs
+
+    _, golden_file, _ = app_env
+    for line in golden_file.read_text().splitlines():
+        item = json.loads(line)
+        if "from-feedback" in item["tags"]:
+            gs.test_item_format(item)
+
+
+def test_pages_are_served(client):
+    for path, marker in [("/", "<title>sqlagent"), ("/review", "<title>sqlagent"), ("/static/app.js", "EventSource"),
+                         ("/static/style.css", "body")]:
+        r = client.get(path)
+        assert r.status_code == 200 and marker in r.text, path
+    assert client.get("/static/../server.py").status_code == 404
