@@ -14,9 +14,6 @@ from pathlib import Path
 import mlflow
 import pytest
 
-import agent.tracing as tracing
-from agent.config import load_settings
-
 CHROMIUM = Path("/usr/bin/chromium")
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
         "--disable-background-networking", "--disable-component-update", "--disable-sync"]  # fmt: skip
@@ -53,42 +50,31 @@ def server(tmp_path_factory):
     from agent.server import create_app
     from agent.service import Agent
     from tests.fake_lm import fake_lm
+    from tests.tracking_store import temporary_tracking
 
     tmp = tmp_path_factory.mktemp("web")
-    settings = load_settings(tracking={
-        "enabled": True, "uri": f"sqlite:///{tmp}/mlflow.db", "experiment": "web-test",
-        "checkpoint_db": f"{tmp}/threads.sqlite",
-    })  # fmt: skip
     golden = tmp / "golden.jsonl"
     shutil.copy(ROOT / "evals" / "golden.jsonl", golden)
-    previous_uri = mlflow.get_tracking_uri()
-    mp = pytest.MonkeyPatch()
-    mp.setattr(tracing, "_configured", None)
 
     def factory(s, db, role):
         lm, _ = fake_lm(_handlers())
         return Agent(s, db_path=db, role=role, lms={"default": lm}, persistent_threads=False)
 
-    port = _free_port()
-    app = create_app(settings, agent_factory=factory, golden_path=golden)
-    uv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
-    thread = threading.Thread(target=uv.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not uv.started and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert uv.started, "uvicorn did not start"
-    try:
-        yield {"url": f"http://127.0.0.1:{port}", "golden": golden, "tmp": tmp}
-    finally:
-        uv.should_exit = True
-        thread.join(timeout=10)
-        tracing.setup_tracing(load_settings(tracking={"enabled": False}))
-        mlflow.tracing.disable()
-        mlflow.dspy.autolog(disable=True, silent=True)
-        mp.undo()
-        tracing._configured = None
-        mlflow.set_tracking_uri(previous_uri)
+    with temporary_tracking(tmp, "web-test") as settings:
+        port = _free_port()
+        app = create_app(settings, agent_factory=factory, golden_path=golden)
+        uv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
+        thread = threading.Thread(target=uv.run, daemon=True)
+        thread.start()
+        deadline = time.monotonic() + 30
+        while not uv.started and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert uv.started, "uvicorn did not start"
+        try:
+            yield {"url": f"http://127.0.0.1:{port}", "golden": golden, "tmp": tmp}
+        finally:
+            uv.should_exit = True
+            thread.join(timeout=10)
 
 
 @pytest.fixture(scope="module")

@@ -10,11 +10,11 @@ import mlflow
 import pytest
 from fastapi.testclient import TestClient
 
-import agent.tracing as tracing
 from agent.config import load_settings
 from agent.server import create_app
 from agent.service import Agent
 from tests.fake_lm import fake_lm
+from tests.tracking_store import temporary_tracking
 
 ROOT = Path(__file__).resolve().parents[2]
 RUTH = (
@@ -49,12 +49,8 @@ def tracked_settings(tmp: Path):
 @pytest.fixture(scope="module")
 def app_env(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("api")
-    settings = tracked_settings(tmp)
     golden = tmp / "golden.jsonl"
     shutil.copy(ROOT / "evals" / "golden.jsonl", golden)
-    previous_uri = mlflow.get_tracking_uri()
-    mp = pytest.MonkeyPatch()
-    mp.setattr(tracing, "_configured", None)
     made: list[tuple] = []
 
     def factory(s, db, role):
@@ -62,17 +58,10 @@ def app_env(tmp_path_factory):
         lm, _ = fake_lm(handlers())
         return Agent(s, db_path=db, role=role, lms={"default": lm}, persistent_threads=False)
 
-    try:
+    with temporary_tracking(tmp, "api-test") as settings:
         app = create_app(settings, agent_factory=factory, golden_path=golden)
         with TestClient(app) as client:
             yield client, golden, made
-    finally:
-        tracing.setup_tracing(load_settings(tracking={"enabled": False}))
-        mlflow.tracing.disable()
-        mlflow.dspy.autolog(disable=True, silent=True)
-        mp.undo()
-        tracing._configured = None
-        mlflow.set_tracking_uri(previous_uri)
 
 
 @pytest.fixture(scope="module")
