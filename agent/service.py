@@ -14,6 +14,7 @@ from typing import Any, Literal
 import dspy
 import mlflow
 from langgraph.checkpoint.memory import InMemorySaver
+from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
 from langgraph.checkpoint.sqlite import SqliteSaver
 from mlflow.entities import SpanType
 from pydantic import BaseModel, Field
@@ -28,6 +29,14 @@ from tools.database import open_database
 from tools.entities import EntityMapping
 from tools.registry import registry
 
+CHECKPOINT_TYPES = [
+    ("agent.state", "Turn"),
+    ("agent.state", "PendingClarification"),
+    ("agent.state", "NodeRun"),
+    ("tools.entities", "EntityMapping"),
+    ("tools.entities", "Ambiguity"),
+    ("tools.values", "ValueCandidate"),
+]
 NODES_WITH_LM = ("rewrite", "generate", "repair", "answer")
 
 
@@ -87,11 +96,13 @@ class Agent:
         self.tracing = setup_tracing(settings)
         db = open_database(settings, db_path, role)
         self.context = AgentContext(settings=settings, db=db, tools=registry(), lms=lms or build_lms(settings))
+        # Thread state holds our pydantic models: allow exactly those when reading checkpoints back.
+        serde = JsonPlusSerializer(allowed_msgpack_modules=CHECKPOINT_TYPES)
         if persistent_threads:
             conn = sqlite3.connect(checkpoint_path(settings), check_same_thread=False)
-            saver = SqliteSaver(conn)
+            saver = SqliteSaver(conn, serde=serde)
         else:
-            saver = InMemorySaver()
+            saver = InMemorySaver(serde=serde)
         self.graph = build_graph(settings.limits.max_repair_attempts, checkpointer=saver)
 
     def _invalid(self, question: str) -> str | None:

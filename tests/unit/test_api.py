@@ -10,7 +10,6 @@ import mlflow
 import pytest
 from fastapi.testclient import TestClient
 
-from agent.config import load_settings
 from agent.server import create_app
 from agent.service import Agent
 from tests.fake_lm import fake_lm
@@ -39,11 +38,6 @@ def handlers():
     }
 
 
-def tracked_settings(tmp: Path):
-    return load_settings(tracking={
-        "enabled": True, "uri": f"sqlite:///{tmp}/mlflow.db", "experiment": "api-test",
-        "checkpoint_db": f"{tmp}/threads.sqlite",
-    })  # fmt: skip
 
 
 @pytest.fixture(scope="module")
