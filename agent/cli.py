@@ -119,6 +119,12 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     return EXIT_OK if ok else EXIT_FAIL
 
 
+def cmd_init(args: argparse.Namespace) -> int:
+    from agent.init_db import run_init  # introspection, descriptions, golden skeleton, config
+
+    return run_init(args)
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     from agent.server import serve  # the HTTP API and the feedback/review web app
 
@@ -179,9 +185,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_eval_parser(sub)
 
-    from prompts.optimize.cli import add_optimize_parser  # `optimize`: DSPy optimization of the prompt modules
+    from prompts.optimize.cli import add_optimize_parser  # `optimize`: DSPy prompt optimization
 
     add_optimize_parser(sub)
+
+    init = sub.add_parser("init", help="set the agent up for a DuckDB database: descriptions, config, golden skeleton")
+    init.add_argument("--db", required=True, help="the DuckDB file")
+    init.add_argument("--out", help="output directory (default: config/<database name>)")
+    init.add_argument("--no-draft", action="store_true", help="no LM: keep database comments, leave the rest empty")
+    init.add_argument("--lm", help="drafting LM, e.g. embedded/qwen2.5-coder-0.5b (default: lm.nodes.init or lm.model)")
+    init.add_argument("--questions", type=int, default=6, help="questions in the golden skeleton (default 6)")
+    init.add_argument("--json", action="store_true", help="print the summary as one JSON object")
+    init.set_defaults(func=cmd_init)
     return parser
 
 

@@ -82,6 +82,8 @@ class EmbeddedSettings(Section):
 class DatabaseSettings(Section):
     path: str = "data/lahman.duckdb"
     dialect: str = "duckdb"
+    # YAML of table/column descriptions (written by `sqlagent init`), laid over the database's comments.
+    descriptions: str | None = None
     catalog_cache_dir: str = "~/.cache/sqlagent/catalogs"
 
 

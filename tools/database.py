@@ -8,6 +8,7 @@ from collections import Counter
 from pathlib import Path
 
 from agent.config import Settings, resolve_path
+from tools.descriptions import apply_descriptions, load_descriptions
 from tools.introspect import DatabaseSchema, load_schema
 from tools.policy import AccessRole, Catalog, SqlPolicy, default_role_name, load_roles
 from tools.sandbox import Sandbox
@@ -22,6 +23,9 @@ class Database:
         self.settings = settings
         cache_dir = resolve_path(settings.database.catalog_cache_dir)
         self.schema: DatabaseSchema = load_schema(path, cache_dir)
+        if settings.database.descriptions:
+            descriptions = load_descriptions(resolve_path(settings.database.descriptions))
+            self.schema = apply_descriptions(self.schema, descriptions)
         self.values = ValueIndex.open(path, self.schema, cache_dir)
         roles = load_roles(ACCESS_FILE)
         role_name = role or default_role_name(ACCESS_FILE)
