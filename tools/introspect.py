@@ -14,7 +14,7 @@ from pathlib import Path
 import duckdb
 from pydantic import BaseModel, Field
 
-CACHE_VERSION = 4  # bump when the schema or value-index format changes
+CACHE_VERSION = 5  # bump when the schema or value-index format changes
 SAMPLE_VALUES = 3
 # Column names that look like keys. Shared key columns are join candidates when the database
 # declares no foreign keys (Lahman and most analytics databases do not).
@@ -106,6 +106,7 @@ def introspect(con: duckdb.DuckDBPyConnection, path: Path) -> DatabaseSchema:
         _add_samples(con, name, infos)
         tables.append(TableInfo(name=name, comment=comment, row_count=row_count, columns=infos))
     joins = _merge_joins(_declared_joins(con), _inferred_joins(con, tables))
+    joins = _merge_joins(joins, _named_references(con, tables))
     return DatabaseSchema(path=str(path), fingerprint=file_fingerprint(path), tables=tables, joins=joins)
 
 
@@ -161,6 +162,31 @@ def _inferred_joins(con: duckdb.DuckDBPyConnection, tables: list[TableInfo]) -> 
                 continue
             if unique(left.name, tuple(a for a, _ in shared)) or unique(right.name, tuple(b for _, b in shared)):
                 edges.append(JoinEdge(left=left.name, right=right.name, on=shared))
+    return edges
+
+
+def _named_references(con: duckdb.DuckDBPyConnection, tables: list[TableInfo]) -> list[JoinEdge]:
+    """Columns named after another table point at its id: record.Swimmer_ID -> swimmer.ID,
+    game.stadium_id -> stadium.id (the usual convention when no foreign key is declared)."""
+    by_name = {t.name.lower(): t for t in tables}
+    edges = []
+    for table in tables:
+        for column in table.columns:
+            match = re.fullmatch(r"(.+?)_?id", column.name, re.IGNORECASE)
+            stem = match.group(1).lower() if match else column.name.lower()  # also `Team` -> team.Team_id
+            if not match and stem not in by_name:
+                continue
+            target = by_name.get(stem) or by_name.get(stem + "s") or by_name.get(stem.rstrip("s"))
+            if target is None or target is table:
+                continue
+            key = next((c for c in target.columns if c.name.lower() in {"id", f"{stem}_id", f"{stem}id"}), None)
+            if key is None or key is column or key.type != column.type:
+                continue
+            total, distinct = con.execute(
+                f"SELECT count(*), count(DISTINCT {_q(key.name)}) FROM {_q(target.name)}"
+            ).fetchone()
+            if total and total == distinct:
+                edges.append(JoinEdge(left=table.name, right=target.name, on=[(column.name, key.name)]))
     return edges
 
 
