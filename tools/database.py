@@ -9,7 +9,7 @@ from pathlib import Path
 
 from agent.config import Settings, resolve_path
 from tools.descriptions import apply_descriptions, load_descriptions
-from tools.introspect import DatabaseSchema, load_schema
+from tools.introspect import DatabaseSchema, load_schema, quote_identifier
 from tools.policy import AccessRole, Catalog, SqlPolicy, default_role_name, load_roles
 from tools.sandbox import Sandbox
 from tools.values import ValueIndex
@@ -50,6 +50,34 @@ class Database:
         self.centrality = Counter(c.name.lower() for t in self.schema.tables for c in t.columns)
         self.hubs = _hub_tables(self.schema)
         self.vocabulary = schema_vocabulary(self.schema)
+
+    def finer_key(self, column: str, value: str, era: tuple[int, int]) -> tuple[str, str, str] | None:
+        """The one more specific id for `column = value` in the years of `era`, if there is one:
+        franchID 'NYY' in 1998 -> Teams.teamID 'NYA'. Looked up in a table that has both ids and a year."""
+        generic = {"lgid", "divid", "yearid"}
+        for table in self.schema.tables:
+            names = {c.name.lower(): c.name for c in table.columns}
+            year = names.get("yearid") or names.get("year")
+            if column.lower() not in names or year is None:
+                continue
+            finer = [
+                c.name for c in table.columns
+                if c.type == "VARCHAR" and re.search(r"id$", c.name, re.IGNORECASE) and c.name.lower() not in generic
+                and self.centrality[c.name.lower()] > self.centrality[column.lower()]
+                and self.hubs.get(c.name.lower()) == table.name  # Teams for teamID, not Managers for playerID
+            ]  # fmt: skip
+            literal = "'" + value.replace("'", "''") + "'"
+            for key in sorted(finer, key=lambda n: -self.centrality[n.lower()]):
+                rows = self.sandbox.execute(
+                    f"SELECT DISTINCT {quote_identifier(key)} FROM {quote_identifier(table.name)} "
+                    f"WHERE {quote_identifier(names[column.lower()])} = {literal} "
+                    f"AND {quote_identifier(year)} BETWEEN {era[0]} AND {era[1]}"
+                ).rows
+                if len(rows) == 1:
+                    return table.name, key, str(rows[0][0])
+                if rows:
+                    break  # several team-seasons in those years: the franchise is the right filter
+        return None
 
     def close(self) -> None:
         self.sandbox.close()

@@ -11,7 +11,9 @@ The rules, in order:
    is unambiguous when one identifier value clearly leads it.
 4. Among groups that score within GROUP_TOLERANCE of the best, prefer an unambiguous one, then the
    identifier that joins the most tables (teamID over franchID: simpler SQL for the model).
-5. If the chosen group still has several identifier values, ask the user (clarify) instead of guessing.
+5. An attribute (a city, a country, a park) maps to itself, and only when nothing else matches.
+   A mention that is only part of several longer names ("Los Angeles") is left unmapped.
+6. If the chosen group still has several identifier values, ask the user (clarify) instead of guessing.
 """
 
 from __future__ import annotations
@@ -97,15 +99,21 @@ def resolve(
 
     top = max(c.score for c in in_era)
     contenders = [g for g in groups.values() if max(c.score for c in g) >= top - GROUP_TOLERANCE]
-    contenders.sort(
-        key=lambda g: (
-            len(leaders(g)) == 1,
-            centrality.get(g[0].key_column.lower(), 0),
-            max(c.score for c in g),
-        ),
-        reverse=True,
-    )
+    def rank(group: list[ValueCandidate]) -> tuple:
+        best = max(c.score for c in group)
+        weight = centrality.get(group[0].key_column.lower(), 0)
+        if len(leaders(group)) == 1:
+            return (1, weight, best)
+        # Among ambiguous groups an exact match ("Senators" the nickname) beats part of a name.
+        return (0, any(c.method != "word" for c in leaders(group).values()), weight, best)
+
+    contenders.sort(key=rank, reverse=True)
     chosen = leaders(contenders[0])
+    attribute = all(c.key_column == c.column for c in chosen.values())
+    if attribute and len(contenders) > 1:
+        return None  # "Boston": a city, a birthplace, part of team names... not one entity
+    if len(chosen) > 1 and all(c.method == "word" for c in chosen.values()):
+        return None  # "Los Angeles" is part of several names: leave it to the SQL, do not ask
     if len(chosen) > 1:
         generation = _generation(mention)
         if generation is not None:
@@ -181,7 +189,7 @@ def capitalised_spans(question: str) -> list[str]:
     """Runs of capitalised words ('Babe Ruth', 'Red Sox'): a safety net when the LM misses a mention."""
     spans, current = [], []
     for token in re.findall(r"[A-Za-z][A-Za-z.'’-]*|\S", question):
-        word = token.strip(".'’")
+        word = re.sub(r"['’]s$", "", token).strip(".'’")
         if word[:1].isupper() and word.lower() not in _STOP:
             current.append(word)
         else:

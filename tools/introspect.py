@@ -14,7 +14,7 @@ from pathlib import Path
 import duckdb
 from pydantic import BaseModel, Field
 
-CACHE_VERSION = 5  # bump when the schema or value-index format changes
+CACHE_VERSION = 6  # bump when the schema or value-index format changes
 SAMPLE_VALUES = 3
 # Column names that look like keys. Shared key columns are join candidates when the database
 # declares no foreign keys (Lahman and most analytics databases do not).

@@ -23,6 +23,7 @@ MAX_VALUE_CHARS = 80
 # Free-text columns hold prose ("Week of 1990-09-01"), not names anyone refers to.
 _FREE_TEXT = re.compile(r"note|comment|desc|remark|text", re.IGNORECASE)
 _KEY_LIKE = re.compile(r"(id|key|code)$", re.IGNORECASE)
+_NAME_LIKE = re.compile(r"name|nick|alias|title|\+", re.IGNORECASE)
 _GENERIC = {"yearid", "lgid", "id", "stint", "divid"}
 _FIRST = re.compile(r"^(name_?first|first_?name|fname|given_?name|nickname)$", re.IGNORECASE)
 _GIVEN = re.compile(r"^(name_?given|full_?given_?name)$", re.IGNORECASE)
@@ -124,8 +125,9 @@ def build_index(db_path: Path, schema: DatabaseSchema, index_path: Path) -> None
         )
         for table, label, expr in _sources(out, schema, prefix="src."):
             is_code = bool(_KEY_LIKE.search(label)) and "+" not in label
-            # A code column (teamID in Batting) stands for itself; a name stands for its row's id.
-            key = label if is_code else _key_column(table, label)
+            # A name stands for its row's id (Teams.name -> teamID); a code (teamID in Batting) or an
+            # attribute (People.birthCity, Teams.park) stands for itself: "Boston" is not a player.
+            key = _key_column(table, label) if _NAME_LIKE.search(label) and not is_code else label
             key_expr = quote_identifier(key) if "+" not in key else expr
             years = _year_exprs(table)
             ymin, ymax = years if years else ("NULL", "NULL")
@@ -190,7 +192,10 @@ class ValueIndex:
             )
             SELECT tbl, col, value, key_col, key_value, year_min, year_max, n,
                    -- Given names ("Nolan Ryan" Schanz) are weaker evidence than the name people use.
-                   score - CASE WHEN col ILIKE '%given%' THEN 0.03 ELSE 0 END AS score,
+                   score - CASE WHEN col ILIKE '%given%' THEN 0.03
+                                -- A lone surname or first name is weaker than a full name or a title
+                                WHEN regexp_matches(col, '^(name_?first|first_?name|fname|name_?last|last_?name|lname|surname)$', 'i')
+                                THEN 0.08 ELSE 0 END AS score,
                    CASE WHEN value = $raw THEN 'exact' WHEN norm = $norm THEN 'exact-ci'
                         WHEN (' ' || norm || ' ') LIKE ('% ' || $norm || ' %') THEN 'word' ELSE 'fuzzy' END
             FROM scored WHERE score >= $min

@@ -34,7 +34,7 @@ def _as_written(question: str, mention: str) -> str:
 
 
 def resolve_mentions(
-    question: str, mentions: list[str], ctx: AgentContext
+    question: str, mentions: list[str], ctx: AgentContext, lm_mentions: list[str] | None = None
 ) -> tuple[list[EntityMapping], Ambiguity | None]:
     """Look each mention up with the value tool and apply the resolution rules (tools/entities.py)."""
     era = years_in(question)
@@ -49,9 +49,12 @@ def resolve_mentions(
             continue  # part of a longer mention already resolved ("Sox" in "Red Sox")
         found = ctx.tools.call("lookup_values", ctx.db, LookupValuesArgs(mention=mention, min_score=threshold))
         candidates = found.candidates
-        if _as_written(question, mention).islower():
-            # Lower-case words are ordinary words ("season", "played"); a misspelt name is still a
-            # name and is written with capitals ("Micky Mantle"). Only exact and whole-word hits count.
+        single_unlisted = lm_mentions is not None and mention not in lm_mentions and " " not in mention.strip()
+        if _as_written(question, mention).islower() or single_unlisted:
+            # Lower-case words are ordinary words ("season"); one capitalised word the LM did not
+            # list ("Rookies") is no evidence for a fuzzy neighbour ("Rockies").
+            # A misspelt name is written with capitals and listed ("Micky Mantle"). Only exact and
+            # whole-word hits count here.
             candidates = [c for c in candidates if c.method != "fuzzy"]
         if vocabulary_key(mention) in ctx.db.vocabulary:
             # A statistic or schema word ("home runs", "HR"): only an exact, case-sensitive name counts.
@@ -62,6 +65,12 @@ def resolve_mentions(
         if outcome is not None:
             # Point at the table the model should filter (Teams.franchID, not TeamNicknames.franchID).
             outcome.table = ctx.db.hubs.get(outcome.column.lower(), outcome.table)
+            if era is not None:
+                # A franchise in a given year is one team-season: "Bronx Bombers" in 1998 is NYA.
+                finer = ctx.db.finer_key(outcome.column, outcome.value, era)
+                if finer is not None:
+                    outcome.table, outcome.column, outcome.value = finer
+                    outcome.method += "+era"
             mappings.append(outcome)
             seen_spans.append(mention)
     return mappings, None
@@ -90,7 +99,7 @@ def rewrite(state: AgentState, ctx: AgentContext) -> dict:
     pred = ctx.rewrite(question=state.question, previous_question=previous)
     standalone = pred.standalone_question
     mentions = candidate_mentions(standalone, pred.mentions)
-    mappings, ambiguity = resolve_mentions(standalone, mentions, ctx)
+    mappings, ambiguity = resolve_mentions(standalone, mentions, ctx, lm_mentions=pred.mentions)
     if ambiguity is not None:
         return {
             "standalone_question": standalone,
