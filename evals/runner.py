@@ -78,7 +78,6 @@ class AgentPipeline:
         self.settings = settings
         self.lms = lms or build_lms(settings)
         self.db_path = db_path
-        self.compiled = compiled
         self.loaded_compiled: list[str] = []
         self._agents: dict[str, Any] = {}
 

@@ -135,7 +135,7 @@ _lock = threading.Lock()
 
 def open_database(settings: Settings, path: str | Path | None = None, role: str | None = None) -> Database:
     """The process-wide Database for (path, role); introspection and the index are cached on disk too."""
-    db_path = resolve_path(path or settings.database.path) if not Path(str(path or "")).is_absolute() else Path(path)
+    db_path = resolve_path(path or settings.database.path)
     key = (str(db_path), role)
     with _lock:
         if key not in _open:
