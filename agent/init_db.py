@@ -12,8 +12,9 @@ writes three files into the output directory, and builds the caches the agent ne
   LM (prompts/draft_questions.py), each `unverified: true` and with `executed` saying whether its
   query ran. Queries that ran go in split `train` (the example bank); the others in split `draft`.
 - `sqlagent.yaml`: config/sqlagent.yaml with `database.path`, `database.descriptions` and
-  `retrieval.example_bank` pointing at the above, so `SQLAGENT_CONFIG=<out>/sqlagent.yaml sqlagent
-  ask ...` (and eval, optimize) work on the new database unchanged.
+  `retrieval.example_bank` pointing at the above and `prompts.compiled_dir` at `<out>/compiled`
+  (optimized modules are per database), so `SQLAGENT_CONFIG=<out>/sqlagent.yaml sqlagent ask ...`
+  (and eval, optimize) work on the new database unchanged.
 
 The schema cache and the value index are built on the way (tools/introspect.py, tools/values.py).
 No step raises on a bad LM reply: the entry stays empty, marked as a draft, with a note.
@@ -318,6 +319,9 @@ def config_text(template: str, db_path: Path, descriptions: Path, golden: Path, 
     lines = _set_key(lines, "database", "path", json.dumps(str(db_path)))
     lines = _set_key(lines, "database", "descriptions", json.dumps(str(descriptions)), after="path")
     lines = _set_key(lines, "retrieval", "example_bank", json.dumps(str(golden)))
+    # Optimized modules carry demos from the database they were optimized on: each database gets
+    # its own folder, filled by `sqlagent optimize` against its own golden set.
+    lines = _set_key(lines, "prompts", "compiled_dir", json.dumps(str(out_dir / "compiled")))
     data = yaml.safe_load("\n".join(lines)) or {}
     try:
         DatabaseSettings(**data.get("database", {}))

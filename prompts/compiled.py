@@ -8,12 +8,14 @@ writes its own `metadata` key), so extra keys there could collide with a later D
 
 The agent calls `load_compiled_modules(context, folder, enabled)` once when its context is built
 (config `prompts.use_compiled`, `prompts.compiled_dir`). A file that does not match the module
-(e.g. a signature changed since it was compiled) is skipped with a warning; the module keeps its
+(e.g. a signature changed since it was compiled), or whose metadata names a database with other
+tables than the one the agent is asked about, is skipped with a warning; the module keeps its
 hand-written prompt.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import warnings
@@ -53,17 +55,40 @@ def check_compatible(module: dspy.Module, state: dict[str, Any]) -> str | None:
     return None
 
 
+def schema_digest(schema: Any) -> str:
+    """Which database a module was optimized on: its table and column names (not its rows or file)."""
+    names = sorted(f"{t.name}.{c.name}".lower() for t in schema.tables for c in t.columns)
+    return hashlib.sha256("\n".join(names).encode()).hexdigest()[:16]
+
+
+def database_mismatch(context: Any, meta: dict[str, Any] | None) -> str | None:
+    """Why an artifact's demos do not fit this database (None when they do or nothing is recorded)."""
+    recorded = (meta or {}).get("database") or {}
+    schema = getattr(getattr(context, "db", None), "schema", None)
+    if not recorded.get("schema_digest") or schema is None:
+        return None
+    if recorded["schema_digest"] == schema_digest(schema):
+        return None
+    return (f"it was optimized on database {recorded.get('name')!r}, whose tables differ from this one's: "
+            f"its demos would show the model another schema. Run `sqlagent optimize` for this database or "
+            f"point prompts.compiled_dir at its own folder")
+
+
 def load_compiled_modules(context: Any, folder: str | Path = DEFAULT_DIR, enabled: bool = True) -> list[str]:
     """Load every `<module>.json` in `folder` into `context.<module>`; returns the names loaded."""
     if not enabled:
         return []
     loaded = []
     for name in MODULES:
-        path, _ = artifact_paths(name, folder)
+        path, meta_path = artifact_paths(name, folder)
         module = getattr(context, name, None)
         if module is None or not path.is_file():
             continue
         try:
+            meta = json.loads(meta_path.read_text()) if meta_path.is_file() else None
+            problem = database_mismatch(context, meta)
+            if problem:
+                raise ValueError(problem)
             state = json.loads(path.read_text())
             problem = check_compatible(module, state)
             if problem:

@@ -8,9 +8,17 @@ from prompts.sql_text import extract_sql
 
 
 class GenerateSQL(dspy.Signature):
-    """Write one DuckDB SQL query that answers the question. Use only the tables and columns listed in
-    db_schema and the join paths it gives. When value_hints map a name to a database value, filter on
-    that exact value. Follow the style of the examples. Return only the SQL, no explanation."""
+    """Write one DuckDB SQL query that answers the question.
+    - Use only the tables and columns listed in db_schema, joined by the join paths it gives. A column
+      listed without a description means the same as the described column of that name.
+    - When value_hints map a name to a database value, filter on that exact value (table.column =
+      'value') instead of on the name.
+    - Totals for an entity ("career", "in total", "all time") add up all of its rows: group by its id,
+      not by season or stint.
+    - For "most", "highest", "best" or "top N", order by that measure and LIMIT to the number asked
+      for; select the measure too.
+    - When the answer is a person or a team, select its name columns, not only its id.
+    - Follow the style of the examples. Return only the SQL, no explanation."""
 
     db_schema: str = dspy.InputField(desc="tables, columns with descriptions, and join paths")
     examples: str = dspy.InputField(desc="similar questions with correct SQL")

@@ -87,12 +87,20 @@ class Retrieve(dspy.Module):
             scores[name] = lexical / math.log(2 + total) * (1 + 0.1 * size)
         ranked = [n for n, s in sorted(scores.items(), key=lambda kv: -kv[1]) if s > 0]
         chosen: list[str] = list(dict.fromkeys(entity_tables))
+        if not ranked and not chosen:
+            # No word of the question points at a table: offer the best-connected ones rather than
+            # the whole schema (thousands of prompt tokens on a wide database).
+            chosen = self._central_tables()[:2]
         for name in ranked:
             if len(chosen) >= self.max_tables:
                 break
             if name not in chosen and scores[name] >= 0.6 * scores[ranked[0]]:
                 chosen.append(name)
         return self._with_name_tables(self._connect(chosen[: self.max_tables]))
+
+    def _central_tables(self) -> list[str]:
+        degree = Counter(name for j in self.schema.joins for name in (j.left, j.right))
+        return [name for name, _ in sorted(degree.items(), key=lambda kv: (-kv[1], kv[0]))]
 
     def _with_name_tables(self, tables: list[str]) -> list[str]:
         """Add the lookup table that names a chosen table's key (Batting.playerID -> People names)."""

@@ -21,7 +21,13 @@ def _brief(text: str, limit: int) -> str:
 
 def linked_schema_text(ctx: AgentContext, question: str, tables: list[str]) -> str:
     """Compact schema for the prompt: linked tables, their relevant columns, short comments, join paths."""
+    if not tables:
+        return ""
     described = ctx.tools.call("describe_schema", ctx.db, DescribeSchemaArgs(tables=tables, with_comments=False))
+    joins = ctx.db.schema.joins_between(set(described.tables))
+    # A join key means the same thing in every table: describe it once, name it elsewhere.
+    keys = {a.lower() for j in joins for pair in j.on for a in pair}
+    described_keys: set[str] = set()
     blocks = []
     # A stable order (by name) lets llama.cpp reuse the cached prompt prefix across questions.
     for name in sorted(described.tables):
@@ -29,12 +35,18 @@ def linked_schema_text(ctx: AgentContext, question: str, tables: list[str]) -> s
         keep = set(ctx.retrieve.relevant_columns(question, name))
         lines = [f"TABLE {table.name} -- {_brief(table.comment, 120)}"]
         for col in table.columns:
-            if col.name in keep:
+            if col.name not in keep:
+                continue
+            line = f"  {quote_identifier(col.name)} {col.type}"
+            if col.name.lower() not in described_keys:
                 note = _brief(col.comment, 60)
                 samples = f" e.g. {col.samples[0]!r}" if col.samples and "e.g" not in note else ""
-                lines.append(f"  {quote_identifier(col.name)} {col.type} -- {note}{samples}")
+                if note or samples:
+                    line += f" -- {note}{samples}".replace("--  e.g.", "-- e.g.")
+            if col.name.lower() in keys:
+                described_keys.add(col.name.lower())
+            lines.append(line)
         blocks.append("\n".join(lines))
-    joins = ctx.db.schema.joins_between(set(described.tables))
     if joins:
         blocks.append("JOINS\n" + "\n".join(f"  {j.sql()}" for j in joins))
     return "\n".join(blocks)

@@ -17,7 +17,7 @@ from typing import Any
 
 import dspy
 
-from prompts.compiled import MODULES, load_compiled_modules, save_compiled
+from prompts.compiled import MODULES, load_compiled_modules, save_compiled, schema_digest
 from prompts.optimize import data, metrics
 from prompts.optimize.optimizers import compile_program, settings_for
 
@@ -214,6 +214,7 @@ def optimize_module(name: str, items, dataset, ctx, runner, options: OptimizeOpt
         "settings": settings,
         "seed": options.seed,
         "lm": lm_name,
+        "database": {"name": Path(ctx.db.path).name, "schema_digest": schema_digest(ctx.db.schema)},
         "dataset": {"path": _relative(dataset.path), "sha256": dataset.sha256,
                     "split_digests": {s: data.digest(sorted(e.id for e in splits[s])) for s in data.SPLITS},
                     "counts": report.counts},

@@ -216,6 +216,8 @@ def test_init_writes_descriptions_skeleton_and_config(tmp_path: Path, db_file: P
     config = read_yaml(out / "sqlagent.yaml")
     assert config["database"]["path"] == str(db_file.resolve())
     assert config["retrieval"]["example_bank"] == str((out / "golden.jsonl").resolve())
+    # Optimized demos belong to the database they were optimized on: not the demo's prompts/compiled.
+    assert config["prompts"]["compiled_dir"] == str((out / "compiled").resolve())
     assert config["lm"]["model"] == load_settings().lm.model  # everything else as in config/sqlagent.yaml
     assert "descriptions" in (out / "sqlagent.yaml").read_text()
 
@@ -337,6 +339,7 @@ def test_config_text_keeps_comments_and_adds_missing_keys(tmp_path: Path):
     data = yaml.safe_load(text)
     assert data["database"]["path"] == "/d/b.duckdb"
     assert data["retrieval"]["example_bank"] == "/o/golden.jsonl"
+    assert data["prompts"]["compiled_dir"] == "/o/compiled"
     assert '  path: "/d/b.duckdb"   # the file' in text and "# top" in text
 
 

@@ -14,7 +14,7 @@ import pytest
 from agent.config import load_settings, resolve_path
 from evals.dataset import load_dataset
 from prompts.answer import Answer
-from prompts.compiled import load_compiled_modules, read_meta, render_text, save_compiled
+from prompts.compiled import load_compiled_modules, read_meta, render_text, save_compiled, schema_digest
 from prompts.generate import Generate
 from prompts.optimize import corrupt, data, metrics
 from prompts.optimize.run import OptimizeOptions, build_context, guard, run_optimize
@@ -198,6 +198,7 @@ def test_bootstrap_writes_artifact_that_loads(settings, golden, dataset_file, tm
     assert meta["dev_before"] == 1.0 and meta["dev_after"] == 1.0 and meta["dataset"]["sha256"]
     assert meta["settings"]["max_bootstrapped_demos"] == 2 and meta["demos"] == {"generate": 2}
     assert "date" in meta and "git_commit" in meta
+    assert meta["database"] == {"name": "lahman.duckdb", "schema_digest": schema_digest(ctx.db.schema)}
     assert (tmp_path / "cache").glob("inputs-*.json")
 
     fresh = Generate()
@@ -210,6 +211,14 @@ def test_bootstrap_writes_artifact_that_loads(settings, golden, dataset_file, tm
     assert len(holder.generate.generate.demos) == 2
     assert load_compiled_modules(SimpleNamespace(generate=Generate()), out, enabled=False) == []
     assert "### example 1" in render_text(holder.generate)
+
+    # Demos show the model the schema they were made on: another database does not load them.
+    same_db = SimpleNamespace(db=ctx.db, generate=Generate())
+    assert load_compiled_modules(same_db, out) == ["generate"]
+    other_table = ctx.db.schema.tables[0].model_copy(update={"name": "Elsewhere"})
+    other_db = SimpleNamespace(schema=SimpleNamespace(tables=[other_table]))
+    with pytest.warns(UserWarning, match="optimized on database 'lahman.duckdb'.*sqlagent optimize"):
+        assert load_compiled_modules(SimpleNamespace(db=other_db, generate=Generate()), out) == []
 
 
 def test_guard_refuses_worse_artifact(settings, golden, dataset_file, tmp_path, monkeypatch):
