@@ -33,7 +33,8 @@ def linked_schema_text(ctx: AgentContext, question: str, tables: list[str]) -> s
     for name in sorted(described.tables):
         table = ctx.db.schema.table(name)
         keep = set(ctx.retrieve.relevant_columns(question, name))
-        lines = [f"TABLE {table.name} -- {_brief(table.comment, 120)}"]
+        comment = _brief(table.comment, 120)
+        lines = [f"TABLE {table.name}" + (f" -- {comment}" if comment else "")]
         for col in table.columns:
             if col.name not in keep:
                 continue

@@ -1,0 +1,63 @@
+"""Retrieval: which tables a question links to, and how much schema text reaches the prompt."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from agent.config import load_settings
+from agent.context import AgentContext
+from agent.nodes.retrieve import linked_schema_text
+from tools.database import open_database
+from tools.registry import registry
+
+
+def context(settings, path: str | None = None) -> AgentContext:
+    return AgentContext(settings=settings, db=open_database(settings, path), tools=registry(), lms={})
+
+
+@pytest.fixture(scope="module")
+def demo():
+    return context(load_settings(tracking={"enabled": False}))
+
+
+def test_a_batting_question_links_batting_and_the_people_names(demo):
+    tables = demo.retrieve.link_tables("Who hit the most home runs in 1927?", [])
+    assert "Batting" in tables and "People" in tables
+
+
+def test_a_question_that_names_no_table_gets_a_few_central_tables_not_the_whole_schema(demo):
+    question = "Tell me something nice"
+    tables = demo.retrieve.link_tables(question, [])
+    assert 1 <= len(tables) <= demo.settings.retrieval.max_tables + 1
+    assert "People" in tables  # the table most others join to
+    text = linked_schema_text(demo, question, tables)
+    assert len(text) < 4000 and text.count("TABLE ") == len(tables)
+
+
+def test_a_join_key_is_described_once(demo):
+    question = "How many home runs did Babe Ruth hit in 1927?"
+    text = linked_schema_text(demo, question, ["Batting", "People"])
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip().startswith("playerID ")]
+    assert len(lines) == 2
+    assert sum(" -- " in ln for ln in lines) == 1  # the other mention is just the name and type
+    assert "Batting.playerID = People.playerID" in text
+
+
+def test_no_tables_means_no_schema_text(demo):
+    assert linked_schema_text(demo, "anything", []) == ""
+
+
+def test_columns_without_descriptions_have_no_empty_comment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    path = tmp_path / "club.duckdb"
+    con = duckdb.connect(str(path))
+    con.execute("CREATE TABLE club (club_id INTEGER PRIMARY KEY, name VARCHAR)")
+    con.execute("INSERT INTO club VALUES (1, 'Rovers'), (2, 'Bells')")
+    con.close()
+    monkeypatch.setenv("SQLAGENT_DATABASE__CATALOG_CACHE_DIR", str(tmp_path / "catalogs"))
+    ctx = context(load_settings(tracking={"enabled": False}), str(path))
+    text = linked_schema_text(ctx, "Which clubs are there?", ["club"])
+    assert "club_id INTEGER" in text
+    assert not any(ln.rstrip().endswith("--") for ln in text.splitlines()), text
