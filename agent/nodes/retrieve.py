@@ -13,7 +13,7 @@ from tools.schema_info import DescribeSchemaArgs
 _SENTENCE_END = re.compile(r"(?<!e\.g)(?<!i\.e)(?<!\bvs)\.\s")
 
 
-def _brief(text: str, limit: int) -> str:
+def brief(text: str, limit: int) -> str:
     """The first sentence, cut to `limit` characters: prompt tokens are the main cost on a CPU."""
     first = _SENTENCE_END.split(text, maxsplit=1)[0].strip().rstrip(".")
     return first if len(first) <= limit else first[: limit - 1].rstrip() + "…"
@@ -33,14 +33,14 @@ def linked_schema_text(ctx: AgentContext, question: str, tables: list[str]) -> s
     for name in sorted(described.tables):
         table = ctx.db.schema.table(name)
         keep = set(ctx.retrieve.relevant_columns(question, name))
-        comment = _brief(table.comment, 120)
+        comment = brief(table.comment, 120)
         lines = [f"TABLE {table.name}" + (f" -- {comment}" if comment else "")]
         for col in table.columns:
             if col.name not in keep:
                 continue
             line = f"  {quote_identifier(col.name)} {col.type}"
             if col.name.lower() not in described_keys:
-                note = _brief(col.comment, 60)
+                note = brief(col.comment, 60)
                 samples = f" e.g. {col.samples[0]!r}" if col.samples and "e.g" not in note else ""
                 if note or samples:
                     line += f" -- {note}{samples}".replace("--  e.g.", "-- e.g.")

@@ -61,3 +61,20 @@ def test_columns_without_descriptions_have_no_empty_comment(tmp_path: Path, monk
     text = linked_schema_text(ctx, "Which clubs are there?", ["club"])
     assert "club_id INTEGER" in text
     assert not any(ln.rstrip().endswith("--") for ln in text.splitlines()), text
+
+
+def test_repair_hint_names_the_table_that_has_an_unknown_column(demo):
+    from agent.nodes.repair import column_hint
+
+    hint = column_hint(demo, "Unknown column 'WSWin'.", ["BattingPost", "People"])
+    assert "Teams.WSWin" in hint
+    hint = column_hint(demo, "Unknown column 'salary'.", ["Batting", "People"])
+    assert "Salaries.salary" in hint and "Join with:" in hint and "Salaries.playerID" in hint
+
+
+def test_repair_hint_suggests_real_names_for_an_invented_column(demo):
+    from agent.nodes.repair import column_hint
+
+    hint = column_hint(demo, "Unknown column 'name_first'.", ["People"])
+    assert hint.startswith("No table has a column name_first.") and "nameFirst" in hint
+    assert column_hint(demo, "Binder Error: something else", ["People"]) == ""
