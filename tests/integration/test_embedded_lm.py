@@ -80,7 +80,7 @@ def test_complete_once_writes_sql(lm):
         lm, "Write one SQL query that counts the rows of the table players. Reply with the SQL only."
     )
     assert "count" in text.lower() and "players" in text.lower()
-    assert 0 < latency < 60
+    assert latency > 0  # measured; speed itself is for `make bench`, not a test
     assert usage["completion_tokens"] > 0
 
 
