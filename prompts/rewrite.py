@@ -12,8 +12,10 @@ import dspy
 
 class ContextualizeQuestion(dspy.Signature):
     """Rewrite the follow-up into one standalone question, using the previous question for whatever the
-    follow-up leaves out (the person, team, statistic or year). Keep the user's own words. If the
-    follow-up is already a complete question on its own, return it exactly as it is."""
+    follow-up leaves out (the person, team, statistic or year). The standalone question asks only what
+    the follow-up asks: it replaces the previous question, it does not add to it ("Who won the AL MVP
+    in 2001?" then "And the NL one?" gives "Who won the NL MVP in 2001?"). Keep the user's own words.
+    If the follow-up is already a complete question on its own, return it exactly as it is."""
 
     previous_question: str = dspy.InputField()
     follow_up: str = dspy.InputField()
