@@ -8,8 +8,9 @@ writes its own `metadata` key), so extra keys there could collide with a later D
 
 The agent calls `load_compiled_modules(context, folder, enabled)` once when its context is built
 (config `prompts.use_compiled`, `prompts.compiled_dir`). A file that does not match the module
-(e.g. a signature changed since it was compiled), or whose metadata names a database with other
-tables than the one the agent is asked about, is skipped with a warning; the module keeps its
+(e.g. a signature changed since it was compiled), whose metadata names a database with other
+tables than the one the agent is asked about, or whose instruction was edited in code since it was
+compiled, is skipped with a warning; the module keeps its
 hand-written prompt.
 """
 
@@ -74,6 +75,27 @@ def database_mismatch(context: Any, meta: dict[str, Any] | None) -> str | None:
             f"point prompts.compiled_dir at its own folder")
 
 
+def instruction_digests(module: dspy.Module) -> dict[str, str]:
+    """Per predictor, a digest of the instruction written in code (the Signature docstring)."""
+    return {n: hashlib.sha256(p.signature.instructions.encode()).hexdigest()[:16] for n, p in module.named_predictors()}
+
+
+def instructions_changed(module: dspy.Module, meta: dict[str, Any] | None) -> str | None:
+    """Why an artifact is stale: its module's instruction was edited in code after it was compiled.
+
+    A saved program carries its own copy of the instructions and `load` would silently put that copy
+    back over the edit.
+    """
+    recorded = (meta or {}).get("code_instructions")
+    if not recorded:
+        return None
+    changed = sorted(n for n, d in instruction_digests(module).items() if recorded.get(n) not in (None, d))
+    if not changed:
+        return None
+    return (f"the instruction of {', '.join(changed)} was edited since it was compiled; the edit wins. "
+            f"Re-run `sqlagent optimize` to compile the new instruction")
+
+
 def load_compiled_modules(context: Any, folder: str | Path = DEFAULT_DIR, enabled: bool = True) -> list[str]:
     """Load every `<module>.json` in `folder` into `context.<module>`; returns the names loaded."""
     if not enabled:
@@ -86,7 +108,7 @@ def load_compiled_modules(context: Any, folder: str | Path = DEFAULT_DIR, enable
             continue
         try:
             meta = json.loads(meta_path.read_text()) if meta_path.is_file() else None
-            problem = database_mismatch(context, meta)
+            problem = database_mismatch(context, meta) or instructions_changed(module, meta)
             if problem:
                 raise ValueError(problem)
             state = json.loads(path.read_text())

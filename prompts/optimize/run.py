@@ -17,7 +17,7 @@ from typing import Any
 
 import dspy
 
-from prompts.compiled import MODULES, load_compiled_modules, save_compiled, schema_digest
+from prompts.compiled import MODULES, instruction_digests, load_compiled_modules, save_compiled, schema_digest
 from prompts.optimize import data, metrics
 from prompts.optimize.optimizers import compile_program, settings_for
 
@@ -194,6 +194,7 @@ def optimize_module(name: str, items, dataset, ctx, runner, options: OptimizeOpt
     settings = settings_for(options.optimizer, options.budget, options.demos, len(splits["train"]))
     _say(f"{name}: {options.optimizer} on {len(splits['train'])} train examples, settings {settings}")
     student = type(current)()
+    code_instructions = instruction_digests(student)
     with dspy.context(lm=lm):
         program = compile_program(
             options.optimizer, student, trainset=splits["train"], valset=splits["dev"],
@@ -214,6 +215,7 @@ def optimize_module(name: str, items, dataset, ctx, runner, options: OptimizeOpt
         "settings": settings,
         "seed": options.seed,
         "lm": lm_name,
+        "code_instructions": code_instructions,
         "database": {"name": Path(ctx.db.path).name, "schema_digest": schema_digest(ctx.db.schema)},
         "dataset": {"path": _relative(dataset.path), "sha256": dataset.sha256,
                     "split_digests": {s: data.digest(sorted(e.id for e in splits[s])) for s in data.SPLITS},

@@ -14,7 +14,14 @@ import pytest
 from agent.config import load_settings, resolve_path
 from evals.dataset import load_dataset
 from prompts.answer import Answer
-from prompts.compiled import load_compiled_modules, read_meta, render_text, save_compiled, schema_digest
+from prompts.compiled import (
+    instruction_digests,
+    load_compiled_modules,
+    read_meta,
+    render_text,
+    save_compiled,
+    schema_digest,
+)
 from prompts.generate import Generate
 from prompts.optimize import corrupt, data, metrics
 from prompts.optimize.run import OptimizeOptions, build_context, guard, run_optimize
@@ -219,6 +226,14 @@ def test_bootstrap_writes_artifact_that_loads(settings, golden, dataset_file, tm
     other_db = SimpleNamespace(schema=SimpleNamespace(tables=[other_table]))
     with pytest.warns(UserWarning, match="optimized on database 'lahman.duckdb'.*sqlagent optimize"):
         assert load_compiled_modules(SimpleNamespace(db=other_db, generate=Generate()), out) == []
+
+    # An instruction edited in code after compiling wins over the artifact's stale copy.
+    assert meta["code_instructions"] == instruction_digests(Generate())
+    edited = Generate()
+    edited.generate.signature = edited.generate.signature.with_instructions("Write SQL. Be brief.")
+    with pytest.warns(UserWarning, match="instruction of generate was edited"):
+        assert load_compiled_modules(SimpleNamespace(db=ctx.db, generate=edited), out) == []
+    assert edited.generate.demos == []
 
 
 def test_guard_refuses_worse_artifact(settings, golden, dataset_file, tmp_path, monkeypatch):
