@@ -6,11 +6,14 @@ import re
 
 _FENCE = re.compile(r"```(?:sql|duckdb)?\s*(.*?)```", re.IGNORECASE | re.DOTALL)
 _START = re.compile(r"\b(WITH|SELECT)\b", re.IGNORECASE)
+# DSPy's field markers ("[[ ## completed ## ]]") that a small model writes on the SQL's own line,
+# where the adapter's line-based parser leaves them in the field.
+_MARKER = re.compile(r"\[\[ ## \w+ ## \]\].*$", re.DOTALL)
 
 
 def extract_sql(text: str) -> str:
     """The SQL inside the text: the first fenced block, else from the first WITH/SELECT on."""
-    text = (text or "").strip()
+    text = _MARKER.sub("", (text or "")).strip()
     fenced = _FENCE.search(text)
     if fenced:
         text = fenced.group(1).strip()

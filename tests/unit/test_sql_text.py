@@ -1,0 +1,28 @@
+"""Getting the SQL out of a model's reply."""
+
+from __future__ import annotations
+
+import pytest
+
+from prompts.sql_text import extract_sql
+
+
+@pytest.mark.parametrize(
+    ("reply", "sql"),
+    [
+        ("SELECT 1", "SELECT 1"),
+        ("```sql\nSELECT a FROM t;\n```", "SELECT a FROM t"),
+        ("Here is the query: SELECT a FROM t", "SELECT a FROM t"),
+        # a small model glues DSPy's end marker to the SQL line
+        ("SELECT COUNT(*) FROM t WHERE x = 'y' [[ ## completed ## ]]", "SELECT COUNT(*) FROM t WHERE x = 'y'"),
+        ("SELECT a FROM t\n\n[[ ## completed ## ]]\n", "SELECT a FROM t"),
+        ("WITH c AS (SELECT 1 AS n) SELECT n FROM c", "WITH c AS (SELECT 1 AS n) SELECT n FROM c"),
+        ("", ""),
+    ],
+)
+def test_extract_sql(reply: str, sql: str):
+    assert extract_sql(reply) == sql
+
+
+def test_text_that_only_resembles_a_marker_is_kept():
+    assert extract_sql("SELECT '[[ ## x' AS a") == "SELECT '[[ ## x' AS a"
