@@ -6,14 +6,14 @@ import re
 
 _FENCE = re.compile(r"```(?:sql|duckdb)?\s*(.*?)```", re.IGNORECASE | re.DOTALL)
 _START = re.compile(r"\b(WITH|SELECT)\b", re.IGNORECASE)
-# DSPy's field markers ("[[ ## completed ## ]]") that a small model writes on the SQL's own line,
-# where the adapter's line-based parser leaves them in the field.
-_MARKER = re.compile(r"\[\[ ## \w+ ## \]\].*$", re.DOTALL)
+# DSPy's end marker when a small model writes it on the SQL's own line (the adapter's line-based
+# parser leaves it in the field). Only at the very end: the same text inside a string literal is data.
+_END_MARKER = re.compile(r"\s*\[\[ ## completed ## \]\]\s*$")
 
 
 def extract_sql(text: str) -> str:
     """The SQL inside the text: the first fenced block, else from the first WITH/SELECT on."""
-    text = _MARKER.sub("", (text or "")).strip()
+    text = _END_MARKER.sub("", (text or "")).strip()
     fenced = _FENCE.search(text)
     if fenced:
         text = fenced.group(1).strip()
