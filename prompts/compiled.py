@@ -102,12 +102,12 @@ def load_compiled_modules(context: Any, folder: str | Path = DEFAULT_DIR, enable
         return []
     loaded = []
     for name in MODULES:
-        path, meta_path = artifact_paths(name, folder)
+        path, _ = artifact_paths(name, folder)
         module = getattr(context, name, None)
         if module is None or not path.is_file():
             continue
         try:
-            meta = json.loads(meta_path.read_text()) if meta_path.is_file() else None
+            meta = read_meta(name, folder)
             problem = database_mismatch(context, meta) or instructions_changed(module, meta)
             if problem:
                 raise ValueError(problem)

@@ -41,9 +41,9 @@ def linked_schema_text(ctx: AgentContext, question: str, tables: list[str]) -> s
             line = f"  {quote_identifier(col.name)} {col.type}"
             if col.name.lower() not in described_keys:
                 note = brief(col.comment, 60)
-                samples = f" e.g. {col.samples[0]!r}" if col.samples and "e.g" not in note else ""
-                if note or samples:
-                    line += f" -- {note}{samples}".replace("--  e.g.", "-- e.g.")
+                sample = f"e.g. {col.samples[0]!r}" if col.samples and "e.g" not in note else ""
+                if note or sample:
+                    line += " -- " + " ".join(part for part in (note, sample) if part)
             if col.name.lower() in keys:
                 described_keys.add(col.name.lower())
             lines.append(line)
