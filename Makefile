@@ -57,10 +57,16 @@ serve: setup
 ui: setup
 	.venv/bin/mlflow ui --backend-store-uri "$$($(PY) -c 'from agent.config import load_settings; print(load_settings().tracking.resolved_uri())')" --host 127.0.0.1 --port 5000 --workers 1
 
-.PHONY: eval eval-accept
+.PHONY: eval eval-accept eval-ablation
 # The test split on the configured (embedded) model, gated against the committed baseline.
 eval: setup
 	$(SQLAGENT) eval --split test --baseline evals/baseline.json --out out/eval
+
+# Do the optimized modules in prompts/compiled help? The test split without them, then with them,
+# gated against the run without (tolerance 0: fails when the compiled modules cost accuracy).
+eval-ablation: setup
+	$(SQLAGENT) eval --split test --no-compiled --out out/eval-no-compiled
+	$(SQLAGENT) eval --split test --out out/eval-compiled --baseline out/eval-no-compiled/summary.json --tolerance 0
 
 # Make the last `make eval` run the committed baseline (review evals/baseline.json, then commit it).
 eval-accept: setup

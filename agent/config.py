@@ -72,7 +72,8 @@ class EmbeddedSettings(Section):
     threads: int = 2
     ctx_size: int = 8192
     parallel: int = 1
-    flash_attn: bool = False
+    flash_attn: bool = True
+    repack_weights: bool = False
     host: str = "127.0.0.1"
     port: int = 0
     startup_timeout_s: float = 120

@@ -246,6 +246,7 @@ class EmbeddedServer:
         p.flash_attn_type = (
             flash.LLAMA_FLASH_ATTN_TYPE_ENABLED if s.flash_attn else flash.LLAMA_FLASH_ATTN_TYPE_DISABLED
         )
+        p.no_extra_bufts = not s.repack_weights
         p.fit_params = False  # keep the configured ctx size instead of silently shrinking it
         p.hostnames = [s.host]
         p.port = s.port

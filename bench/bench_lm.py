@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/bench_lm.py --model 0.5b
     .venv/bin/python bench/bench_lm.py --model 1.5b --threads 2
+    .venv/bin/python bench/bench_lm.py --model 1.5b --no-flash-attn --repack-weights   # llama.cpp defaults
 
 Prints one JSON line. Speeds come from llama.cpp's own `timings` (prompt cache off for the
 prompt measurement); the SQL latency is wall-clock through dspy.LM, as the agent calls it.
@@ -75,10 +76,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=EmbeddedSettings().threads)
     parser.add_argument("--ctx-size", type=int, default=EmbeddedSettings().ctx_size)
     parser.add_argument("--gen-tokens", type=int, default=128)
+    defaults = EmbeddedSettings()
+    parser.add_argument("--flash-attn", action=argparse.BooleanOptionalAction, default=defaults.flash_attn)
+    parser.add_argument(
+        "--repack-weights", action=argparse.BooleanOptionalAction, default=defaults.repack_weights
+    )
     args = parser.parse_args(argv)
 
     name = ALIASES.get(args.model, args.model)
-    settings = EmbeddedSettings(threads=args.threads, ctx_size=args.ctx_size)
+    settings = EmbeddedSettings(
+        threads=args.threads,
+        ctx_size=args.ctx_size,
+        flash_attn=args.flash_attn,
+        repack_weights=args.repack_weights,
+    )
     spec = get_spec(name)
     load_before = loadavg()
     rss_before = proc_status()
@@ -123,6 +134,7 @@ def main(argv: list[str] | None = None) -> int:
         "threads": args.threads,
         "ctx_size": args.ctx_size,
         "flash_attn": settings.flash_attn,
+        "repack_weights": settings.repack_weights,
         "model_mib": round(spec.size_bytes / 2**20),
         "was_cached": was_cached,
         "assemble_s": round(server.assemble_seconds or 0.0, 2),

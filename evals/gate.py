@@ -23,6 +23,7 @@ METRICS = {
     "mapping_precision": ("nodes", "rewrite", "mapping_precision"),
     "schema_link_recall": ("nodes", "retrieve", "schema_link_recall"),
     "sql_validity": ("nodes", "generate", "sql_validity"),
+    "answer_grounding": ("nodes", "answer", "grounding"),
 }
 
 

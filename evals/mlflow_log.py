@@ -211,6 +211,7 @@ def log_outputs(run_id: str, summary: dict[str, Any], out_dir: Path) -> None:
         "schema_link_recall": summary["nodes"]["retrieve"].get("schema_link_recall"),
         "sql_validity": summary["nodes"]["generate"].get("sql_validity"),
         "repair_rate": summary["nodes"]["repair"].get("repair_rate"),
+        "answer_grounding": summary["nodes"].get("answer", {}).get("grounding"),
     }
     for tag, group in summary.get("by_tag", {}).items():
         if group.get("accuracy") is not None:

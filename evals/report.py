@@ -53,7 +53,7 @@ def _accuracy_groups(records: list[dict], key) -> dict[str, dict[str, Any]]:
 
 
 def node_scores(records: list[dict]) -> dict[str, Any]:
-    """Per-node quality: rewrite mappings, schema-link recall, SQL validity, repair rate."""
+    """Per-node quality: rewrite mappings, schema-link recall, SQL validity, repair rate, answer grounding."""
     with_map = [r["mapping"] for r in records if r.get("mapping")]
     if not any(m["expected"] for m in with_map):
         with_map = []  # a dataset that annotates no mappings (Spider) has no mapping score
@@ -63,6 +63,7 @@ def node_scores(records: list[dict]) -> dict[str, Any]:
     kept = [r["no_rewrite_kept"] for r in records if r.get("no_rewrite_kept") is not None]
     links = [r["schema_link_recall"] for r in records if r.get("schema_link_recall") is not None]
     valid = [r["sql_valid"] for r in records if r.get("sql_valid") is not None]
+    grounded = [r["answer_grounding"] for r in records if r.get("answer_grounding") is not None]
     answerable = [r for r in records if r["expected_status"] == "ok"]
     repaired = [r for r in answerable if r["repaired"]]
     fixed = [r for r in repaired if r["correct"]]
@@ -79,6 +80,7 @@ def node_scores(records: list[dict]) -> dict[str, Any]:
         "generate": {"sql_validity": pct(sum(valid), len(valid)), "items": len(valid)},
         "repair": {"repair_rate": pct(len(repaired), len(answerable)), "repaired": len(repaired),
                    "repaired_then_correct": len(fixed)},
+        "answer": {"grounding": pct(sum(grounded), len(grounded)), "items": len(grounded)},
     }
 
 
@@ -328,6 +330,7 @@ def render_markdown(summary: dict, records: list[dict], charts: dict[str, str], 
         ("resolved names that were right (precision)", _fmt_pct(nodes["rewrite"]["mapping_precision"])),
         ("questions without names left untouched", _fmt_pct(nodes["rewrite"]["no_rewrite_kept"])),
         ("needed tables found by schema linking", _fmt_pct(nodes["retrieve"]["schema_link_recall"])),
+        ("answers that stick to the rows they were given", _fmt_pct(nodes.get("answer", {}).get("grounding"))),
         ("median time per question", _seconds(summary["latency_ms"]["p50"])),
         ("95th percentile time", _seconds(summary["latency_ms"]["p95"])),
         ("LM tokens (total / mean per question)", f"{summary['tokens']['total']} / {summary['tokens']['mean']}"),

@@ -17,12 +17,14 @@ from typing import Any, Protocol
 
 from pydantic import BaseModel, Field
 
+from agent.config import LimitSettings
 from evals import scoring
 from evals.dataset import EvalItem
 from tools.database import Database
 from tools.sandbox import SandboxError, to_jsonable
 
 ROWS_KEPT = 50  # rows per item written to predictions.jsonl
+ROWS_IN_PROMPT = LimitSettings().rows_in_prompt  # rows the answer node sees (agent default)
 
 
 class NodeTiming(BaseModel):
@@ -76,6 +78,7 @@ class AgentPipeline:
                 update={"prompts": settings.prompts.model_copy(update={"use_compiled": False})}
             )
         self.settings = settings
+        self.rows_in_prompt = settings.limits.rows_in_prompt
         self.lms = lms or build_lms(settings)
         self.db_path = db_path
         self.loaded_compiled: list[str] = []
@@ -164,7 +167,19 @@ def run_gold(item: EvalItem, db: Database, max_rows: int) -> Gold | None:
 # --- one record --------------------------------------------------------------------------------
 
 
-def build_record(item: EvalItem, pred: Prediction, gold: Gold | None, *, pipeline: str) -> dict[str, Any]:
+def answer_grounding(item: EvalItem, pred: Prediction, rows_in_prompt: int) -> float | None:
+    """How well the answer sticks to the agent's own rows (not the gold): the answer module's score."""
+    if pred.status != "ok" or pred.answer is None:
+        return None
+    from agent.nodes.answer import rows_text
+
+    question = pred.rewritten_question or item.question
+    return scoring.answer_grounding(question, rows_text(pred.columns, pred.rows, rows_in_prompt), pred.answer)[0]
+
+
+def build_record(
+    item: EvalItem, pred: Prediction, gold: Gold | None, *, pipeline: str, rows_in_prompt: int = ROWS_IN_PROMPT
+) -> dict[str, Any]:
     """Score one prediction against its gold and flatten everything the report and gate need."""
     dialect = gold.dialect if gold else "duckdb"
     ordered = scoring.has_outer_order_by(item.gold_sql, dialect) if item.has_gold else False
@@ -233,6 +248,7 @@ def build_record(item: EvalItem, pred: Prediction, gold: Gold | None, *, pipelin
         "gold_tables": gold_tables,
         "linked_tables": pred.linked_tables,
         "schema_link_recall": link_recall if answerable else None,
+        "answer_grounding": answer_grounding(item, pred, rows_in_prompt) if answerable else None,
         "latency_ms": pred.latency_ms,
         "tokens": sum(node_tokens.values()),
         "node_ms": node_ms,
@@ -246,7 +262,8 @@ def build_record(item: EvalItem, pred: Prediction, gold: Gold | None, *, pipelin
 def evaluate_item(item: EvalItem, pipeline: Pipeline, max_rows: int) -> dict[str, Any]:
     pred = pipeline.predict(item)
     gold = run_gold(item, pipeline.database(item), max_rows)
-    return build_record(item, pred, gold, pipeline=pipeline.name)
+    return build_record(item, pred, gold, pipeline=pipeline.name,
+                        rows_in_prompt=getattr(pipeline, "rows_in_prompt", ROWS_IN_PROMPT))
 
 
 def progress_bar(total: int, enabled: bool, desc: str = "eval"):

@@ -19,6 +19,7 @@ Execution match follows Spider's test-suite evaluation (Zhong et al., 2020):
 from __future__ import annotations
 
 import math
+import re
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -333,3 +334,77 @@ def score_item(
         return ItemScore(False, False, f"status {status}", status_ok)
     match = execution_match(gold[0], gold[1], pred_columns, pred_rows, ordered=ordered)
     return ItemScore(match.strict, match.relaxed, match.reason, status_ok)
+
+
+# --- answer grounding ------------------------------------------------------------------------------
+
+_NUMBER = re.compile(r"(?<![A-Za-z_\d.])-?(?:\d{1,3}(?:,\d{3})+|\d+)?(?:\.\d+)?(?![\d])")
+_NEGATIVE = re.compile(r"\b(no|none|not|nothing|zero)\b|n't", re.IGNORECASE)
+
+
+def numbers_in(text: str) -> list[tuple[float, int]]:
+    """(value, decimals) of every number written in the text ('1,234' -> 1234, '.356' -> 0.356)."""
+    out = []
+    for m in _NUMBER.finditer(text):
+        raw = m.group(0).replace(",", "")
+        if not raw or raw in ("-", ".", "-."):
+            continue
+        try:
+            value = float(raw)
+        except ValueError:
+            continue
+        decimals = len(raw.split(".", 1)[1]) if "." in raw else 0
+        out.append((value, decimals))
+    return out
+
+
+def _same_number(written: tuple[float, int], actual: float) -> bool:
+    value, decimals = written
+    return math.isclose(value, actual, rel_tol=1e-9, abs_tol=0.5 * 10 ** (-decimals) + 1e-9)
+
+
+def _table(rows_text: str) -> tuple[list[list[str]], int | None]:
+    lines = rows_text.splitlines()
+    more = None
+    if lines and lines[-1].startswith("... ") and lines[-1].endswith(" more rows"):
+        more = int(re.sub(r"\D", "", lines.pop()) or 0)
+    return [line.split(" | ") for line in lines[1:]], more
+
+
+def answer_grounding(question: str, rows_text: str, answer: str) -> tuple[float, str]:
+    """(score in 0..1, feedback) for an answer against the rows it was given, as the answer node saw
+    them (agent.nodes.answer.rows_text): non-empty; no number that is not in the rows or the question;
+    the first row's values quoted (half the score). No rows: the answer must say there is no data."""
+    answer = (answer or "").strip()
+    if not answer:
+        return 0.0, "The answer is empty."
+    rows, more = _table(rows_text)
+    if not rows:
+        if _NEGATIVE.search(answer):
+            return 1.0, "Correct: says there is no matching data."
+        return 0.0, "There are no rows: the answer must say that the database has no matching data."
+    allowed = [v for row in rows for cell in row for v, _ in numbers_in(cell)]
+    allowed += [v for v, _ in numbers_in(question)] + [float(len(rows))]
+    if more is not None:
+        allowed += [float(more), float(len(rows) + more)]
+    invented = [w for w in numbers_in(answer) if not any(_same_number(w, a) for a in allowed)]
+    if invented:
+        shown = ", ".join(f"{v:g}" for v, _ in invented[:4])
+        return 0.0, f"The answer states numbers that are not in the rows ({shown}); quote the rows exactly."
+    first = [c for c in rows[0] if c and c != "NULL"]
+    written = numbers_in(answer)
+    low = answer.lower()
+    quoted = []
+    for cell in first:
+        values = numbers_in(cell)
+        if values and len(values) == 1 and re.fullmatch(r"-?[\d.,]+", cell.strip()):
+            hit = any(_same_number(w, values[0][0]) for w in written)
+        else:
+            hit = cell.lower() in low
+        quoted.append(hit)
+    coverage = sum(quoted) / len(quoted) if quoted else 1.0
+    score = 0.5 + 0.5 * min(1.0, 2 * coverage)
+    if score == 1.0:
+        return 1.0, "Grounded: quotes the rows."
+    missed = [c for c, hit in zip(first, quoted, strict=True) if not hit]
+    return score, "Grounded but does not quote the result: mention " + ", ".join(repr(c) for c in missed[:4]) + "."

@@ -17,8 +17,6 @@ metric signatures.
 
 from __future__ import annotations
 
-import math
-import re
 from collections.abc import Callable
 from typing import Any
 
@@ -115,7 +113,41 @@ def _label(m: Any) -> str:
     return f"{get('mention')} -> {get('column')} = '{get('value')}'"
 
 
+# Listing words that name nothing (years, statistics, "players") costs a score fraction: the resolver
+# drops them, but a demo that lists them teaches the model to list them, and a generic word can
+# fuzzy-match a real value ("players" is close to the 1890 Players' League).
+NOISE_FACTOR = 0.8
+
+
+def _noise(mentions: list[str], mappings: list[Any], expected: list[dict]) -> list[str]:
+    """Listed mentions that resolved to nothing and are not (part of) an expected mention."""
+    def norm(text: Any) -> str:
+        return " ".join(str(text or "").lower().split())
+
+    named = {norm(m.get("mention") if isinstance(m, dict) else getattr(m, "mention", "")) for m in mappings}
+    named |= {norm(m.get("mention")) for m in expected}
+    named.discard("")
+    return [m for m in mentions if not any(norm(m) in n or n in norm(m) for n in named)]
+
+
 def rewrite_metric(ctx: Any, example: dspy.Example, pred: Any) -> tuple[float, str]:
+    score, feedback = _rewrite_score(ctx, example, pred)
+    if score <= 0:
+        return score, feedback
+    standalone = (getattr(pred, "standalone_question", "") or "").strip() or example.question
+    mentions = [m for m in (getattr(pred, "mentions", None) or []) if isinstance(m, str)]
+    mappings, ambiguity = resolved_mappings(ctx, standalone, mentions)
+    named = list(example.get("expected_mappings") or [])
+    if ambiguity is not None:  # the name that needs a clarification is a name, not noise
+        named.append({"mention": ambiguity.mention})
+    noise = _noise(mentions, mappings, named)
+    if not noise:
+        return score, feedback
+    note = f"Do not list {', '.join(repr(n) for n in noise)}: list only proper names (no years, statistics or generic words)."
+    return score * NOISE_FACTOR, (note if score == 1 else f"{feedback} {note}")
+
+
+def _rewrite_score(ctx: Any, example: dspy.Example, pred: Any) -> tuple[float, str]:
     standalone = (getattr(pred, "standalone_question", "") or "").strip() or example.question
     mentions = [m for m in (getattr(pred, "mentions", None) or []) if isinstance(m, str)]
     mappings, ambiguity = resolved_mappings(ctx, standalone, mentions)
@@ -152,73 +184,8 @@ def rewrite_metric(ctx: Any, example: dspy.Example, pred: Any) -> tuple[float, s
 
 # --- answer ----------------------------------------------------------------------------------------
 
-_NUMBER = re.compile(r"(?<![A-Za-z_\d.])-?(?:\d{1,3}(?:,\d{3})+|\d+)?(?:\.\d+)?(?![\d])")
-_NEGATIVE = re.compile(r"\b(no|none|not|nothing|zero)\b|n't", re.IGNORECASE)
-
-
-def numbers_in(text: str) -> list[tuple[float, int]]:
-    """(value, decimals) of every number written in the text ('1,234' -> 1234, '.356' -> 0.356)."""
-    out = []
-    for m in _NUMBER.finditer(text):
-        raw = m.group(0).replace(",", "")
-        if not raw or raw in ("-", ".", "-."):
-            continue
-        try:
-            value = float(raw)
-        except ValueError:
-            continue
-        decimals = len(raw.split(".", 1)[1]) if "." in raw else 0
-        out.append((value, decimals))
-    return out
-
-
-def _same_number(written: tuple[float, int], actual: float) -> bool:
-    value, decimals = written
-    return math.isclose(value, actual, rel_tol=1e-9, abs_tol=0.5 * 10 ** (-decimals) + 1e-9)
-
-
-def _table(rows_text: str) -> tuple[list[list[str]], int | None]:
-    lines = rows_text.splitlines()
-    more = None
-    if lines and lines[-1].startswith("... ") and lines[-1].endswith(" more rows"):
-        more = int(re.sub(r"\D", "", lines.pop()) or 0)
-    return [line.split(" | ") for line in lines[1:]], more
-
-
 def answer_metric(_ctx: Any, example: dspy.Example, pred: Any) -> tuple[float, str]:
-    answer = (getattr(pred, "answer", "") or "").strip()
-    if not answer:
-        return 0.0, "The answer is empty."
-    rows, more = _table(example.rows)
-    if not rows:
-        if _NEGATIVE.search(answer):
-            return 1.0, "Correct: says there is no matching data."
-        return 0.0, "There are no rows: the answer must say that the database has no matching data."
-    allowed = [v for row in rows for cell in row for v, _ in numbers_in(cell)]
-    allowed += [v for v, _ in numbers_in(example.question)] + [float(len(rows))]
-    if more is not None:
-        allowed += [float(more), float(len(rows) + more)]
-    invented = [w for w in numbers_in(answer) if not any(_same_number(w, a) for a in allowed)]
-    if invented:
-        shown = ", ".join(f"{v:g}" for v, _ in invented[:4])
-        return 0.0, f"The answer states numbers that are not in the rows ({shown}); quote the rows exactly."
-    first = [c for c in rows[0] if c and c != "NULL"]
-    written = numbers_in(answer)
-    low = answer.lower()
-    quoted = []
-    for cell in first:
-        values = numbers_in(cell)
-        if values and len(values) == 1 and re.fullmatch(r"-?[\d.,]+", cell.strip()):
-            hit = any(_same_number(w, values[0][0]) for w in written)
-        else:
-            hit = cell.lower() in low
-        quoted.append(hit)
-    coverage = sum(quoted) / len(quoted) if quoted else 1.0
-    score = 0.5 + 0.5 * min(1.0, 2 * coverage)
-    if score == 1.0:
-        return 1.0, "Grounded: quotes the rows."
-    missed = [c for c, hit in zip(first, quoted, strict=True) if not hit]
-    return score, "Grounded but does not quote the result: mention " + ", ".join(repr(c) for c in missed[:4]) + "."
+    return scoring.answer_grounding(example.question, example.rows, getattr(pred, "answer", "") or "")
 
 
 # --- DSPy metric adapters --------------------------------------------------------------------------

@@ -69,7 +69,9 @@ def _handlers(gold: dict[str, dict]):
         "standalone_question": standalone,
         "mentions": mentions,
         "sql": sql,
-        "answer": lambda i: {"answer": "Here is the answer."},
+        # Quotes the row for Aaron (grounded), says nothing checkable elsewhere (half grounded).
+        "answer": lambda i: {"answer": "Hank Aaron hit 755 home runs." if "Aaron" in _clean(i["question"])
+                             else "Here is the answer."},
     }
 
 
@@ -145,6 +147,13 @@ def test_per_node_scores(offline):
     assert set(summary["node_timing"]) >= {"rewrite", "retrieve", "generate", "safety", "execute", "answer"}
     assert all(r["tokens"] == sum(r["node_tokens"].values()) for r in offline.records)
     assert aaron["node_tokens"]["generate"] > 0 and aaron["node_tokens"]["execute"] == 0
+    # The answer module's own score: grounded in the agent's rows; None where nothing was answered.
+    assert aaron["answer_grounding"] == 1.0
+    assert by_id["active-franchises"]["answer_grounding"] == 0.5
+    assert by_id["refuse-read-etc-passwd"]["answer_grounding"] is None
+    grounded = [r["answer_grounding"] for r in offline.records if r["answer_grounding"] is not None]
+    assert summary["nodes"]["answer"] == {"grounding": round(100 * sum(grounded) / len(grounded), 1),
+                                          "items": len(grounded)}
 
 
 def test_summary_numbers_are_consistent(offline):

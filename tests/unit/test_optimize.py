@@ -131,10 +131,26 @@ def test_rewrite_metric(ctx, golden):
              expect_clarify=False, expect_unchanged=False)
     right = SimpleNamespace(standalone_question=item["question"], mentions=["Babe Ruth"])
     assert metrics.rewrite_metric(ctx, ex, right)[0] == 1.0
+    # Right mapping, but a year and a statistic listed too: a fraction off, and the feedback names them.
+    noisy = SimpleNamespace(standalone_question=item["question"], mentions=["Babe Ruth", "1927", "home runs"])
+    score, feedback = metrics.rewrite_metric(ctx, ex, noisy)
+    assert score == metrics.NOISE_FACTOR and "'1927'" in feedback and "'home runs'" in feedback
+    assert "Babe Ruth" not in feedback
+    # On a clarify item too: the ambiguous name is what it should list, the statistic is noise.
+    thomas = golden["clarify-frank-thomas"]
+    ex3 = _ex(question=thomas["question"], previous_question=None, expected_mappings=[], expect_clarify=True,
+              expect_unchanged=False)
+    assert metrics.rewrite_metric(ctx, ex3, SimpleNamespace(standalone_question=thomas["question"],
+                                                            mentions=["Frank Thomas"]))[0] == 1.0
+    score, feedback = metrics.rewrite_metric(ctx, ex3, SimpleNamespace(
+        standalone_question=thomas["question"], mentions=["Frank Thomas", "batting average"]))
+    assert score == metrics.NOISE_FACTOR and "'batting average'" in feedback
     plain = golden["teams-1990"]
     ex2 = _ex(question=plain["question"], previous_question=None, expected_mappings=[], expect_clarify=False,
               expect_unchanged=True)
     assert metrics.rewrite_metric(ctx, ex2, SimpleNamespace(standalone_question=plain["question"], mentions=[]))[0] == 1
+    listed_year = SimpleNamespace(standalone_question=plain["question"], mentions=["1990"])
+    assert metrics.rewrite_metric(ctx, ex2, listed_year)[0] == metrics.NOISE_FACTOR
     changed = SimpleNamespace(standalone_question=plain["question"] + " Please.", mentions=[])
     score, feedback = metrics.rewrite_metric(ctx, ex2, changed)
     assert score == 0.0 and "changed" in feedback
