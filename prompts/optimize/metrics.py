@@ -130,11 +130,20 @@ def _noise(mentions: list[str], mappings: list[Any], expected: list[dict]) -> li
     return [m for m in mentions if not any(norm(m) in n or n in norm(m) for n in named)]
 
 
+def _same_text(a: Any, b: Any) -> bool:
+    return " ".join(str(a or "").lower().split()).rstrip("?. ") == " ".join(str(b or "").lower().split()).rstrip("?. ")
+
+
 def rewrite_metric(ctx: Any, example: dspy.Example, pred: Any) -> tuple[float, str]:
+    standalone = (getattr(pred, "standalone_question", "") or "").strip() or example.question
+    previous = example.get("previous_question")
+    if previous and _same_text(standalone, previous):
+        # A follow-up never asks the previous question again; its mappings may still look right.
+        return 0.0, (f"The standalone question repeats the previous question ({previous!r}); it must ask what "
+                     f"the follow-up {example.question!r} asks.")
     score, feedback = _rewrite_score(ctx, example, pred)
     if score <= 0:
         return score, feedback
-    standalone = (getattr(pred, "standalone_question", "") or "").strip() or example.question
     mentions = [m for m in (getattr(pred, "mentions", None) or []) if isinstance(m, str)]
     mappings, ambiguity = resolved_mappings(ctx, standalone, mentions)
     named = list(example.get("expected_mappings") or [])

@@ -145,6 +145,15 @@ def test_rewrite_metric(ctx, golden):
     score, feedback = metrics.rewrite_metric(ctx, ex3, SimpleNamespace(
         standalone_question=thomas["question"], mentions=["Frank Thomas", "batting average"]))
     assert score == metrics.NOISE_FACTOR and "'batting average'" in feedback
+    # A follow-up answered by repeating the previous question scores nothing, whatever it maps.
+    mt = golden["mt-dodgers-wins-1988"]
+    ex4 = _ex(question=mt["question"], previous_question=mt["turns"][-1], expected_mappings=mt["expected_mappings"],
+              expect_clarify=False, expect_unchanged=False)
+    fixed = SimpleNamespace(standalone_question="How many games did the Dodgers win in 1988?", mentions=["Dodgers"])
+    assert metrics.rewrite_metric(ctx, ex4, fixed)[0] == 1.0
+    copied = SimpleNamespace(standalone_question=mt["turns"][-1], mentions=["Dodgers"])
+    score, feedback = metrics.rewrite_metric(ctx, ex4, copied)
+    assert score == 0.0 and "repeats the previous question" in feedback
     plain = golden["teams-1990"]
     ex2 = _ex(question=plain["question"], previous_question=None, expected_mappings=[], expect_clarify=False,
               expect_unchanged=True)
