@@ -1,6 +1,6 @@
 """`sqlagent optimize`.
 
-    sqlagent optimize [--module rewrite|generate|repair|answer|all] [--optimizer bootstrap|mipro|gepa|simba]
+    sqlagent optimize [--module rewrite|generate|repair|answer|all] [--optimizer bootstrap|mipro|gepa|simba|labeled]
                       [--budget N] [--lm NAME] [--out DIR] [--demos N] [--limit N] [--force]
                       [--no-test] [--no-register] [--no-progress] [--seed N] [--dataset FILE]
 
@@ -30,7 +30,7 @@ def add_optimize_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentPar
     p.add_argument("--out", default="prompts/compiled", help="artifact folder (default prompts/compiled)")
     p.add_argument("--dataset", default="evals/golden.jsonl")
     p.add_argument("--cache-dir", default="out/optimize", help="cached pipeline inputs (default out/optimize)")
-    p.add_argument("--demos", type=int, default=2, help="bootstrapped demos per predictor (default 2)")
+    p.add_argument("--demos", type=int, default=2, help="demos per predictor (default 2)")
     p.add_argument("--limit", type=int, help="at most N examples per split (a quick run)")
     p.add_argument("--force", action="store_true", help="write the artifact even if its dev score is lower")
     p.add_argument("--no-test", action="store_true", help="do not score the test split (saves LM calls)")

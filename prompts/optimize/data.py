@@ -62,6 +62,14 @@ def _previous(item: EvalItem) -> str | None:
     return item.turns[-1] if item.turns else None
 
 
+def _gold_mentions(item: EvalItem) -> list[str] | None:
+    if item.expected_status != "ok" or item.turns:
+        return None
+    if item.expected_mappings:
+        return list(dict.fromkeys(m["mention"] for m in item.expected_mappings))
+    return [] if "no-rewrite" in item.tags else None
+
+
 def rewrite_examples(items: list[EvalItem]) -> list[dspy.Example]:
     out = []
     for item in items:
@@ -71,6 +79,10 @@ def rewrite_examples(items: list[EvalItem]) -> list[dspy.Example]:
             id=item.id, split=item.split, question=item.question, previous_question=_previous(item),
             expected_mappings=item.expected_mappings, expect_clarify=item.expected_status == "clarify",
             expect_unchanged="no-rewrite" in item.tags,
+            # The gold output of the `extract` step where the golden set fixes it (used only by
+            # --optimizer labeled): the annotated names of a one-turn question, as written, or none
+            # for a `no-rewrite` one. Other items may name things nobody annotated: no label.
+            mentions=_gold_mentions(item),
         )
         out.append(ex.with_inputs(*INPUT_FIELDS["rewrite"]))
     return out

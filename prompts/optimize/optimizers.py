@@ -1,9 +1,12 @@
 """The four DSPy optimizers behind `--optimizer`, each given a budget in the same rough unit: how many
 training examples (bootstrap) or metric calls / trials (mipro, gepa, simba) it may spend.
 
-All run single-threaded (the embedded model has one slot and is not thread-safe). Labeled demos are
-off: the examples carry gold fields (gold_sql, expected_mappings), not the module's output fields, so
-only bootstrapped demos (the model's own successful traces) can become demos.
+All run single-threaded (the embedded model has one slot and is not thread-safe). The four search
+optimizers use only bootstrapped demos (the model's own successful traces): the examples carry gold
+fields (gold_sql, expected_mappings), not every predictor's output fields. `labeled` is the
+exception: DSPy's LabeledFewShot, per predictor, on the examples whose gold *does* fill that
+predictor's fields (rewrite's `extract`: the golden set's expected mentions); a predictor with no
+such examples keeps no demos. It costs no LM call, so the 1.5B model's noisy traces cannot leak in.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from typing import Any
 
 import dspy
 
-OPTIMIZERS = ("bootstrap", "mipro", "gepa", "simba")
+OPTIMIZERS = ("bootstrap", "mipro", "gepa", "simba", "labeled")
 
 
 class OptimizerUnavailable(RuntimeError):
@@ -36,7 +39,19 @@ def settings_for(name: str, budget: int, demos: int, n_train: int) -> dict[str, 
     if name == "simba":
         return {"bsize": max(1, min(8, n_train)), "max_steps": max(1, budget // max(1, min(8, n_train))),
                 "num_candidates": 2, "max_demos": demos}
+    if name == "labeled":
+        return {"k": demos, "sample_seed": 0}
     raise ValueError(f"unknown optimizer {name!r}; choose from {', '.join(OPTIMIZERS)}")
+
+
+def labeled_examples(predictor: dspy.Predict, trainset: list[dspy.Example]) -> list[dspy.Example]:
+    """The examples whose gold fills every field of this predictor, cut down to those fields."""
+    fields = list(predictor.signature.input_fields) + list(predictor.signature.output_fields)
+    out = []
+    for ex in trainset:
+        if all(ex.get(f) is not None for f in fields):
+            out.append(dspy.Example({f: ex[f] for f in fields}).with_inputs(*predictor.signature.input_fields))
+    return out
 
 
 def compile_program(
@@ -92,4 +107,10 @@ def compile_program(
             num_candidates=settings["num_candidates"], max_demos=settings["max_demos"], num_threads=1,
         )
         return opt.compile(student, trainset=trainset, seed=seed)
+    if name == "labeled":
+        program = student.reset_copy()
+        for _, predictor in program.named_predictors():
+            pool = labeled_examples(predictor, trainset)
+            predictor.demos = dspy.LabeledFewShot(k=settings["k"]).compile(predictor, trainset=pool).demos if pool else []
+        return program
     raise ValueError(f"unknown optimizer {name!r}; choose from {', '.join(OPTIMIZERS)}")

@@ -303,3 +303,24 @@ def test_mipro_without_optuna_says_which_package(monkeypatch):
     with pytest.raises(OptimizerUnavailable, match="optuna"):
         compile_program("mipro", Generate(), trainset=[_ex(question="q")], valset=[], metric=None,
                         feedback_metric=None, settings={}, seed=0, reflection_lm=None)
+
+
+def test_labeled_demos_come_from_gold_mentions_only(golden):
+    """`--optimizer labeled`: extract gets gold-labeled demos; contextualize (no gold) gets none."""
+    from prompts.optimize.optimizers import compile_program, settings_for
+    from prompts.rewrite import Rewrite
+
+    items = load_dataset(resolve_path("evals/golden.jsonl")).items
+    train = [e for e in data.rewrite_examples(items) if e.split == "train"]
+    gold = {e.id: e.mentions for e in train}
+    assert gold["hr-ruth-1927"] == ["Babe Ruth"] and gold["teams-1990"] == []
+    assert gold["mt-dodgers-wins-1988"] is None and gold["clarify-frank-thomas"] is None
+    settings = settings_for("labeled", 16, 3, len(train))
+    program = compile_program("labeled", Rewrite(), trainset=train, valset=[], metric=None, feedback_metric=None,
+                              settings=settings, seed=0, reflection_lm=None)
+    demos = program.extract.demos
+    assert len(demos) == 3 and program.contextualize.demos == []
+    labeled = {" ".join(e.question.split()): e.mentions for e in train if e.mentions is not None}
+    for demo in demos:
+        assert set(demo.keys()) == {"question", "mentions"}
+        assert labeled[" ".join(demo.question.split())] == demo.mentions
