@@ -119,33 +119,30 @@ def _label(m: Any) -> str:
 NOISE_FACTOR = 0.8
 
 
-def _noise(mentions: list[str], mappings: list[Any], expected: list[dict]) -> list[str]:
-    """Listed mentions that resolved to nothing and are not (part of) an expected mention."""
-    def norm(text: Any) -> str:
-        return " ".join(str(text or "").lower().split())
-
-    named = {norm(m.get("mention") if isinstance(m, dict) else getattr(m, "mention", "")) for m in mappings}
-    named |= {norm(m.get("mention")) for m in expected}
-    named.discard("")
-    return [m for m in mentions if not any(norm(m) in n or n in norm(m) for n in named)]
+def _norm(text: Any) -> str:
+    return " ".join(str(text or "").lower().split())
 
 
-def _same_text(a: Any, b: Any) -> bool:
-    return " ".join(str(a or "").lower().split()).rstrip("?. ") == " ".join(str(b or "").lower().split()).rstrip("?. ")
+def _noise(mentions: list[str], mappings: list[Any], named: list[dict]) -> list[str]:
+    """Listed mentions that resolved to nothing and are not (part of) a name that should be listed."""
+    names = {_norm(m.get("mention") if isinstance(m, dict) else getattr(m, "mention", "")) for m in mappings}
+    names |= {_norm(m.get("mention")) for m in named}
+    names.discard("")
+    return [m for m in mentions if not any(_norm(m) in n or n in _norm(m) for n in names)]
 
 
 def rewrite_metric(ctx: Any, example: dspy.Example, pred: Any) -> tuple[float, str]:
     standalone = (getattr(pred, "standalone_question", "") or "").strip() or example.question
     previous = example.get("previous_question")
-    if previous and _same_text(standalone, previous):
+    if previous and _norm(standalone).rstrip("?. ") == _norm(previous).rstrip("?. "):
         # A follow-up never asks the previous question again; its mappings may still look right.
         return 0.0, (f"The standalone question repeats the previous question ({previous!r}); it must ask what "
                      f"the follow-up {example.question!r} asks.")
-    score, feedback = _rewrite_score(ctx, example, pred)
-    if score <= 0:
-        return score, feedback
     mentions = [m for m in (getattr(pred, "mentions", None) or []) if isinstance(m, str)]
     mappings, ambiguity = resolved_mappings(ctx, standalone, mentions)
+    score, feedback = _rewrite_score(example, standalone, mentions, mappings, ambiguity)
+    if score <= 0:
+        return score, feedback
     named = list(example.get("expected_mappings") or [])
     if ambiguity is not None:  # the name that needs a clarification is a name, not noise
         named.append({"mention": ambiguity.mention})
@@ -156,10 +153,9 @@ def rewrite_metric(ctx: Any, example: dspy.Example, pred: Any) -> tuple[float, s
     return score * NOISE_FACTOR, (note if score == 1 else f"{feedback} {note}")
 
 
-def _rewrite_score(ctx: Any, example: dspy.Example, pred: Any) -> tuple[float, str]:
-    standalone = (getattr(pred, "standalone_question", "") or "").strip() or example.question
-    mentions = [m for m in (getattr(pred, "mentions", None) or []) if isinstance(m, str)]
-    mappings, ambiguity = resolved_mappings(ctx, standalone, mentions)
+def _rewrite_score(
+    example: dspy.Example, standalone: str, mentions: list[str], mappings: list[Any], ambiguity: Any
+) -> tuple[float, str]:
     listed = f" The mentions listed were {mentions}."
     if example.get("expect_clarify"):
         if ambiguity is not None:

@@ -110,7 +110,7 @@ def compile_program(
     if name == "labeled":
         program = student.reset_copy()
         for _, predictor in program.named_predictors():
-            pool = labeled_examples(predictor, trainset)
-            predictor.demos = dspy.LabeledFewShot(k=settings["k"]).compile(predictor, trainset=pool).demos if pool else []
+            pool = labeled_examples(predictor, trainset)  # empty: LabeledFewShot leaves no demos
+            predictor.demos = dspy.LabeledFewShot(k=settings["k"]).compile(predictor, trainset=pool).demos
         return program
     raise ValueError(f"unknown optimizer {name!r}; choose from {', '.join(OPTIMIZERS)}")
