@@ -1,8 +1,9 @@
 """Promote a reviewed trace into the golden set: a new verified `train` item, also merged into MLflow.
 
 The item follows evals/README.md: id (slug of the question + short hash of it), question, gold_sql,
-split "train" (never test: test is the regression set), tags ["from-feedback"], difficulty
-"medium". Its SQL is the human correction (`expected_sql` expectation) if there is one, else the
+split "train", tags ["from-feedback"], difficulty "medium". An item whose template (evals/templates.py)
+is already held out in dev or test joins that split instead: in train it would be its twin's worked
+example, and the split would leak. Its SQL is the human correction (`expected_sql` expectation) if there is one, else the
 agent's SQL when the latest human feedback accepted it. The SQL must pass the safety policy and
 return rows before the file is touched. The file stays sorted by (split, id) and is replaced
 atomically; the MLflow evaluation dataset merge is keyed by the inputs, so it is idempotent.
@@ -106,6 +107,17 @@ def candidate(trace) -> tuple[str, str, str]:
     raise PromotionError("The trace is not reviewed yet: accept its SQL (thumbs up) or give a corrected SQL first.")
 
 
+def split_for(new: dict[str, Any], items: list[dict[str, Any]]) -> str:
+    """train, unless the new item shares a template group with held-out (dev/test) items."""
+    from evals.templates import template_groups
+
+    for group in template_groups([*items, new]):
+        if new["id"] in group.ids:
+            held_out = [s for s in ("test", "dev") if s in group.splits]
+            return held_out[0] if held_out else SPLIT
+    return SPLIT
+
+
 def promote(trace, db: Database, golden_path: Path) -> dict[str, Any]:
     question, sql, source = candidate(trace)
     checked = check_sql(db, sql)
@@ -124,6 +136,7 @@ def promote(trace, db: Database, golden_path: Path) -> dict[str, Any]:
         for it in items:
             if it.get("id") == new["id"] or normalize_question(str(it.get("question", ""))).lower() == wanted:
                 raise DuplicateItem(f"The question is already in the golden set as {it.get('id')!r}.", it.get("id"))
+        new["split"] = split_for(new, items)
         _write_items(golden_path, [*items, new])
     mlflow.set_trace_tag(trace.info.trace_id, feedback.GOLDEN_TAG, new["id"])
     try:

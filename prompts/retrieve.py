@@ -34,6 +34,17 @@ def tokens(text: str) -> list[str]:
     return out
 
 
+def overlap_similarity(a: Counter, b: Counter) -> float:
+    """Weighted Jaccard of two token bags: how the retriever ranks worked examples, and how the
+    golden-set check measures how close a test question comes to the example pool."""
+    union = sum((a | b).values())
+    return sum((a & b).values()) / union if union else 0.0
+
+
+def question_similarity(a: str, b: str) -> float:
+    return overlap_similarity(Counter(tokens(a)), Counter(tokens(b)))
+
+
 class Example(BaseModel):
     id: str
     question: str
@@ -177,9 +188,7 @@ class Retrieve(dspy.Module):
         q = Counter(tokens(question))
         scored = []
         for ex, doc in zip(self.examples, self._example_docs, strict=True):
-            overlap = sum((q & doc).values())
-            union = sum((q | doc).values()) or 1
-            scored.append((overlap / union, ex.id, ex))
+            scored.append((overlap_similarity(q, doc), ex.id, ex))
         scored.sort(key=lambda s: (-s[0], s[1]))
         return [ex for score, _, ex in scored[: self.k] if score > 0]
 
