@@ -138,30 +138,97 @@ class Gold(BaseModel):
     rows: list[list[Any]] = Field(default_factory=list)
     error: str | None = None
     dialect: str = "duckdb"
+    # Under an outer ORDER BY: each row's ORDER BY key values, so that tied rows compare as a bag.
+    # None: no outer ORDER BY, or the keys could not be had (then `note` says why: a total order).
+    order_keys: list[list[Any]] | None = None
+    note: str | None = None
+
+
+class GoldQueryError(Exception):
+    """A gold query failed; the message is what the record shows."""
+
+
+GoldExecute = Callable[[str], tuple[list[str], list[list[Any]], bool]]  # sql -> columns, rows, truncated
+
+
+def _sandbox_execute(db: Database) -> GoldExecute:
+    def execute(sql: str) -> tuple[list[str], list[list[Any]], bool]:
+        try:
+            result = db.sandbox.execute(sql)
+        except SandboxError as exc:
+            raise GoldQueryError(f"{exc.kind}: {exc.message}") from None
+        return result.columns, result.rows, result.truncated
+
+    return execute
+
+
+def _sqlite_execute(path: str, max_rows: int) -> GoldExecute:
+    def execute(sql: str) -> tuple[list[str], list[list[Any]], bool]:
+        try:
+            con = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+            try:
+                cur = con.execute(sql)
+                columns = [d[0] for d in cur.description or []]
+                raw = cur.fetchmany(max_rows + 1)  # one more than kept tells a cut result from a full one
+            finally:
+                con.close()
+        except sqlite3.Error as exc:
+            raise GoldQueryError(f"{type(exc).__name__}: {exc}") from None
+        return columns, [[to_jsonable(v) for v in r] for r in raw[:max_rows]], len(raw) > max_rows
+
+    return execute
 
 
 def run_gold(item: EvalItem, db: Database, max_rows: int) -> Gold | None:
-    """The gold result: on the pipeline's own sandbox, or with sqlite3 for SQLite-dialect gold."""
+    """The gold result: on the pipeline's own sandbox, or with sqlite3 for SQLite-dialect gold.
+
+    A gold result cut by the row or size cap is a gold error (its rows past the cap are unknown).
+    Under an outer ORDER BY the rows come with their ORDER BY key values (see `_with_order_keys`).
+    """
     if not item.has_gold:
         return None
     sql = item.gold_sql or ""
     if item.gold_db and item.gold_db.endswith((".sqlite", ".sqlite3", ".db")):
-        try:
-            con = sqlite3.connect(f"file:{item.gold_db}?mode=ro", uri=True)
-            try:
-                cur = con.execute(sql)
-                columns = [d[0] for d in cur.description or []]
-                rows = [[to_jsonable(v) for v in r] for r in cur.fetchmany(max_rows)]
-            finally:
-                con.close()
-        except sqlite3.Error as exc:
-            return Gold(error=f"{type(exc).__name__}: {exc}", dialect="sqlite")
-        return Gold(columns=columns, rows=rows, dialect="sqlite")
+        dialect, execute = "sqlite", _sqlite_execute(item.gold_db, max_rows)
+    else:
+        dialect, execute = db.settings.database.dialect, _sandbox_execute(db)
     try:
-        result = db.sandbox.execute(sql)
-    except SandboxError as exc:
-        return Gold(error=f"{exc.kind}: {exc.message}", dialect=db.settings.database.dialect)
-    return Gold(columns=result.columns, rows=result.rows, dialect=db.settings.database.dialect)
+        columns, rows, truncated = execute(sql)
+    except GoldQueryError as exc:
+        return Gold(error=str(exc), dialect=dialect)
+    if truncated:
+        error = f"gold result truncated at {len(rows)} rows: raise limits.max_rows or narrow the gold"
+        return Gold(columns=columns, rows=rows, error=error, dialect=dialect)
+    return _with_order_keys(Gold(columns=columns, rows=rows, dialect=dialect), sql, execute)
+
+
+def _with_order_keys(gold: Gold, sql: str, execute: GoldExecute) -> Gold:
+    """Add each row's ORDER BY key values: read off the result when every key is an output column,
+    else from the gold re-run with the missing keys appended to its SELECT list (its rows then come
+    from that run, so rows and keys agree on the order of ties). Otherwise keep a total order and say why."""
+    if not scoring.has_outer_order_by(sql, gold.dialect):
+        return gold
+
+    def total_order(why: str) -> Gold:
+        return gold.model_copy(update={"note": f"ORDER BY ties compared as a total order: {why}"})
+
+    try:
+        plan = scoring.order_key_plan(sql, gold.columns, gold.dialect)
+    except scoring.OrderKeyError as exc:
+        return total_order(str(exc))
+    if plan is None:
+        return gold
+    if plan.query is None:
+        return gold.model_copy(update={"order_keys": [[row[p] for p in plan.positions] for row in gold.rows]})
+    n = len(gold.columns)
+    try:
+        columns, rows, truncated = execute(plan.query)
+    except GoldQueryError as exc:
+        return total_order(f"the gold with its ORDER BY keys added failed ({exc})")
+    shown = [r[:n] for r in rows]
+    if truncated or columns[:n] != gold.columns or not scoring.bag_equal(gold.rows, shown):
+        return total_order("the gold with its ORDER BY keys added returned other rows")
+    return gold.model_copy(update={"rows": shown, "order_keys": [[r[p] for p in plan.positions] for r in rows]})
 
 
 # --- one record --------------------------------------------------------------------------------
@@ -191,6 +258,11 @@ def build_record(
         pred_columns=pred.columns,
         pred_rows=pred.rows,
         ordered=ordered,
+        pred_truncated=pred.truncated,
+        order_keys=gold.order_keys if gold else None,
+        gold_sql=item.gold_sql,
+        pred_sql=pred.sql,
+        dialect=dialect,
     )
     node_ms: dict[str, float] = {}
     node_tokens: dict[str, int] = {}
@@ -234,6 +306,7 @@ def build_record(
         "gold_rows": gold.rows[:ROWS_KEPT] if gold else [],
         "gold_row_count": len(gold.rows) if gold else 0,
         "gold_error": gold.error if gold else None,
+        "gold_note": gold.note if gold else None,
         "ordered": ordered,
         "correct": score.correct,
         "correct_relaxed": score.correct_relaxed,

@@ -65,7 +65,9 @@ def sql_feedback(runner: SqlRunner, example: dspy.Example, sql: str) -> tuple[fl
     hint = f" A correct query: {example.gold_sql}"
     if error:
         return 0.0, f"The query failed: {_short(error, 300)}.{hint}"
-    match = scoring.execution_match(gold_cols, gold_rows, cols, rows, ordered=bool(example.get("ordered")))
+    match = scoring.execution_match(
+        gold_cols, gold_rows, cols, rows, ordered=bool(example.get("ordered")), gold_sql=example.gold_sql, pred_sql=sql
+    )
     if match.strict:
         return 1.0, "Correct: the result matches the expected rows."
     notes = []

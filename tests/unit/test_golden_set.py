@@ -256,39 +256,29 @@ def test_every_answer_is_pinned_and_unchanged(db) -> None:
     assert stale == [], "pins of items that are gone or no longer answerable"
 
 
-def _limit_tie(sql: str) -> tuple[str, int, list[int]] | None:
-    """(the gold with LIMIT + 1 and any ORDER BY key that is not an output column appended, the
-    LIMIT, the positions of the key values in its rows), for an ordered, limited gold."""
+def _limit(sql: str) -> tuple[str, int] | None:
+    """(the gold asking for one row more than its LIMIT, the LIMIT) for an ordered, limited gold."""
     tree = sqlglot.parse_one(sql, read="duckdb")
-    order, limit = tree.args.get("order"), tree.args.get("limit")
-    if not order or not limit or not isinstance(limit.expression, exp.Literal):
+    limit = tree.args.get("limit")
+    if not tree.args.get("order") or not limit or not isinstance(limit.expression, exp.Literal):
         return None
     n = int(limit.expression.name)
-    probe = tree.copy().limit(n + 1)
-    outputs = [name.lower() for name in tree.named_selects]
-    extra, positions = [], []
-    for o in order.expressions:
-        key = o.this
-        if isinstance(key, exp.Column) and not key.table and key.name.lower() in outputs:
-            positions.append(outputs.index(key.name.lower()))
-        elif isinstance(key, exp.Literal) and key.is_int:
-            positions.append(int(key.name) - 1)
-        else:
-            positions.append(len(outputs) + len(extra))
-            extra.append(key.copy().as_(f"__key{len(extra)}"))
-    probe.set("expressions", [*probe.expressions, *extra])
-    return probe.sql(dialect="duckdb"), n, positions
+    return tree.copy().limit(n + 1).sql(dialect="duckdb"), n
 
 
-LIMITED = [it for it in SQL_ITEMS if _limit_tie(it["gold_sql"])]
+LIMITED = [it for it in SQL_ITEMS if _limit(it["gold_sql"])]
 
 
 @pytest.mark.parametrize("item", LIMITED, ids=[it["id"] for it in LIMITED])
 def test_no_tie_at_the_limit_boundary(db, item: dict) -> None:
     """`ORDER BY x DESC LIMIT 1` with two players tied at the top has two right answers and the gold
     picks one by chance: such a question must return every tied row (or ask something else)."""
-    probe, n, positions = _limit_tie(item["gold_sql"])
-    rows = db.sandbox.execute(probe).rows
-    if len(rows) > n:
-        last, next_ = [rows[n - 1][i] for i in positions], [rows[n][i] for i in positions]
-        assert last != next_, f"rows {n} and {n + 1} tie on the ORDER BY key {last}: {rows[n - 1]} / {rows[n]}"
+    from evals.dataset import EvalItem
+    from evals.runner import run_gold
+
+    probe, n = _limit(item["gold_sql"])
+    gold = run_gold(EvalItem(id=item["id"], question=item["question"], gold_sql=probe), db, 10_000)
+    assert gold.error is None and gold.order_keys is not None, gold.error or gold.note
+    if len(gold.rows) > n:
+        last, next_ = gold.order_keys[n - 1], gold.order_keys[n]
+        assert last != next_, f"rows {n} and {n + 1} tie on the ORDER BY key {last}: {gold.rows[n - 1]} / {gold.rows[n]}"
