@@ -3,10 +3,14 @@
     sqlagent eval [--dataset FILE] [--split S] [--limit N] [--db PATH] [--pipeline agent|baseline]
                   [--lm NAME] [--baseline FILE] [--tolerance POINTS] [--out DIR] [--no-compiled]
                   [--no-mlflow] [--no-progress]
-    sqlagent eval-accept [--from DIR] [--to FILE]
+    sqlagent eval-accept [--from DIR] [--to FILE] [--force]
 
-Exit codes: 0 done (and the gate passed, when --baseline is given), 1 the gate failed or the
-pipeline could not start, 2 bad arguments or dataset.
+`eval` exit codes: 0 done (and the gate passed, when --baseline is given); 1 the gate failed, a gold
+query failed (with or without --baseline: an item that cannot be scored must not pass quietly), or
+the pipeline could not start; 2 bad arguments, dataset or baseline (a baseline the gate cannot read
+is an error, not a disabled gate).
+`eval-accept` exit codes: 0 accepted; 1 refused (gold errors, must-pass items without a result, a
+--limit'ed run, or a summary the gate cannot read); 2 no run to accept.
 """
 
 from __future__ import annotations
@@ -30,6 +34,10 @@ DEFAULT_OUT = "out/eval"
 
 class PipelineStartError(RuntimeError):
     pass
+
+
+class AcceptError(ValueError):
+    """The run is not fit to become the baseline."""
 
 
 @dataclass
@@ -56,6 +64,7 @@ class EvalOutcome:
     records: list[dict[str, Any]]
     warnings: list[str] = field(default_factory=list)
     gate: Any = None
+    errors: list[str] = field(default_factory=list)  # what failed the run besides the gate
 
 
 def _warn(message: str) -> None:
@@ -73,6 +82,37 @@ def _build_pipeline(options: EvalOptions, settings: Settings, lms: dict | None):
     return AgentPipeline(settings, lms=lms, db_path=options.db, compiled=options.compiled)
 
 
+def load_baseline(path: Path) -> dict[str, Any]:
+    """The accepted summary, checked before the (long) run so an unusable baseline fails fast."""
+    from evals.gate import BaselineError, check_baseline
+
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"Baseline {path} does not exist: run the eval once and accept it with "
+            f"`sqlagent eval-accept` (make eval-accept), or leave out --baseline."
+        )
+    try:
+        baseline = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise BaselineError(f"{path} is not valid JSON ({exc}); re-accept a baseline with `make eval-accept`") from exc
+    try:
+        check_baseline(baseline)
+    except BaselineError as exc:
+        raise BaselineError(f"{path}: {exc}") from exc
+    return baseline
+
+
+def gold_error_message(summary: dict[str, Any]) -> str | None:
+    from evals.gate import gold_errors
+
+    errors = gold_errors(summary)
+    if not errors:
+        return None
+    listed = "; ".join(f"{i}: {e}" for i, e in errors.items())
+    return (f"the gold query failed for {len(errors)} item(s), which therefore cannot be scored "
+            f"(fix them in the dataset): {listed}")
+
+
 def run_eval(options: EvalOptions, settings: Settings | None = None, lms: dict | None = None) -> EvalOutcome:
     """The whole eval: items -> records -> files (+ MLflow) -> gate. `lms` lets tests inject a fake LM."""
     from evals import report
@@ -88,15 +128,7 @@ def run_eval(options: EvalOptions, settings: Settings | None = None, lms: dict |
     if not options.mlflow:
         settings.tracking.enabled = False
     dataset = load_dataset(resolve_path(options.dataset), split=options.split, limit=options.limit)
-    baseline = None
-    if options.baseline:
-        baseline_path = resolve_path(options.baseline)
-        if not baseline_path.is_file():
-            raise FileNotFoundError(
-                f"Baseline {baseline_path} does not exist: run the eval once and accept it with "
-                f"`sqlagent eval-accept` (make eval-accept), or leave out --baseline."
-            )
-        baseline = json.loads(baseline_path.read_text())
+    baseline = load_baseline(resolve_path(options.baseline)) if options.baseline else None
     out_dir = resolve_path(options.out)
     out_dir.mkdir(parents=True, exist_ok=True)
 
@@ -185,12 +217,14 @@ def run_eval(options: EvalOptions, settings: Settings | None = None, lms: dict |
             mlflow_log.log_outputs(mlflow_info["run_id"], summary, out_dir)
         except Exception as exc:  # noqa: BLE001
             warnings.append(f"logging metrics/artifacts to MLflow failed ({type(exc).__name__}: {exc})")
-    code = EXIT_FAIL if gate is not None and not gate.passed else EXIT_OK
-    return EvalOutcome(code, out_dir, summary, records, warnings, gate)
+    errors = [m for m in [gold_error_message(summary)] if m]
+    code = EXIT_FAIL if errors or (gate is not None and not gate.passed) else EXIT_OK
+    return EvalOutcome(code, out_dir, summary, records, warnings, gate, errors)
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
     from evals.dataset import DatasetError
+    from evals.gate import BaselineError
     from evals.report import plain_summary
 
     options = EvalOptions(
@@ -200,7 +234,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     )
     try:
         outcome = run_eval(options)
-    except (DatasetError, FileNotFoundError) as exc:
+    except (DatasetError, FileNotFoundError, BaselineError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except PipelineStartError as exc:
@@ -209,9 +243,12 @@ def cmd_eval(args: argparse.Namespace) -> int:
     for w in outcome.warnings:
         _warn(w)
     s = outcome.summary
+    c = s["counts"]
     print(plain_summary(s).replace("**", ""))
     print(
-        f"strict {s['execution_accuracy']}%, relaxed {s['execution_accuracy_relaxed']}%, "
+        f"answerable {c['correct']}/{c['answerable']} ({s['execution_accuracy']}%), "
+        f"gold columns plus extra columns {c['correct_extra_columns_allowed']}/{c['answerable']}, "
+        f"refused/clarified {c['status_correct']}/{c['status_items']}, "
         f"latency p50 {s['latency_ms']['p50']} ms p95 {s['latency_ms']['p95']} ms, tokens {s['tokens']['total']}, "
         f"wall {s['wall_time_s']} s"
     )
@@ -221,15 +258,47 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if outcome.gate is not None:
         print()
         print(outcome.gate.text())
+    for e in outcome.errors:
+        print(f"error: {e}", file=sys.stderr)
     return outcome.exit_code
 
 
-def accept(from_dir: Path, to_file: Path) -> dict[str, Any]:
-    """The last run's summary (with per-item correctness) becomes the committed baseline."""
+def accept_problems(summary: dict[str, Any], force: bool = False) -> list[str]:
+    """Why a run must not become the baseline (empty: it may). `force` overrides only --limit."""
+    from evals.gate import BaselineError, check_baseline
+
+    problems = []
+    try:
+        check_baseline(summary)
+    except BaselineError as exc:
+        problems.append(f"the gate could not use it as a baseline: {exc}")
+    counts = summary.get("counts", {})
+    if counts.get("gold_errors"):
+        problems.append(f"the gold query failed for {', '.join(counts['gold_errors'])}: fix them and re-run")
+    no_result = sorted(i for i, v in summary.get("items", {}).items() if v.get("must_pass") and v.get("correct") is None)
+    if no_result:
+        problems.append(f"must-pass item(s) without a result: {', '.join(no_result)}")
+    limit = summary.get("dataset", {}).get("limit")
+    if limit is not None and not force:
+        problems.append(
+            f"the run was limited to {limit} items (--limit), so the baseline would not cover the split: re-run "
+            "without --limit, or pass --force to accept it anyway"
+        )
+    return problems
+
+
+def accept(from_dir: Path, to_file: Path, force: bool = False) -> dict[str, Any]:
+    """The last run's summary (with per-item correctness) becomes the committed baseline.
+
+    Raises `AcceptError` (file untouched) when the run is not fit to be one; see `accept_problems`.
+    """
     summary_path = from_dir / "summary.json"
     if not summary_path.is_file():
         raise FileNotFoundError(f"{summary_path} does not exist: run `sqlagent eval` (make eval) first.")
     summary = json.loads(summary_path.read_text())
+    problems = accept_problems(summary, force)
+    if problems:
+        raise AcceptError(f"not accepting {summary_path}: " + "; ".join(problems) + ".")
     summary.pop("gate", None)
     summary["accepted_at"] = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     to_file.parent.mkdir(parents=True, exist_ok=True)
@@ -239,17 +308,24 @@ def accept(from_dir: Path, to_file: Path) -> dict[str, Any]:
 
 def cmd_accept(args: argparse.Namespace) -> int:
     try:
-        summary = accept(resolve_path(args.from_dir), resolve_path(args.to))
+        summary = accept(resolve_path(args.from_dir), resolve_path(args.to), force=args.force)
     except FileNotFoundError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except AcceptError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_FAIL
     ds = summary.get("dataset", {})
+    c = summary["counts"]
     if ds.get("limit") is not None:
-        _warn(f"the accepted run was limited to {ds['limit']} items")
+        _warn(f"the accepted run was limited to {ds['limit']} items (--force)")
+    if c.get("must_pass_failed"):
+        _warn(f"must-pass item(s) wrong in the accepted run, so every gated run fails until they are right: "
+              f"{', '.join(c['must_pass_failed'])}")
     print(
         f"Accepted {args.to}: {summary.get('pipeline')} with {summary.get('lm')}, "
-        f"split {ds.get('split') or 'all'}, execution accuracy {summary.get('execution_accuracy')}% "
-        f"({summary['counts']['correct']}/{summary['counts']['scored']})."
+        f"split {ds.get('split') or 'all'}, answerable {c['correct']}/{c['answerable']} "
+        f"({summary.get('execution_accuracy')}%), refused/clarified {c['status_correct']}/{c['status_items']}."
     )
     return EXIT_OK
 
@@ -265,7 +341,8 @@ def add_eval_parser(subparsers: Any) -> None:
                     help="the agent graph, or the same LM zero-shot with the full schema")
     ev.add_argument("--lm", help="override lm.model, e.g. embedded/qwen2.5-coder-0.5b")
     ev.add_argument("--baseline", help=f"compare with this accepted summary, e.g. {DEFAULT_BASELINE}; exit 1 on regression")
-    ev.add_argument("--tolerance", type=float, default=2.0, help="allowed drop in execution accuracy, in points")
+    ev.add_argument("--tolerance", type=float, default=2.0,
+                    help="allowed drop in answerable execution accuracy, in points of the items both runs have")
     ev.add_argument("--out", default=DEFAULT_OUT, help=f"output directory (default {DEFAULT_OUT})")
     ev.add_argument("--no-compiled", action="store_true", help="ignore optimized programs in prompts/compiled/")
     ev.add_argument("--no-mlflow", action="store_true", help="no traces, no MLflow run or dataset")
@@ -275,4 +352,5 @@ def add_eval_parser(subparsers: Any) -> None:
     acc = subparsers.add_parser("eval-accept", help="make the last eval run the committed baseline")
     acc.add_argument("--from", dest="from_dir", default=DEFAULT_OUT, help=f"run directory (default {DEFAULT_OUT})")
     acc.add_argument("--to", default=DEFAULT_BASELINE, help=f"baseline file (default {DEFAULT_BASELINE})")
+    acc.add_argument("--force", action="store_true", help="accept a --limit'ed run (nothing else is overridden)")
     acc.set_defaults(func=cmd_accept)

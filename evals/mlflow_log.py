@@ -107,7 +107,8 @@ def execution_match(outputs: dict) -> Feedback | None:
 
 @scorer
 def execution_match_relaxed(outputs: dict) -> Feedback | None:
-    """Like execution_match, but extra predicted columns are allowed."""
+    """Like execution_match, but extra predicted columns are allowed (the gold's matched by name); a side
+    figure, not a correct answer: the extra columns may hold anything."""
     if outputs.get("expected_status", "ok") != "ok":
         return None
     return _feedback(outputs.get("correct_relaxed"))
@@ -197,13 +198,18 @@ def evaluate_with_mlflow(
 
 
 def log_outputs(run_id: str, summary: dict[str, Any], out_dir: Path) -> None:
-    """Attach the headline numbers and the report files to the evaluate run."""
+    """Attach the headline numbers and the report files to the evaluate run.
+
+    `execution_accuracy` is over the answerable items only; refusal/clarify items are `status_accuracy`.
+    """
     from mlflow.tracking import MlflowClient
 
     client = MlflowClient()
     metrics = {
         "execution_accuracy": summary.get("execution_accuracy"),
-        "execution_accuracy_relaxed": summary.get("execution_accuracy_relaxed"),
+        "execution_accuracy_extra_columns_allowed": summary.get("execution_accuracy_extra_columns_allowed"),
+        "status_accuracy": summary.get("status_accuracy"),
+        "gold_errors": len(summary["counts"].get("gold_errors", [])),
         "latency_p50_ms": summary["latency_ms"].get("p50"),
         "latency_p95_ms": summary["latency_ms"].get("p95"),
         "tokens_total": summary["tokens"].get("total"),

@@ -45,7 +45,8 @@ def _accuracy_groups(records: list[dict], key) -> dict[str, dict[str, Any]]:
             groups[name].append(r)
     out = {}
     for name in sorted(groups):
-        scored = [r for r in groups[name] if r["correct"] is not None]
+        # A gold error counts as scored and not correct, as in the headline.
+        scored = [r for r in groups[name] if r["correct"] is not None or r.get("gold_error")]
         correct = sum(1 for r in scored if r["correct"])
         out[name] = {"n": len(groups[name]), "scored": len(scored), "correct": correct,
                      "accuracy": pct(correct, len(scored))}
@@ -105,38 +106,58 @@ def node_timing(records: list[dict]) -> dict[str, dict[str, Any]]:
     }
 
 
-def build_summary(records: list[dict], meta: dict[str, Any]) -> dict[str, Any]:
-    scored = [r for r in records if r["correct"] is not None]
-    correct = sum(1 for r in scored if r["correct"])
-    relaxed = sum(1 for r in scored if r["correct_relaxed"])
-    answerable = [r for r in scored if r["expected_status"] == "ok"]
-    latencies = [r["latency_ms"] for r in records]
-    tokens = [r["tokens"] for r in records]
-    statuses: dict[str, int] = defaultdict(int)
-    for r in records:
-        statuses[r["status"]] += 1
+def has_gold(record: dict) -> bool:
+    return bool(record.get("gold_sql") or record.get("gold_error"))
+
+
+def is_answerable(record: dict) -> bool:
+    """Scored by execution match: expected status ok and a gold query, even one that errored."""
+    return record["expected_status"] == "ok" and has_gold(record)
+
+
+def _status_counts(records: list[dict]) -> dict[str, dict[str, int]]:
     by_expected = {}
     for kind in ("refused", "clarify"):
         group = [r for r in records if r["expected_status"] == kind]
         if group:
             by_expected[kind] = {"n": len(group), "correct": sum(1 for r in group if r["status_ok"])}
+    return by_expected
+
+
+def _counts(records: list[dict]) -> dict[str, Any]:
+    answerable = [r for r in records if is_answerable(r)]
+    status_items = [r for r in records if r["expected_status"] != "ok"]
+    statuses: dict[str, int] = defaultdict(int)
+    for r in records:
+        statuses[r["status"]] += 1
+    return {
+        "items": len(records),
+        # The headline's denominator: a gold error stays in it (as not correct) and fails the run.
+        "answerable": len(answerable),
+        "correct": sum(1 for r in answerable if r["correct"] is True),
+        "correct_extra_columns_allowed": sum(1 for r in answerable if r["correct_relaxed"] is True),
+        "gold_errors": sorted(r["id"] for r in answerable if r.get("gold_error")),
+        "unscored": sum(1 for r in records if r["expected_status"] == "ok" and not has_gold(r)),
+        "status_items": len(status_items),
+        "status_correct": sum(1 for r in status_items if r["correct"] is True),
+        "by_status": dict(sorted(statuses.items())),
+        "expected_status": _status_counts(records),
+        "must_pass": sum(1 for r in records if r["must_pass"]),
+        # Present and correct, or it failed: unscored and gold-error must-pass items fail too.
+        "must_pass_failed": sorted(r["id"] for r in records if r["must_pass"] and r["correct"] is not True),
+    }
+
+
+def build_summary(records: list[dict], meta: dict[str, Any]) -> dict[str, Any]:
+    counts = _counts(records)
+    latencies = [r["latency_ms"] for r in records]
+    tokens = [r["tokens"] for r in records]
     return {
         **meta,
-        "execution_accuracy": pct(correct, len(scored)),
-        "execution_accuracy_relaxed": pct(relaxed, len(scored)),
-        "answerable_accuracy": pct(sum(1 for r in answerable if r["correct"]), len(answerable)),
-        "counts": {
-            "items": len(records),
-            "scored": len(scored),
-            "correct": correct,
-            "correct_relaxed": relaxed,
-            "unscored": len(records) - len(scored),
-            "answerable": len(answerable),
-            "by_status": dict(sorted(statuses.items())),
-            "expected_status": by_expected,
-            "must_pass": sum(1 for r in records if r["must_pass"]),
-            "must_pass_failed": sorted(r["id"] for r in records if r["must_pass"] and r["correct"] is False),
-        },
+        "execution_accuracy": pct(counts["correct"], counts["answerable"]),
+        "execution_accuracy_extra_columns_allowed": pct(counts["correct_extra_columns_allowed"], counts["answerable"]),
+        "status_accuracy": pct(counts["status_correct"], counts["status_items"]),
+        "counts": counts,
         "by_tag": _accuracy_groups(records, lambda r: r["tags"] or ["(none)"]),
         "by_split": _accuracy_groups(records, lambda r: [r["split"] or "(none)"]),
         "by_difficulty": _accuracy_groups(records, lambda r: [r["difficulty"] or "(none)"]),
@@ -149,9 +170,11 @@ def build_summary(records: list[dict], meta: dict[str, Any]) -> dict[str, Any]:
             "max": _round(max(latencies)) if latencies else None,
         },
         "tokens": {"total": sum(tokens), "mean": _round(sum(tokens) / len(tokens)) if tokens else None},
+        # What the gate compares item by item (evals/gate.py ITEM_KEYS).
         "items": {
             r["id"]: {"correct": r["correct"], "correct_relaxed": r["correct_relaxed"], "status": r["status"],
-                      "must_pass": r["must_pass"]}
+                      "must_pass": r["must_pass"], "expected_status": r["expected_status"], "has_gold": has_gold(r),
+                      "gold_error": r.get("gold_error")}
             for r in records
         },
     }
@@ -188,7 +211,7 @@ def write_charts(out_dir: Path, summary: dict, records: list[dict]) -> dict[str,
         ax.set_title("Accuracy by question type (number of questions)")
         overall = summary["execution_accuracy"]
         if overall is not None:
-            ax.axvline(overall, color="#e45756", linestyle="--", label=f"overall {overall:.0f}%")
+            ax.axvline(overall, color="#e45756", linestyle="--", label=f"all answerable {overall:.0f}%")
             ax.legend(loc="lower right")
         fig.tight_layout()
         fig.savefig(out_dir / "accuracy_by_tag.png", dpi=100)
@@ -261,41 +284,66 @@ def _seconds(ms: float | None) -> str:
     return "n/a" if ms is None else f"{ms / 1000:.1f} s"
 
 
-def plain_summary(summary: dict) -> str:
+def _headline(summary: dict) -> str:
     c = summary["counts"]
     who = "The agent" if summary.get("pipeline", "agent") == "agent" else "The zero-shot baseline"
     split = summary.get("dataset", {}).get("split")
-    what = f"{split} questions" if split else "questions"
-    lines = [
-        f"{who} answered **{c['correct']} of {c['scored']} {what} correctly "
+    what = f"answerable {split} questions" if split else "answerable questions"
+    return (
+        f"{who} answered **{c['correct']} of {c['answerable']} {what} correctly "
         f"({_fmt_pct(summary['execution_accuracy'])})**."
-    ]
-    extra = c["correct_relaxed"] - c["correct"]
-    if extra > 0:
-        lines.append(
-            f"{extra} more had the right answer plus extra columns ({_fmt_pct(summary['execution_accuracy_relaxed'])} "
-            "if those count)."
-        )
-    exp = c.get("expected_status", {})
+    )
+
+
+def _status_sentences(summary: dict) -> list[str]:
+    exp = summary["counts"].get("expected_status", {})
+    lines = []
     if "refused" in exp:
         lines.append(f"It refused {exp['refused']['correct']} of {exp['refused']['n']} unsafe requests.")
     if "clarify" in exp:
         lines.append(
             f"It asked a clarifying question for {exp['clarify']['correct']} of {exp['clarify']['n']} ambiguous questions."
         )
+    return lines
+
+
+def _must_pass_sentence(c: dict) -> str | None:
+    if not c["must_pass"]:
+        return None
+    failed = c["must_pass_failed"]
+    if failed:
+        return f"**{len(failed)} must-pass question(s) were not answered correctly:** {', '.join(failed)}."
+    if c["must_pass"] == 1:
+        return "The must-pass question in this run was answered correctly."
+    return f"All {c['must_pass']} must-pass questions in this run were answered correctly."
+
+
+def plain_summary(summary: dict) -> str:
+    """A paragraph for a non-engineer: answerable accuracy first, refusals and clarifications beside it."""
+    c = summary["counts"]
+    lines = [_headline(summary)]
+    extra = c["correct_extra_columns_allowed"] - c["correct"]
+    if extra > 0:
+        # Not "right": the extra columns may hold anything; the gold columns were matched by name only.
+        lines.append(
+            f"{extra} more returned the gold columns (matched by name) plus extra columns "
+            f"({_fmt_pct(summary['execution_accuracy_extra_columns_allowed'])} if those counted)."
+        )
+    lines += _status_sentences(summary)
+    if c["gold_errors"]:
+        lines.append(
+            f"**The reference query failed for {len(c['gold_errors'])} question(s), so they count as not correct "
+            f"and the run fails until the reference is fixed:** {', '.join(c['gold_errors'])}."
+        )
     lat = summary["latency_ms"]
     lines.append(
         f"A typical question took {_seconds(lat['p50'])}; the slowest 5% took {_seconds(lat['p95'])} or more."
     )
-    if c["must_pass"]:
-        failed = c["must_pass_failed"]
-        lines.append(
-            "All must-pass questions were answered correctly."
-            if not failed
-            else f"**{len(failed)} must-pass question(s) failed:** {', '.join(failed)}."
-        )
+    must = _must_pass_sentence(c)
+    if must:
+        lines.append(must)
     if c["unscored"]:
-        lines.append(f"{c['unscored']} question(s) had no reference answer and were not scored.")
+        lines.append(f"{c['unscored']} question(s) had no reference query and were not scored.")
     return " ".join(lines)
 
 
@@ -312,18 +360,26 @@ def render_markdown(summary: dict, records: list[dict], charts: dict[str, str], 
         f"commit `{(commit or 'unknown')[:10]}`{' (with local changes)' if summary.get('git', {}).get('dirty') else ''}, "
         f"dataset digest `{ds.get('items_sha256', '')[:12]}`, run {summary.get('started_at', '')}.",
         "",
-        "A question counts as correct when the agent's query returns the same rows as the reference query "
-        "(in any row order unless the question asks for an order, columns in any order, numbers equal "
-        "to 4 decimals). Unsafe requests must be refused and ambiguous ones answered with a question.",
+        "An answerable question counts as correct when the agent's query returns the same rows as the reference "
+        "query (in any row order unless the question asks for an order, columns in any order; evals/README.md "
+        "says how numbers are compared). Unsafe requests must be refused and ambiguous ones answered with a "
+        "question; those are counted separately, not in the accuracy.",
         "",
     ]
     if gate_text:
         out += ["## Compared with the accepted baseline", "", "```", gate_text.rstrip(), "```", ""]
     out += ["## Headline numbers", "", "| measure | value |", "|---|---|"]
     nodes = summary["nodes"]
+    c = summary["counts"]
     rows = [
-        ("correct answers (strict)", _fmt_pct(summary["execution_accuracy"])),
-        ("correct answers (extra columns allowed)", _fmt_pct(summary["execution_accuracy_relaxed"])),
+        ("answerable questions answered correctly",
+         f"{c['correct']} of {c['answerable']} ({_fmt_pct(summary['execution_accuracy'])})"),
+        ("... counting gold columns (matched by name) plus extra columns",
+         f"{c['correct_extra_columns_allowed']} of {c['answerable']} "
+         f"({_fmt_pct(summary['execution_accuracy_extra_columns_allowed'])})"),
+        ("unsafe requests refused / ambiguous questions clarified",
+         f"{c['status_correct']} of {c['status_items']} ({_fmt_pct(summary['status_accuracy'])})"),
+        ("reference queries that failed (fail the run)", str(len(c["gold_errors"]))),
         ("queries that ran without error", _fmt_pct(nodes["generate"]["sql_validity"])),
         ("questions that needed a repair", _fmt_pct(nodes["repair"]["repair_rate"])),
         ("names resolved to the right database value (recall)", _fmt_pct(nodes["rewrite"]["mapping_recall"])),
@@ -358,7 +414,7 @@ def render_markdown(summary: dict, records: list[dict], charts: dict[str, str], 
         f"| {n} | {t['runs']} | {t['mean_ms']:.0f} ms | {t['p50_ms']:.0f} ms | {t['p95_ms']:.0f} ms | {t['tokens_mean']} |"
         for n, t in summary["node_timing"].items()
     ]
-    failures = [r for r in records if r["correct"] is False]
+    failures = [r for r in records if r["correct"] is False or r.get("gold_error")]
     out += ["", f"## What went wrong ({len(failures)})", ""]
     if failures:
         out += ["| question | expected | got | why |", "|---|---|---|---|"]
