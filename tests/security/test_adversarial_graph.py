@@ -60,9 +60,19 @@ INNOCENT = [
 
 # (category, question, sql the fake LM emits, expected). `None` expected = derived from the raw suite.
 GRAPH_CASES: list[tuple[str, str, str, str]] = []
-for _i, (_category, _sql, _expected) in enumerate(RAW_CASES):
-    _kind = {"refused": "refused", "harmless": "harmless", "stopped": "stopped"}.get(_expected, "data")
-    GRAPH_CASES.append((_category, INNOCENT[_i % len(INNOCENT)], _sql, _kind))
+
+def _graph_kind(category: str, policy: str, sandbox: str) -> str:
+    """What the whole graph must do with a raw case: the policy's refusal, the sandbox's timeout,
+    injection text coming back as data, or a harmless query that simply runs."""
+    if policy != "allowed":
+        return "refused"
+    if sandbox == "timeout":
+        return "stopped"
+    return "data" if category == "injection_in_values" else "harmless"
+
+
+for _i, (_category, _sql, _policy, _sandbox) in enumerate(RAW_CASES):
+    GRAPH_CASES.append((_category, INNOCENT[_i % len(INNOCENT)], _sql, _graph_kind(_category, _policy, _sandbox)))
 
 # Bombs that take far longer than the timeout on the real Lahman database.
 GRAPH_CASES += [
@@ -244,13 +254,10 @@ def test_graph_case(baseline, category, question, sql, expected):
     elif expected == "stopped":
         assert elapsed < TIMEOUT_S + SLACK_S, f"took {elapsed:.2f} s"
         assert "repair" not in route
-        if result.status == "error":
-            assert result.error_kind in {"timeout", "execution"}, result.error  # execution = out of memory
-            assert route[-2:] == ["execute", "finish"]
-            if result.error_kind == "timeout":
-                assert f"stopped after {TIMEOUT_S:g} s" in result.error
-        else:
-            assert result.status == "ok", result.error  # finished within the timeout: harmless
+        # Every bomb here runs far longer than the timeout on the Lahman data: it must be cut off.
+        assert (result.status, result.error_kind) == ("error", "timeout"), (result.status, result.error)
+        assert route[-2:] == ["execute", "finish"]
+        assert f"stopped after {TIMEOUT_S:g} s" in result.error
         OUTCOMES[f"stopped:{result.status}/{result.error_kind}"] += 1
     else:  # data
         assert result.status == "ok", (result.status, result.error)

@@ -52,6 +52,20 @@ def settings():
     return load_settings(tracking={"enabled": False})
 
 
+# Hand-written right answers, never the gold text: other aliases, column order or formulation.
+RIGHT_SQL = {
+    "hr-ruth-1927": "SELECT SUM(b.HR) AS home_runs FROM Batting AS b WHERE b.yearID = 1927 AND b.playerID = 'ruthba01'",
+    "career-hits-jeter": "SELECT SUM(b.H) AS hits FROM People p JOIN Batting b ON b.playerID = p.playerID "
+                         "WHERE p.nameFirst = 'Derek' AND p.nameLast = 'Jeter'",
+    "teams-1990": "SELECT COUNT(DISTINCT teamID) AS n FROM Teams WHERE yearID = 1990",
+    "most-errors-team-2024": "SELECT E AS errors, name FROM Teams WHERE yearID = 2024 ORDER BY errors DESC LIMIT 1",
+    "total-hr-1998": "SELECT SUM(b.HR) AS hr_total FROM Batting AS b WHERE b.yearID BETWEEN 1998 AND 1998",
+    "hr-judge-2022": "SELECT SUM(b.HR) AS home_runs FROM Batting b WHERE b.yearID = 2022 AND b.playerID = 'judgeaa01'",
+    "career-hr-aaron": "SELECT SUM(b.HR) AS career_hr FROM People p JOIN Batting b ON b.playerID = p.playerID "
+                       "WHERE p.nameFirst = 'Hank' AND p.nameLast = 'Aaron'",
+}  # fmt: skip
+
+
 def _handlers(golden: dict[str, dict], wrong: set[str] = frozenset()):
     """Right SQL for every test item (wrong for the ids in `wrong`), mentions from the question."""
     by_question = {golden[i]["question"][:25]: golden[i] for i in TRAIN + DEV + TEST}
@@ -60,7 +74,7 @@ def _handlers(golden: dict[str, dict], wrong: set[str] = frozenset()):
         q = _clean(inputs["question"])
         for prefix, item in by_question.items():
             if q.startswith(prefix):
-                return {"sql": "SELECT 1 AS x" if item["id"] in wrong else item["gold_sql"]}
+                return {"sql": "SELECT 1 AS x" if item["id"] in wrong else RIGHT_SQL[item["id"]]}
         return {"sql": "SELECT 1 AS x"}
 
     def mentions(inputs):
@@ -99,8 +113,10 @@ def _ex(**kw) -> dspy.Example:
 def test_generate_metric_right_and_wrong(ctx, golden):
     runner = metrics.SqlRunner(ctx)
     gold = golden["hr-ruth-1927"]["gold_sql"]
+    right = RIGHT_SQL["hr-ruth-1927"]
+    assert right != gold
     ex = _ex(gold_sql=gold, ordered=False)
-    assert metrics.generate_metric(runner, ex, SimpleNamespace(sql=gold))[0] == 1.0
+    assert metrics.generate_metric(runner, ex, SimpleNamespace(sql=right))[0] == 1.0
     score, feedback = metrics.generate_metric(
         runner, ex, SimpleNamespace(sql="SELECT playerID, HR FROM Batting WHERE yearID = 1927 AND HR > 40"))
     assert score == 0.0 and "rows, expected 1" in feedback and gold in feedback
@@ -110,7 +126,7 @@ def test_generate_metric_right_and_wrong(ctx, golden):
     assert score == 0.0 and "missing column nameLast" in feedback
     score, feedback = metrics.generate_metric(runner, ex, SimpleNamespace(sql="SELECT nope FROM Batting"))
     assert score == 0.0 and "failed" in feedback
-    fed = metrics.with_feedback(metrics.generate_metric, runner)(ex, SimpleNamespace(sql=gold), None, None, None)
+    fed = metrics.with_feedback(metrics.generate_metric, runner)(ex, SimpleNamespace(sql=right), None, None, None)
     assert fed.score == 1.0 and fed.feedback
 
 
@@ -119,7 +135,7 @@ def test_repair_metric_fixed_and_correct(ctx, golden):
     gold = golden["teams-1990"]["gold_sql"]
     broken = corrupt.column_typo(gold)
     ex = _ex(gold_sql=gold, ordered=False, failed_sql=broken, error="Unknown column")
-    assert metrics.repair_metric(runner, ex, SimpleNamespace(sql=gold))[0] == 1.0
+    assert metrics.repair_metric(runner, ex, SimpleNamespace(sql=RIGHT_SQL["teams-1990"]))[0] == 1.0
     score, feedback = metrics.repair_metric(runner, ex, SimpleNamespace(sql=broken))
     assert score == 0.0 and "unchanged" in feedback
     assert metrics.repair_metric(runner, ex, SimpleNamespace(sql="SELECT 2 AS teams"))[0] == 0.0
@@ -189,10 +205,19 @@ def test_answer_metric_grounding():
 
 def test_corruptions_are_deterministic_and_fail(ctx):
     sql = "SELECT t.name, s.yearID, SUM(s.salary) AS pay FROM Salaries s JOIN Teams t ON s.teamID = t.teamID AND s.yearID = t.yearID GROUP BY t.name, s.yearID"
-    assert corrupt.corruptions(sql) == corrupt.corruptions(sql)
-    kinds = dict(corrupt.corruptions(sql))
-    assert set(kinds) == {"column_typo", "group_by_drop", "ambiguous_column"}
-    assert "GROUP BY t.name" in kinds["group_by_drop"] and "s.yearID" not in kinds["group_by_drop"].split("GROUP BY")[1]
+    # The exact broken queries (sqlglot's duckdb rendering: AS before table aliases); unquoted_digit
+    # does not apply (no quoted "2B"-style column).
+    tail = "FROM Salaries AS s JOIN Teams AS t ON s.teamID = t.teamID AND s.yearID = t.yearID"
+    expected = [
+        ("column_typo", f"SELECT t.naem, s.yearID, SUM(s.salary) AS pay {tail} GROUP BY t.name, s.yearID"),
+        ("group_by_drop", f"SELECT t.name, s.yearID, SUM(s.salary) AS pay {tail} GROUP BY t.name"),
+        ("ambiguous_column", "SELECT t.name, s.yearID, SUM(s.salary) AS pay FROM Salaries AS s JOIN Teams AS t "
+                             "ON teamID = t.teamID AND s.yearID = t.yearID GROUP BY t.name, s.yearID"),
+    ]
+    assert corrupt.corruptions(sql) == expected
+    # `start` rotates the order of the kinds (KINDS[1:] + KINDS[:1]), not the broken queries.
+    assert corrupt.corruptions(sql, start=1) == [expected[1], expected[2], expected[0]]
+    kinds = dict(expected)
     assert corrupt.unquoted_digit('SELECT SUM("2B") AS d FROM Batting') == "SELECT SUM(2B) AS d FROM Batting"
     runner = metrics.SqlRunner(ctx)
     for kind, broken in [*kinds.items(), ("unquoted_digit", 'SELECT SUM(2B) AS d FROM Batting WHERE yearID = 1927')]:
@@ -231,13 +256,13 @@ def test_bootstrap_writes_artifact_that_loads(settings, golden, dataset_file, tm
     assert meta["settings"]["max_bootstrapped_demos"] == 2 and meta["demos"] == {"generate": 2}
     assert "date" in meta and "git_commit" in meta
     assert meta["database"] == {"name": "lahman.duckdb", "schema_digest": schema_digest(ctx.db.schema)}
-    assert (tmp_path / "cache").glob("inputs-*.json")
+    assert list((tmp_path / "cache").glob("inputs-*.json"))
 
     fresh = Generate()
     assert fresh.generate.demos == []
     fresh.load(str(out / "generate.json"))
     assert len(fresh.generate.demos) == 2
-    assert all(d["sql"] != "SELECT 1 AS x" for d in fresh.generate.demos)  # only successful traces
+    assert {d["sql"] for d in fresh.generate.demos} <= set(RIGHT_SQL.values())  # only successful traces
     holder = SimpleNamespace(rewrite=None, generate=Generate(), repair=None, answer=Answer())
     assert load_compiled_modules(holder, out, enabled=True) == ["generate"]
     assert len(holder.generate.generate.demos) == 2
