@@ -13,7 +13,7 @@ STAMP := .venv/.sqlagent-setup
 .PHONY: setup demo test test-unit test-integration lint bench ui clean
 
 setup: $(STAMP) data/lahman.duckdb
-	@$(PY) -c "from agent.config import load_settings; from agent.models import assemble, get_spec; \
+	@$(PY) -c "from agent.config import load_settings; from agent.lm.models import assemble, get_spec; \
 	from agent.config import resolve_path; s = load_settings(); \
 	[assemble(get_spec(n), resolve_path(s.embedded.cache_dir)) for n in ('qwen2.5-coder-1.5b', 'qwen2.5-coder-0.5b')]"
 

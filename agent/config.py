@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic_settings import (
@@ -19,6 +19,9 @@ from pydantic_settings import (
     SettingsConfigDict,
     YamlConfigSettingsSource,
 )
+
+if TYPE_CHECKING:
+    from tools.sql.database import DatabaseConfig
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG_FILE = PROJECT_ROOT / "config" / "sqlagent.yaml"
@@ -86,6 +89,7 @@ class DatabaseSettings(Section):
     # YAML of table/column descriptions (written by `sqlagent init`), laid over the database's comments.
     descriptions: str | None = None
     catalog_cache_dir: str = "~/.cache/sqlagent/catalogs"
+    access_file: str = "config/access.yaml"  # the access roles (--role)
 
 
 class LimitSettings(Section):
@@ -144,6 +148,24 @@ class Settings(BaseSettings):
     tools: ToolSettings = Field(default_factory=ToolSettings)
     prompts: PromptSettings = Field(default_factory=PromptSettings)
     tracking: TrackingSettings = Field(default_factory=TrackingSettings)
+
+    def database_config(self, path: str | Path | None = None) -> DatabaseConfig:
+        """The database section and the limits, paths resolved: what tools.sql.database opens."""
+        from tools.sql.database import DatabaseConfig
+
+        db, limits = self.database, self.limits
+        return DatabaseConfig(
+            path=resolve_path(path or db.path),
+            dialect=db.dialect,
+            descriptions=resolve_path(db.descriptions) if db.descriptions else None,
+            catalog_cache_dir=resolve_path(db.catalog_cache_dir),
+            access_file=resolve_path(db.access_file),
+            limit_cap=limits.limit_cap,
+            query_timeout_s=limits.query_timeout_s,
+            max_rows=limits.max_rows,
+            memory_limit=limits.memory_limit,
+            threads=limits.db_threads,
+        )
 
     @classmethod
     def settings_customise_sources(

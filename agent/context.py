@@ -16,8 +16,8 @@ from prompts.generate import Generate
 from prompts.repair import Repair
 from prompts.retrieve import Retrieve, load_examples
 from prompts.rewrite import Rewrite
-from tools.database import Database
 from tools.registry import ToolRegistry
+from tools.sql.database import Database
 
 
 @dataclass

@@ -8,7 +8,7 @@
                                                                     ├─ repair ┘    │
                                                                     └─ failed ─────┘
     repair ─ safety (the loop is bounded by limits.max_repair_attempts)
-    guard: tools/guard.py refuses injection, write and outside-the-database requests before any LM call.
+    guard: tools/sql/guard.py refuses injection, write and outside-the-database requests before any LM call.
 """
 
 from __future__ import annotations

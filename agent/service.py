@@ -25,17 +25,17 @@ from agent.graph import build_graph
 from agent.nodes.instrument import NodeFailure
 from agent.state import AgentState, NodeRun, Status, turn_input
 from agent.tracing import checkpoint_path, setup_tracing
-from tools.database import open_database
-from tools.entities import EntityMapping
-from tools.registry import registry
+from tools.builtin import registry
+from tools.sql.database import open_database
+from tools.sql.entities import EntityMapping
 
 CHECKPOINT_TYPES = [
     ("agent.state", "Turn"),
     ("agent.state", "PendingClarification"),
     ("agent.state", "NodeRun"),
-    ("tools.entities", "EntityMapping"),
-    ("tools.entities", "Ambiguity"),
-    ("tools.values", "ValueCandidate"),
+    ("tools.sql.entities", "EntityMapping"),
+    ("tools.sql.entities", "Ambiguity"),
+    ("tools.sql.values", "ValueCandidate"),
 ]
 NODES_WITH_LM = ("rewrite", "generate", "repair", "answer")
 
@@ -63,7 +63,7 @@ StreamEvent = tuple[Literal["node", "result"], "NodeRun | AskResult"]
 
 def build_lms(settings: Settings) -> dict[str, dspy.LM]:
     """One LM per distinct configuration: nodes that share settings share the LM (and the server)."""
-    from agent.lm import build_lm
+    from agent.lm.embedded import build_lm
 
     lms: dict[str, dspy.LM] = {"default": build_lm(settings.lm, settings.embedded)}
     for name in NODES_WITH_LM:
@@ -94,7 +94,7 @@ class Agent:
     ):
         self.settings = settings
         self.tracing = setup_tracing(settings)
-        db = open_database(settings, db_path, role)
+        db = open_database(settings.database_config(db_path), role)
         self.context = AgentContext(settings=settings, db=db, tools=registry(), lms=lms or build_lms(settings))
         # Thread state holds our pydantic models: allow exactly those when reading checkpoints back.
         serde = JsonPlusSerializer(allowed_msgpack_modules=CHECKPOINT_TYPES)

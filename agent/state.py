@@ -12,7 +12,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field
 
-from tools.entities import Ambiguity, EntityMapping
+from tools.sql.entities import Ambiguity, EntityMapping
 
 Status = Literal["running", "ok", "clarify", "refused", "error"]
 

@@ -77,8 +77,8 @@ def main(argv: list[str] | None = None) -> int:
     import mlflow
     import uvicorn
 
+    from agent.apps.server import create_app
     from agent.config import load_settings
-    from agent.server import create_app
     from agent.service import Agent
     from tests.fake_lm import fake_lm
 

@@ -23,8 +23,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from agent.config import EmbeddedSettings, LMSettings  # noqa: E402
-from agent.lm import build_lm, complete_once, get_server  # noqa: E402
-from agent.models import get_spec, is_cached  # noqa: E402
+from agent.lm.embedded import build_lm, complete_once, get_server  # noqa: E402
+from agent.lm.models import get_spec, is_cached  # noqa: E402
 
 ALIASES = {"0.5b": "qwen2.5-coder-0.5b", "1.5b": "qwen2.5-coder-1.5b"}
 

@@ -22,10 +22,10 @@ from agent.config import Settings
 from evals.dataset import EvalItem
 from evals.runner import NodeTiming, Prediction
 from prompts.baseline import Baseline
-from tools.database import Database, open_database
-from tools.registry import registry
+from tools.builtin import registry
 from tools.run_sql import RunSqlArgs
 from tools.schema_info import DescribeSchemaArgs
+from tools.sql.database import Database, open_database
 
 _TABLE = re.compile(r"^TABLE (\S+)")
 
@@ -71,7 +71,7 @@ class BaselinePipeline:
     name = "baseline"
 
     def __init__(self, settings: Settings, *, lm: dspy.LM | None = None, db_path: str | None = None):
-        from agent.lm import build_lm
+        from agent.lm.embedded import build_lm
         from agent.tracing import setup_tracing
 
         self.settings = settings
@@ -86,7 +86,7 @@ class BaselinePipeline:
             self.schema_text(self.database(item))
 
     def database(self, item: EvalItem) -> Database:
-        return open_database(self.settings, item.db or self.db_path)
+        return open_database(self.settings.database_config(item.db or self.db_path))
 
     def schema_text(self, db: Database) -> str:
         key = str(db.path)

@@ -79,7 +79,7 @@ def differences(current: dict[str, Any], pinned: dict[str, Any] | None) -> str:
 
 
 def current_pins(golden: Path, db: Any) -> list[dict[str, Any]]:
-    """Run every answerable item's gold on `db` (a tools.database.Database) and pin the result."""
+    """Run every answerable item's gold on `db` (a tools.sql.database.Database) and pin the result."""
     items = [json.loads(line) for line in golden.read_text(encoding="utf-8").splitlines() if line.strip()]
     out = []
     for item in items:
@@ -93,8 +93,8 @@ def current_pins(golden: Path, db: Any) -> list[dict[str, Any]]:
 def main(argv: list[str] | None = None) -> int:
     import argparse
 
-    from agent.config import PROJECT_ROOT, load_settings, resolve_path
-    from tools.database import open_database
+    from agent.config import PROJECT_ROOT, load_settings
+    from tools.sql.database import open_database
 
     parser = argparse.ArgumentParser(prog="python -m evals.pinned", description=__doc__.split("\n\n")[0])
     parser.add_argument("--golden", default=str(PROJECT_ROOT / "evals" / "golden.jsonl"))
@@ -102,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--write", action="store_true", help="re-pin every item")
     args = parser.parse_args(argv)
     settings = load_settings(tracking={"enabled": False})
-    db = open_database(settings, resolve_path(settings.database.path))
+    db = open_database(settings.database_config())
     pins = current_pins(Path(args.golden), db)
     if args.write:
         write_pins(Path(args.pins), pins)

@@ -20,8 +20,8 @@ from pydantic import BaseModel, Field
 from agent.config import LimitSettings
 from evals import scoring
 from evals.dataset import EvalItem
-from tools.database import Database
-from tools.sandbox import SandboxError, to_jsonable
+from tools.sql.database import Database
+from tools.sql.sandbox import SandboxError, to_jsonable
 
 ROWS_KEPT = 50  # rows per item written to predictions.jsonl
 ROWS_IN_PROMPT = LimitSettings().rows_in_prompt  # rows the answer node sees (agent default)
@@ -191,7 +191,7 @@ def run_gold(item: EvalItem, db: Database, max_rows: int) -> Gold | None:
     if item.gold_db and item.gold_db.endswith((".sqlite", ".sqlite3", ".db")):
         dialect, execute = "sqlite", _sqlite_execute(item.gold_db, max_rows)
     else:
-        dialect, execute = db.settings.database.dialect, _sandbox_execute(db)
+        dialect, execute = db.config.dialect, _sandbox_execute(db)
     try:
         columns, rows, truncated = execute(sql)
     except GoldQueryError as exc:

@@ -1,6 +1,6 @@
 """Describe: draft a table description and one short description per column, for a human to review.
 
-Used by `sqlagent init` (agent/init_db.py), one call per table (a wide table is split into calls of
+Used by `sqlagent init` (agent/apps/init_db.py), one call per table (a wide table is split into calls of
 at most `max_columns` columns). The prompt is kept small on purpose: the embedded model reads about
 50 prompt tokens a second on a laptop CPU, so samples are cut short and only the columns that still
 need a description are sent. A reply that cannot be parsed never fails the caller: the descriptions

@@ -17,7 +17,7 @@ from pathlib import Path
 import dspy
 from pydantic import BaseModel
 
-from tools.introspect import DatabaseSchema
+from tools.sql.introspect import DatabaseSchema
 
 _WORD = re.compile(r"[a-z0-9]+")
 _STOP = set(

@@ -1,7 +1,7 @@
 """Rewrite: make a follow-up standalone, then list the entity mentions to resolve against the database.
 
 The LM only *finds* mentions; resolving them to database values is done by the value-lookup tool and
-plain rules (tools/entities.py), so every mapping is explainable and a question without entities
+plain rules (tools/sql/entities.py), so every mapping is explainable and a question without entities
 passes through unchanged.
 """
 

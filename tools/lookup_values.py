@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
-from tools.database import Database
-from tools.registry import REGISTRY
-from tools.values import ValueCandidate
+from tools.registry import tool
+from tools.sql.database import Database
+from tools.sql.values import ValueCandidate
 
 
 class LookupValuesArgs(BaseModel):
@@ -20,7 +20,7 @@ class LookupValuesResult(BaseModel):
     candidates: list[ValueCandidate]
 
 
-@REGISTRY.tool(name="lookup_values")
+@tool(name="lookup_values")
 def lookup_values(db: Database, args: LookupValuesArgs) -> LookupValuesResult:
     """Match a name or nickname against stored text values: exact, case-insensitive, whole word, fuzzy."""
     return LookupValuesResult(

@@ -8,7 +8,7 @@ span. `sqlagent tools --lint` keeps the registry small and free of overlap (see 
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, get_type_hints
 
 import mlflow
@@ -16,7 +16,7 @@ from mlflow.entities import SpanType
 from pydantic import BaseModel
 
 if TYPE_CHECKING:
-    from tools.database import Database
+    from tools.sql.database import Database
 
 
 class Tool(BaseModel):
@@ -39,31 +39,43 @@ class Tool(BaseModel):
         }
 
 
+def tool(*, name: str, read_only: bool = True) -> Callable[[Callable], Callable]:
+    """Mark `fn(db, args: ArgsModel) -> ResultModel` as a tool (its docstring is the description).
+    Marking registers nothing: tools/builtin.py lists the tools the agent gets."""
+
+    def mark(fn: Callable) -> Callable:
+        fn.__sqlagent_tool__ = (name, read_only)  # type: ignore[attr-defined]
+        return fn
+
+    return mark
+
+
 class ToolRegistry:
-    def __init__(self) -> None:
+    def __init__(self, fns: Iterable[Callable] = ()) -> None:
         self._tools: dict[str, Tool] = {}
+        for fn in fns:
+            self.add(fn)
 
-    def tool(self, *, name: str, read_only: bool = True) -> Callable[[Callable], Callable]:
-        """Register `fn(db, args: ArgsModel) -> ResultModel`; its docstring is the description."""
-
-        def register(fn: Callable) -> Callable:
-            if name in self._tools:
-                raise ValueError(f"A tool named {name!r} is already registered.")
-            hints = get_type_hints(fn)
-            params = list(inspect.signature(fn).parameters)
-            args_model = hints.get(params[1]) if len(params) > 1 else None
-            result_model = hints.get("return")
-            self._tools[name] = Tool(
-                name=name,
-                description=inspect.cleandoc(fn.__doc__ or ""),
-                read_only=read_only,
-                args_model=args_model if _is_model(args_model) else None,
-                result_model=result_model if _is_model(result_model) else None,
-                fn=fn,
-            )
-            return fn
-
-        return register
+    def add(self, fn: Callable) -> None:
+        """Register a function marked with `@tool`."""
+        marked = getattr(fn, "__sqlagent_tool__", None)
+        if marked is None:
+            raise TypeError(f"{fn.__qualname__} is not marked as a tool (decorate it with @tool(name=...)).")
+        name, read_only = marked
+        if name in self._tools:
+            raise ValueError(f"A tool named {name!r} is already registered.")
+        hints = get_type_hints(fn)
+        params = list(inspect.signature(fn).parameters)
+        args_model = hints.get(params[1]) if len(params) > 1 else None
+        result_model = hints.get("return")
+        self._tools[name] = Tool(
+            name=name,
+            description=inspect.cleandoc(fn.__doc__ or ""),
+            read_only=read_only,
+            args_model=args_model if _is_model(args_model) else None,
+            result_model=result_model if _is_model(result_model) else None,
+            fn=fn,
+        )
 
     def __iter__(self):
         return iter(self._tools.values())
@@ -90,13 +102,3 @@ class ToolRegistry:
 
 def _is_model(value: Any) -> bool:
     return inspect.isclass(value) and issubclass(value, BaseModel)
-
-
-REGISTRY = ToolRegistry()
-
-
-def registry() -> ToolRegistry:
-    """The registry with the built-in tools loaded (importing a tool module registers it)."""
-    from tools import lookup_values, run_sql, schema_info  # noqa: F401
-
-    return REGISTRY

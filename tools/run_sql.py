@@ -1,7 +1,7 @@
 """Tool: run one read-only query through the SQL policy and the sandbox.
 
 Access control has two layers here:
-1. Static (tools/policy.py): the role's denied tables and columns are refused wherever the query
+1. Static (tools/sql/policy.py): the role's denied tables and columns are refused wherever the query
    references them, before anything runs.
 2. On output (this module, `denied_output_columns`): after the query ran, every result column whose
    output name contains a denied column name of the role (for the tables the query read, plus the
@@ -24,10 +24,10 @@ import sqlglot
 from pydantic import BaseModel, Field
 from sqlglot import exp
 
-from tools.database import Database
-from tools.policy import AccessRole
-from tools.registry import REGISTRY
-from tools.sandbox import SandboxError
+from tools.registry import tool
+from tools.sql.database import Database
+from tools.sql.policy import AccessRole
+from tools.sql.sandbox import SandboxError
 
 
 class RunSqlArgs(BaseModel):
@@ -105,7 +105,7 @@ def denied_output_columns(
     return unproven
 
 
-@REGISTRY.tool(name="run_sql")
+@tool(name="run_sql")
 def run_sql(db: Database, args: RunSqlArgs) -> RunSqlResult:
     """Check a SQL query against the safety policy, then execute it read-only with a timeout and row cap."""
     decision = db.policy.check(args.sql)
@@ -118,7 +118,7 @@ def run_sql(db: Database, args: RunSqlArgs) -> RunSqlResult:
         return RunSqlResult(status=status, sql=decision.sql, error=exc.message, error_kind=exc.kind)
     role = getattr(db, "role", None)
     leaked = denied_output_columns(
-        decision.sql, result.columns, role, decision.tables, db.settings.database.dialect
+        decision.sql, result.columns, role, decision.tables, db.config.dialect
     )
     if leaked:
         name = role.name if role is not None else "this"

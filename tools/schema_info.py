@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
-from tools.database import Database
-from tools.introspect import quote_identifier
-from tools.registry import REGISTRY
+from tools.registry import tool
+from tools.sql.database import Database
+from tools.sql.introspect import quote_identifier
 
 
 class DescribeSchemaArgs(BaseModel):
@@ -20,7 +20,7 @@ class SchemaDescription(BaseModel):
     unknown: list[str] = Field(default_factory=list)
 
 
-@REGISTRY.tool(name="describe_schema")
+@tool(name="describe_schema")
 def describe_schema(db: Database, args: DescribeSchemaArgs) -> SchemaDescription:
     """Describe database tables: columns with types, descriptions and sample values, and how they join."""
     schema = db.schema

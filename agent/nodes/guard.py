@@ -5,7 +5,7 @@ from __future__ import annotations
 from agent.context import AgentContext
 from agent.nodes.instrument import node
 from agent.state import AgentState
-from tools.guard import check_question
+from tools.sql.guard import check_question
 
 
 @node("guard", lm=False)

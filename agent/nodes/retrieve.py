@@ -7,8 +7,8 @@ import re
 from agent.context import AgentContext
 from agent.nodes.instrument import node
 from agent.state import AgentState
-from tools.introspect import quote_identifier
 from tools.schema_info import DescribeSchemaArgs
+from tools.sql.introspect import quote_identifier
 
 _SENTENCE_END = re.compile(r"(?<!e\.g)(?<!i\.e)(?<!\bvs)\.\s")
 

@@ -7,8 +7,9 @@ import re
 from agent.context import AgentContext
 from agent.nodes.instrument import node
 from agent.state import AgentState, PendingClarification
-from tools.database import vocabulary_key
-from tools.entities import (
+from tools.lookup_values import LookupValuesArgs
+from tools.sql.database import vocabulary_key
+from tools.sql.entities import (
     Ambiguity,
     EntityMapping,
     annotate,
@@ -17,7 +18,6 @@ from tools.entities import (
     resolve,
     years_in,
 )
-from tools.lookup_values import LookupValuesArgs
 
 
 def candidate_mentions(question: str, lm_mentions: list[str]) -> list[str]:
@@ -36,7 +36,7 @@ def _as_written(question: str, mention: str) -> str:
 def resolve_mentions(
     question: str, mentions: list[str], ctx: AgentContext, lm_mentions: list[str] | None = None
 ) -> tuple[list[EntityMapping], Ambiguity | None]:
-    """Look each mention up with the value tool and apply the resolution rules (tools/entities.py)."""
+    """Look each mention up with the value tool and apply the resolution rules (tools/sql/entities.py)."""
     era = years_in(question)
     threshold = ctx.settings.retrieval.value_match_threshold
     mappings: list[EntityMapping] = []

@@ -122,7 +122,7 @@ def pipeline_inputs(item: EvalItem, ctx: Any) -> dict[str, Any]:
     from agent.nodes.generate import examples_text, value_hints_text
     from agent.nodes.retrieve import linked_schema_text
     from prompts.optimize.metrics import resolved_mappings
-    from tools.entities import annotate
+    from tools.sql.entities import annotate
 
     with dspy.context(lm=ctx.lm("rewrite")):
         pred = ctx.rewrite(question=item.question, previous_question=_previous(item))

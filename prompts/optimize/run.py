@@ -125,10 +125,10 @@ def _progress(total: int, desc: str, enabled: bool):
 
 def build_context(settings, lms):
     from agent.context import AgentContext
-    from tools.database import open_database
-    from tools.registry import registry
+    from tools.builtin import registry
+    from tools.sql.database import open_database
 
-    return AgentContext(settings=settings, db=open_database(settings), tools=registry(), lms=lms)
+    return AgentContext(settings=settings, db=open_database(settings.database_config()), tools=registry(), lms=lms)
 
 
 def module_examples(name: str, items, ctx, runner, options: OptimizeOptions, lm_name: str):

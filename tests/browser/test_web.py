@@ -47,7 +47,7 @@ def _handlers():
 def server(tmp_path_factory):
     import uvicorn
 
-    from agent.server import create_app
+    from agent.apps.server import create_app
     from agent.service import Agent
     from tests.fake_lm import fake_lm
     from tests.tracking_store import temporary_tracking

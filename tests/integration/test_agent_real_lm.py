@@ -14,7 +14,7 @@ import re
 import pytest
 
 from agent.config import load_settings
-from agent.models import get_spec, is_cached
+from agent.lm.models import get_spec, is_cached
 from agent.service import Agent
 
 MODEL = "qwen2.5-coder-0.5b"
@@ -33,7 +33,7 @@ def bot(tmp_path_factory):
     except Exception as exc:  # pragma: no cover - only when the registry is broken
         pytest.fail(f"model registry: {exc}")
     if not is_cached(get_spec(MODEL), settings.embedded.cache_dir):
-        from agent.models import assemble
+        from agent.lm.models import assemble
 
         assemble(get_spec(MODEL), settings.embedded.cache_dir)
     return Agent(settings, persistent_threads=False)

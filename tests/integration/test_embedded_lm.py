@@ -16,14 +16,14 @@ import dspy
 import pytest
 
 from agent.config import EmbeddedSettings, LMSettings
-from agent.lm import (
+from agent.lm.embedded import (
     ServerStartError,
     build_lm,
     complete_once,
     get_server,
     running_servers,
 )
-from agent.models import (
+from agent.lm.models import (
     ModelNotInstalledError,
     ModelPart,
     ModelSpec,

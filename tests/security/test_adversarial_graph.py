@@ -34,8 +34,8 @@ from collections import Counter
 import pytest
 import sqlglot
 
-import tools.database
-from agent.cli import main as cli_main
+import tools.sql.database
+from agent.apps.cli import main as cli_main
 from agent.config import load_settings, resolve_path
 from agent.nodes.safety import TERMINAL_CODES
 from agent.service import Agent, AskResult
@@ -43,7 +43,7 @@ from prompts.answer import AnswerFromRows
 from prompts.sql_text import extract_sql
 from tests.fake_lm import ScriptedEngine, fake_lm
 from tests.security.test_adversarial_sql import CASES as RAW_CASES
-from tools.policy import FORBIDDEN_NODES
+from tools.sql.policy import FORBIDDEN_NODES
 
 TIMEOUT_S = 1.0
 SLACK_S = 2.0  # graph overhead (fake LM, retrieve, answer) on a loaded 2-core machine
@@ -155,11 +155,11 @@ def fresh_database_cache():
     """open_database caches one Database per (path, role) for the process: give this module its own,
     built with the short query timeout, and put the other modules' cache back afterwards."""
     mp = pytest.MonkeyPatch()
-    mp.setattr(tools.database, "_open", {})
+    mp.setattr(tools.sql.database, "_open", {})
     try:
         yield
     finally:
-        for db in tools.database._open.values():
+        for db in tools.sql.database._open.values():
             db.close()
         mp.undo()
 
@@ -354,10 +354,10 @@ def test_cli_role_public_alias_with_proven_provenance_is_allowed(capsys):
 
 def test_output_layer_refuses_when_the_static_policy_has_a_gap(baseline, capsys, monkeypatch):
     """Simulate a policy bug that lets a denied column through: the output check still refuses."""
-    from tools.database import open_database
-    from tools.policy import PolicyDecision
+    from tools.sql.database import open_database
+    from tools.sql.policy import PolicyDecision
 
-    db = open_database(load_settings(tracking={"enabled": False}), None, "public")
+    db = open_database(load_settings(tracking={"enabled": False}).database_config(), "public")
     leaky = "SELECT playerID, birthCity FROM People LIMIT 5"
     monkeypatch.setattr(
         db.policy, "check", lambda sql: PolicyDecision(allowed=True, sql=leaky, tables=["People"])
@@ -391,8 +391,8 @@ def test_output_layer_refuses_when_the_static_policy_has_a_gap(baseline, capsys,
     ],
 )
 def test_denied_output_columns(sql, columns, leaked):
-    from tools.policy import AccessRole
     from tools.run_sql import denied_output_columns
+    from tools.sql.policy import AccessRole
 
     role = AccessRole(name="public", denied_columns={"People": ["birthCity", "birthYear"]})
     tables = ["Batting"] if "Batting" in sql else ["People"]

@@ -34,8 +34,8 @@ import duckdb
 import pytest
 import sqlglot
 
-from tools.policy import FORBIDDEN_NODES, Catalog, SqlPolicy
-from tools.sandbox import Sandbox, SandboxError
+from tools.sql.policy import FORBIDDEN_NODES, Catalog, SqlPolicy
+from tools.sql.sandbox import Sandbox, SandboxError
 
 TIMEOUT_S = 1.0
 SLACK_S = 1.5

@@ -5,7 +5,7 @@ database file (CLI), and an LM that is down, slow or returns garbage (service, C
 node span in error). Every test runs under a SIGALRM watchdog (pytest-timeout is not installed).
 
 Bounding a slow LM: `dspy.LM(..., timeout=s)` bounds the HTTP read for provider/OpenAI-compatible
-models (lm15's default read timeout is 600 s, and agent/lm.py's build_lm sets none). A custom
+models (lm15's default read timeout is 600 s, and agent/lm/embedded.py's build_lm sets none). A custom
 `engine=` object cannot be given a timeout (dspy refuses the kwarg): such an engine must bound itself.
 """
 
@@ -26,7 +26,7 @@ from dspy.lm15 import Message, Response, TextPart, Usage
 
 import agent.service as service
 import agent.tracing as tracing
-from agent.cli import main as cli_main
+from agent.apps.cli import main as cli_main
 from agent.config import Settings, load_settings
 from agent.service import Agent
 from tests.fake_lm import ScriptedEngine, default_handlers, fake_lm

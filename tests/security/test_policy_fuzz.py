@@ -7,7 +7,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlglot import exp
 
-from tools.policy import FORBIDDEN_NODES, Catalog, PolicyDecision, SqlPolicy, forbidden_function_reason
+from tools.sql.policy import FORBIDDEN_NODES, Catalog, PolicyDecision, SqlPolicy, forbidden_function_reason
 
 CATALOG = Catalog(
     tables={

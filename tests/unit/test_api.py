@@ -1,4 +1,4 @@
-"""The HTTP API (agent/server.py) with FastAPI's TestClient, a fake LM and a throwaway tracking store."""
+"""The HTTP API (agent/apps/server.py) with FastAPI's TestClient, a fake LM and a throwaway tracking store."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import mlflow
 import pytest
 from fastapi.testclient import TestClient
 
-from agent.server import create_app
+from agent.apps.server import create_app
 from agent.service import Agent
 from tests.fake_lm import fake_lm
 from tests.tracking_store import temporary_tracking

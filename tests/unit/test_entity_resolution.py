@@ -1,7 +1,7 @@
 """Entity resolution on the real demo database: mentions -> value candidates -> one mapping or a question.
 
 Uses the value index of data/lahman.duckdb through the registry (`lookup_values`), the rules in
-tools/entities.py and `agent.nodes.rewrite.resolve_mentions`; no LM is involved except in the last
+tools/sql/entities.py and `agent.nodes.rewrite.resolve_mentions`; no LM is involved except in the last
 pass-through test, where a scripted one lists no mentions.
 """
 
@@ -14,8 +14,9 @@ from agent.context import AgentContext
 from agent.nodes.rewrite import resolve_mentions
 from agent.service import Agent
 from tests.fake_lm import fake_lm
-from tools.database import open_database
-from tools.entities import (
+from tools.builtin import registry
+from tools.sql.database import open_database
+from tools.sql.entities import (
     Ambiguity,
     EntityMapping,
     annotate,
@@ -24,7 +25,6 @@ from tools.entities import (
     resolve,
     years_in,
 )
-from tools.registry import registry
 
 _TRAILER = "\n\nRespond with the corresponding output fields"
 
@@ -49,7 +49,7 @@ def settings():
 
 @pytest.fixture(scope="module")
 def db(settings):
-    return open_database(settings)
+    return open_database(settings.database_config())
 
 
 @pytest.fixture(scope="module")
@@ -340,10 +340,10 @@ def test_years_in():
 )  # fmt: skip
 def test_generation_suffix_picks_between_namesakes(mention, expected):
     from agent.config import load_settings
-    from tools.database import open_database
-    from tools.entities import resolve
+    from tools.sql.database import open_database
+    from tools.sql.entities import resolve
 
-    db = open_database(load_settings(tracking={"enabled": False}))
+    db = open_database(load_settings(tracking={"enabled": False}).database_config())
     outcome = resolve(mention, db.values.search(mention, min_score=0.88), None, db.centrality)
     assert getattr(outcome, "value", None) == expected, outcome
 

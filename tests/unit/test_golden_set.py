@@ -181,9 +181,9 @@ def db():
             f"{DB.relative_to(ROOT)} is missing: build it with `.venv/bin/python -m data.build_lahman`"
         )
     from agent.config import load_settings
-    from tools.database import open_database
+    from tools.sql.database import open_database
 
-    return open_database(load_settings(tracking={"enabled": False}), DB)
+    return open_database(load_settings(tracking={"enabled": False}).database_config(DB))
 
 
 @pytest.mark.parametrize("item", SQL_ITEMS, ids=[it["id"] for it in SQL_ITEMS])

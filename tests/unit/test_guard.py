@@ -1,4 +1,4 @@
-"""The input guard (tools/guard.py): refusals with a code and a reason, and no false positives on real questions."""
+"""The input guard (tools/sql/guard.py): refusals with a code and a reason, and no false positives on real questions."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import json
 import pytest
 
 from agent.config import resolve_path
-from tools.guard import GuardDecision, check_question, normalise
+from tools.sql.guard import GuardDecision, check_question, normalise
 
 GOLDEN = [json.loads(line) for line in resolve_path("evals/golden.jsonl").read_text(encoding="utf-8").splitlines()
           if line.strip()]  # fmt: skip

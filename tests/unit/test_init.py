@@ -14,13 +14,13 @@ import duckdb
 import pytest
 import yaml
 
+from agent.apps.init_db import config_text, init_database, schema_summary
 from agent.config import DatabaseSettings, load_settings
-from agent.init_db import config_text, init_database, schema_summary
 from agent.service import Agent
 from evals.dataset import load_dataset
 from tests.fake_lm import fake_lm
-from tools.descriptions import DescriptionsError, apply_descriptions, load_descriptions
-from tools.introspect import ColumnInfo, DatabaseSchema, TableInfo, load_schema
+from tools.sql.descriptions import DescriptionsError, apply_descriptions, load_descriptions
+from tools.sql.introspect import ColumnInfo, DatabaseSchema, TableInfo, load_schema
 
 _TRAILER = "\n\nRespond with the corresponding output fields"
 GOALS_SQL = (
@@ -90,7 +90,7 @@ def read_jsonl(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
-# --- tools/descriptions.py -------------------------------------------------------------------------
+# --- tools/sql/descriptions.py -------------------------------------------------------------------------
 
 
 def small_schema() -> DatabaseSchema:
@@ -370,7 +370,7 @@ def test_replies_that_only_echo_names_or_types_are_not_kept(tmp_path: Path, db_f
 def test_the_init_command_without_an_lm(
     tmp_path: Path, db_file: Path, settings, capsys: pytest.CaptureFixture
 ):
-    from agent.cli import main
+    from agent.apps.cli import main
 
     assert main(["init", "--db", str(db_file), "--out", str(tmp_path / "cli"), "--no-draft", "--json"]) == 0
     summary = json.loads(capsys.readouterr().out)

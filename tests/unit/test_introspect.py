@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import duckdb
 
-from tools.introspect import load_schema
+from tools.sql.introspect import load_schema
 
 
 def _db(tmp_path):

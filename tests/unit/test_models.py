@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-import agent.models as models
+import agent.lm.models as models
 from agent.config import EmbeddedSettings, LMSettings
-from agent.lm import (
+from agent.lm.embedded import (
     InsufficientMemoryError,
     LMConfigError,
     MissingAPIKeyError,
@@ -17,7 +17,7 @@ from agent.lm import (
     check_memory,
     embedded_name,
 )
-from agent.models import (
+from agent.lm.models import (
     ModelIntegrityError,
     ModelNotInstalledError,
     ModelPart,
@@ -224,7 +224,7 @@ def test_unpinned_part_is_rejected():
         ModelPart(module="m", distribution="m>=1", file="f", size_bytes=1, sha256="0" * 64)
 
 
-# --- agent.lm without a model -----------------------------------------------------------------
+# --- agent.lm.embedded without a model -----------------------------------------------------------------
 
 
 def test_build_lm_passes_hosted_settings_through(monkeypatch):

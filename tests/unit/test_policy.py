@@ -1,4 +1,4 @@
-"""Table-driven tests of the static SQL policy (tools/policy.py)."""
+"""Table-driven tests of the static SQL policy (tools/sql/policy.py)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 import sqlglot
 from sqlglot import exp
 
-from tools.policy import AccessRole, Catalog, PolicyDecision, SqlPolicy, load_roles
+from tools.sql.policy import AccessRole, Catalog, PolicyDecision, SqlPolicy, load_roles
 
 ROOT = Path(__file__).resolve().parents[2]
 

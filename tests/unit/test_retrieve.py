@@ -10,12 +10,12 @@ import pytest
 from agent.config import load_settings
 from agent.context import AgentContext
 from agent.nodes.retrieve import linked_schema_text
-from tools.database import open_database
-from tools.registry import registry
+from tools.builtin import registry
+from tools.sql.database import open_database
 
 
 def context(settings, path: str | None = None) -> AgentContext:
-    return AgentContext(settings=settings, db=open_database(settings, path), tools=registry(), lms={})
+    return AgentContext(settings=settings, db=open_database(settings.database_config(path)), tools=registry(), lms={})
 
 
 @pytest.fixture(scope="module")

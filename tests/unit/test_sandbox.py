@@ -1,4 +1,4 @@
-"""The sandboxed DuckDB connection (tools/sandbox.py): results, limits, timeout, isolation."""
+"""The sandboxed DuckDB connection (tools/sql/sandbox.py): results, limits, timeout, isolation."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from tools.sandbox import ExecutionResult, Sandbox, SandboxError
+from tools.sql.sandbox import ExecutionResult, Sandbox, SandboxError
 
 TIMEOUT_S = 1.0
 SLACK_S = 1.0

@@ -25,7 +25,7 @@ from evals.scoring import (
     sql_tables,
     tie_groups,
 )
-from tools.sandbox import Sandbox
+from tools.sql.sandbox import Sandbox
 
 C2 = ["a", "b"]
 
@@ -416,7 +416,7 @@ HITTERS = [("Ruth", "NYA", 30, 1927), ("Gehrig", "NYA", 30, 1927), ("Foxx", "PHA
 
 @pytest.fixture(scope="module")
 def tiny_db(tmp_path_factory):
-    """A stand-in for tools.database.Database: what run_gold touches (its sandbox and dialect)."""
+    """A stand-in for tools.sql.database.Database: what run_gold touches (its sandbox and dialect)."""
     path = tmp_path_factory.mktemp("gold") / "tiny.duckdb"
     con = duckdb.connect(str(path))
     con.execute("CREATE TABLE t (name VARCHAR, team VARCHAR, hr INTEGER, yearID INTEGER)")

@@ -119,7 +119,7 @@ PROMOTED = [
 
 @pytest.mark.parametrize(("why", "question", "sql", "split"), PROMOTED, ids=[p[0] for p in PROMOTED])
 def test_a_promoted_item_never_becomes_the_worked_example_of_a_held_out_twin(why, question, sql, split) -> None:
-    from agent.golden import split_for
+    from evals.promotion import split_for
 
     new = {"id": "promoted", "question": question, "gold_sql": sql, "split": "train"}
     items = [i for i in ITEMS if i["id"] != "hr-a"]  # hr-b (test) is then the only SUM(HR) item

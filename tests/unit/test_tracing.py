@@ -120,7 +120,7 @@ def test_rewrite_span_records_the_mappings(trace):
 
 
 def test_trace_timeline_reads_the_nodes_back(traced, asked, trace):
-    from agent.trace_view import trace_timeline
+    from agent.apps.trace_view import trace_timeline
 
     agent, _ = traced
     view = trace_timeline(agent.settings, asked.trace_id)
@@ -133,7 +133,7 @@ def test_trace_timeline_reads_the_nodes_back(traced, asked, trace):
 
 
 def test_unknown_trace_id_is_a_clear_error(traced):
-    from agent.trace_view import trace_timeline
+    from agent.apps.trace_view import trace_timeline
 
     agent, _ = traced
     with pytest.raises(LookupError, match="No trace"):

@@ -22,9 +22,9 @@ from typing import Any
 
 import mlflow
 
-from agent import feedback
-from tools.database import Database
+from evals import feedback
 from tools.run_sql import RunSqlArgs, run_sql
+from tools.sql.database import Database
 
 SPLIT = "train"
 TAG = "from-feedback"

@@ -22,7 +22,7 @@ import re
 
 from pydantic import BaseModel, Field
 
-from tools.values import ValueCandidate
+from tools.sql.values import ValueCandidate
 
 TIE_TOLERANCE = 0.02
 GROUP_TOLERANCE = 0.08

@@ -7,44 +7,58 @@ import threading
 from collections import Counter
 from pathlib import Path
 
-from agent.config import Settings, resolve_path
-from tools.descriptions import apply_descriptions, load_descriptions
-from tools.introspect import DatabaseSchema, load_schema, quote_identifier
-from tools.policy import AccessRole, Catalog, SqlPolicy, default_role_name, load_roles
-from tools.sandbox import Sandbox
-from tools.values import ValueIndex
+from pydantic import BaseModel
 
-ACCESS_FILE = resolve_path("config/access.yaml")
+from tools.sql.descriptions import apply_descriptions, load_descriptions
+from tools.sql.introspect import DatabaseSchema, load_schema, quote_identifier
+from tools.sql.policy import AccessRole, Catalog, SqlPolicy, default_role_name, load_roles
+from tools.sql.sandbox import Sandbox
+from tools.sql.values import ValueIndex
+
+
+class DatabaseConfig(BaseModel):
+    """What opening a database needs, with every path resolved by the caller (the runtime builds it
+    from the YAML configuration: `Settings.database_config`). Nothing here reads configuration."""
+
+    path: Path
+    dialect: str = "duckdb"
+    descriptions: Path | None = None  # YAML of table/column descriptions laid over the database's comments
+    catalog_cache_dir: Path
+    access_file: Path  # the roles (config/access.yaml)
+    limit_cap: int = 1000
+    query_timeout_s: float = 10
+    max_rows: int = 1000
+    memory_limit: str = "2GB"
+    threads: int = 2
 
 
 class Database:
-    def __init__(self, path: Path, settings: Settings, role: str | None = None):
-        self.path = path
-        self.settings = settings
-        cache_dir = resolve_path(settings.database.catalog_cache_dir)
-        self.schema: DatabaseSchema = load_schema(path, cache_dir)
-        if settings.database.descriptions:
-            descriptions = load_descriptions(resolve_path(settings.database.descriptions))
-            self.schema = apply_descriptions(self.schema, descriptions)
-        self.values = ValueIndex.open(path, self.schema, cache_dir)
-        roles = load_roles(ACCESS_FILE)
-        role_name = role or default_role_name(ACCESS_FILE)
+    def __init__(self, config: DatabaseConfig, role: str | None = None):
+        self.config = config
+        self.path = config.path
+        self.schema: DatabaseSchema = load_schema(config.path, config.catalog_cache_dir)
+        if config.descriptions:
+            self.schema = apply_descriptions(self.schema, load_descriptions(config.descriptions))
+        self.values = ValueIndex.open(config.path, self.schema, config.catalog_cache_dir)
+        roles = load_roles(config.access_file)
+        role_name = role or default_role_name(config.access_file)
         if role_name not in roles:
-            raise ValueError(f"Unknown role {role_name!r}; roles in {ACCESS_FILE.name}: {', '.join(sorted(roles))}.")
+            raise ValueError(
+                f"Unknown role {role_name!r}; roles in {config.access_file.name}: {', '.join(sorted(roles))}."
+            )
         self.role: AccessRole = roles[role_name]
-        limits = settings.limits
         self.policy = SqlPolicy(
             Catalog(tables=self.schema.table_columns()),
-            limit_cap=limits.limit_cap,
-            dialect=settings.database.dialect,
+            limit_cap=config.limit_cap,
+            dialect=config.dialect,
             role=self.role,
         )
         self.sandbox = Sandbox(
-            path,
-            timeout_s=limits.query_timeout_s,
-            max_rows=limits.max_rows,
-            memory_limit=limits.memory_limit,
-            threads=limits.db_threads,
+            config.path,
+            timeout_s=config.query_timeout_s,
+            max_rows=config.max_rows,
+            memory_limit=config.memory_limit,
+            threads=config.threads,
         )
         # How many tables carry each column name: teamID (many) is a better filter than franchID (few).
         self.centrality = Counter(c.name.lower() for t in self.schema.tables for c in t.columns)
@@ -133,11 +147,10 @@ _open: dict[tuple[str, str | None], Database] = {}
 _lock = threading.Lock()
 
 
-def open_database(settings: Settings, path: str | Path | None = None, role: str | None = None) -> Database:
+def open_database(config: DatabaseConfig, role: str | None = None) -> Database:
     """The process-wide Database for (path, role); introspection and the index are cached on disk too."""
-    db_path = resolve_path(path or settings.database.path)
-    key = (str(db_path), role)
+    key = (str(config.path), role)
     with _lock:
         if key not in _open:
-            _open[key] = Database(db_path, settings, role)
+            _open[key] = Database(config, role)
         return _open[key]

@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from agent.config import EmbeddedSettings, LMSettings
-from agent.models import ModelSpec, PartResolver, assemble, get_spec, resolve_installed_part
+from agent.lm.models import ModelSpec, PartResolver, assemble, get_spec, resolve_installed_part
 
 if TYPE_CHECKING:
     import dspy

@@ -1,6 +1,6 @@
 """A read-only, locked-down DuckDB connection that runs one SELECT at a time with a timeout.
 
-This is the second layer behind `tools.policy.SqlPolicy`; it must hold on its own for SQL that bypasses
+This is the second layer behind `tools.sql.policy.SqlPolicy`; it must hold on its own for SQL that bypasses
 the policy (a policy bug, an operator typing raw SQL):
 
 * the database is opened `read_only=True` with external access disabled (no files, no network, no

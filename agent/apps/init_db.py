@@ -16,7 +16,7 @@ writes three files into the output directory, and builds the caches the agent ne
   (optimized modules are per database), so `SQLAGENT_CONFIG=<out>/sqlagent.yaml sqlagent ask ...`
   (and eval, optimize) work on the new database unchanged.
 
-The schema cache and the value index are built on the way (tools/introspect.py, tools/values.py).
+The schema cache and the value index are built on the way (tools/sql/introspect.py, tools/sql/values.py).
 No step raises on a bad LM reply: the entry stays empty, marked as a draft, with a note.
 """
 
@@ -39,9 +39,9 @@ from pydantic import ValidationError
 from agent.config import DEFAULT_CONFIG_FILE, DatabaseSettings, RetrievalSettings, Settings
 from prompts.describe import ColumnFacts, Describe
 from prompts.draft_questions import DraftQuestions, QuestionSQL
-from tools.database import Database
-from tools.descriptions import apply_descriptions, load_descriptions
-from tools.introspect import DatabaseSchema, TableInfo, quote_identifier
+from tools.sql.database import Database
+from tools.sql.descriptions import apply_descriptions, load_descriptions
+from tools.sql.introspect import DatabaseSchema, TableInfo, quote_identifier
 
 DESCRIPTIONS_FILE = "descriptions.yaml"
 GOLDEN_FILE = "golden.jsonl"
@@ -370,7 +370,7 @@ def init_database(
     )
     use_lm = lm if draft else None
 
-    db = Database(db_path, settings)  # introspection (cached) and the value index (cached), built here
+    db = Database(settings.database_config(db_path))  # introspection (cached) and the value index (cached), built here
     try:
         progress(
             f"{db_path.name}: {len(db.schema.tables)} tables, {len(db.schema.joins)} join paths; value index ready"
@@ -427,7 +427,7 @@ def init_database(
 
 
 def run_init(args: Any) -> int:
-    """`sqlagent init` (the parser is in agent/cli.py)."""
+    """`sqlagent init` (the parser is in agent/apps/cli.py)."""
     from agent.config import load_settings
     from agent.tracing import setup_tracing
 
@@ -439,7 +439,7 @@ def run_init(args: Any) -> int:
         return 1
     lm = None
     if not args.no_draft:
-        from agent.lm import build_lm
+        from agent.lm.embedded import build_lm
 
         lm_settings = settings.lm.for_node("init")  # lm.nodes.init overrides the drafting LM
         if args.lm:

@@ -16,7 +16,7 @@ from pathlib import Path
 import duckdb
 from pydantic import BaseModel
 
-from tools.introspect import DatabaseSchema, TableInfo, quote_identifier
+from tools.sql.introspect import DatabaseSchema, TableInfo, quote_identifier
 
 MAX_DISTINCT = 60_000  # larger text columns are free text or ids, not names people type
 MAX_VALUE_CHARS = 80

@@ -38,9 +38,9 @@ from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, ConfigDict, Field, StrictBool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from agent import feedback, golden
 from agent.config import PROJECT_ROOT, Settings, resolve_path
 from agent.tracing import setup_tracing
+from evals import feedback, promotion
 
 log = logging.getLogger(__name__)
 
@@ -227,13 +227,12 @@ def _check_db(db: str | None) -> str | None:
     return str(path)
 
 
-def _check_role(role: str | None) -> str | None:
+def _check_role(role: str | None, access_file: Path) -> str | None:
     if role is None:
         return None
-    from tools.database import ACCESS_FILE
-    from tools.policy import load_roles
+    from tools.sql.policy import load_roles
 
-    roles = load_roles(ACCESS_FILE)
+    roles = load_roles(access_file)
     if role not in roles:
         raise HTTPException(422, f"Unknown role {role!r}; roles: {', '.join(sorted(roles))}.")
     return role
@@ -292,7 +291,7 @@ def create_app(
 
     @app.post("/api/ask")
     def ask(body: AskIn) -> dict[str, Any]:
-        db, role = _check_db(body.db), _check_role(body.role)
+        db, role = _check_db(body.db), _check_role(body.role, resolve_path(settings.database.access_file))
 
         result = run_job(db, role, lambda agent: agent.ask(body.question, thread_id=body.thread_id))
         # On this request thread, not the worker: the next question runs meanwhile. Once the answer
@@ -308,7 +307,7 @@ def create_app(
         db: Annotated[str | None, Query(min_length=1, max_length=1000)] = None,
         role: Annotated[str | None, Query(min_length=1, max_length=100)] = None,
     ) -> StreamingResponse:
-        db, role = _check_db(db), _check_role(role)
+        db, role = _check_db(db), _check_role(role, resolve_path(settings.database.access_file))
         events: queue.Queue = queue.Queue()
         done = object()
 
@@ -355,14 +354,14 @@ def create_app(
             raise HTTPException(404, str(exc)) from None
 
     def trace_db(trace):
-        from tools.database import open_database
+        from tools.sql.database import open_database
 
         tags = trace.info.tags or {}
-        return open_database(settings, tags.get(feedback.DB_TAG) or None, tags.get(feedback.ROLE_TAG) or None)
+        return open_database(settings.database_config(tags.get(feedback.DB_TAG) or None), tags.get(feedback.ROLE_TAG) or None)
 
     @app.get("/api/traces/{trace_id}")
     def get_trace(trace_id: str) -> dict[str, Any]:
-        from agent.trace_view import trace_timeline
+        from agent.apps.trace_view import trace_timeline
 
         trace = load_trace(trace_id)
         try:
@@ -401,8 +400,8 @@ def create_app(
         sql = (body.corrected_sql or "").strip() or None
         if sql:
             try:
-                corrected = golden.check_sql(trace_db(trace), sql)
-            except golden.PromotionError as exc:
+                corrected = promotion.check_sql(trace_db(trace), sql)
+            except promotion.PromotionError as exc:
                 raise HTTPException(422, f"The corrected SQL was rejected: {exc}") from None
             corrected["rows"] = corrected["rows"][:100]
             sql = corrected["sql"]
@@ -428,10 +427,10 @@ def create_app(
         if tags.get(feedback.DB_TAG):
             raise HTTPException(422, "The golden set is for the default database; this trace used another one.")
         try:
-            return golden.promote(trace, trace_db(trace), golden_file)
-        except golden.DuplicateItem as exc:
+            return promotion.promote(trace, trace_db(trace), golden_file)
+        except promotion.DuplicateItem as exc:
             raise HTTPException(409, str(exc)) from None
-        except golden.PromotionError as exc:
+        except promotion.PromotionError as exc:
             raise HTTPException(422, str(exc)) from None
 
     @app.get("/api/health")

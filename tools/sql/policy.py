@@ -1,7 +1,7 @@
 """Static SQL policy: decide, from sqlglot's AST, whether a query may run in the sandbox.
 
 Every SQL text (from the LM or typed by an operator) goes through `SqlPolicy.check` before it reaches
-`tools.sandbox.Sandbox`. The policy is the first of two layers: the sandbox connection is read-only with
+`tools.sql.sandbox.Sandbox`. The policy is the first of two layers: the sandbox connection is read-only with
 external access disabled, so a gap here must still not reach files, the network or the database file.
 
 What `check` does, in order (the first failure wins and is reported as one readable sentence):

@@ -9,8 +9,8 @@ import time
 from typing import Any
 
 import agent  # noqa: F401  (sets the offline switches before any library import)
+from agent.apps.render import table, timeline
 from agent.config import load_settings
-from agent.render import table, timeline
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
 
@@ -49,14 +49,14 @@ def cmd_ask(args: argparse.Namespace) -> int:
 
 def cmd_sql(args: argparse.Namespace) -> int:
     from agent.tracing import setup_tracing
-    from tools.database import open_database
-    from tools.registry import registry
+    from tools.builtin import registry
     from tools.run_sql import RunSqlArgs
+    from tools.sql.database import open_database
 
     settings = load_settings(tracking={"enabled": False})
     setup_tracing(settings)
     try:
-        db = open_database(settings, args.db, args.role)
+        db = open_database(settings.database_config(args.db), args.role)
     except Exception as exc:
         return _fail(args, f"{type(exc).__name__}: {exc}")
     result = registry().call("run_sql", db, RunSqlArgs(sql=args.sql))
@@ -70,8 +70,8 @@ def cmd_sql(args: argparse.Namespace) -> int:
 
 
 def cmd_tools(args: argparse.Namespace) -> int:
+    from tools.builtin import registry
     from tools.lint import lint
-    from tools.registry import registry
 
     reg = registry()
     budget = args.budget or load_settings().tools.budget
@@ -93,7 +93,7 @@ def cmd_tools(args: argparse.Namespace) -> int:
 
 
 def cmd_trace(args: argparse.Namespace) -> int:
-    from agent.trace_view import trace_timeline
+    from agent.apps.trace_view import trace_timeline
 
     settings = load_settings()
     try:
@@ -109,7 +109,7 @@ def cmd_trace(args: argparse.Namespace) -> int:
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
-    from agent.doctor import run_checks
+    from agent.apps.doctor import run_checks
 
     ok = True
     for check in run_checks(load_settings(), full_verify=args.verify):
@@ -120,13 +120,13 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 
 
 def cmd_init(args: argparse.Namespace) -> int:
-    from agent.init_db import run_init  # introspection, descriptions, golden skeleton, config
+    from agent.apps.init_db import run_init  # introspection, descriptions, golden skeleton, config
 
     return run_init(args)
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from agent.server import serve  # the HTTP API and the feedback/review web app
+    from agent.apps.server import serve  # the HTTP API and the feedback/review web app
 
     serve(load_settings(), host=args.host, port=args.port, golden_path=args.golden)
     return EXIT_OK

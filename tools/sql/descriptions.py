@@ -1,6 +1,6 @@
 """Table and column descriptions kept in an editable YAML file, laid over the database's own comments.
 
-`sqlagent init` drafts the file (agent/init_db.py); a human reviews it. Retrieval reads descriptions
+`sqlagent init` drafts the file (agent/apps/init_db.py); a human reviews it. Retrieval reads descriptions
 from the schema, so applying the file to the introspected schema is all it takes to use them:
 
     tables:
@@ -24,7 +24,7 @@ from typing import Any
 
 import yaml
 
-from tools.introspect import DatabaseSchema
+from tools.sql.introspect import DatabaseSchema
 
 
 class DescriptionsError(ValueError):

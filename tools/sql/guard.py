@@ -1,7 +1,7 @@
 """Input guard: refuse a question that asks to change data, reach outside the database, or hijack the model.
 
-This is layer 1 of the defences (the static SQL policy in tools/policy.py and the read-only DuckDB
-sandbox in tools/sandbox.py are layers 2 and 3). It runs before any LM call, so an injected
+This is layer 1 of the defences (the static SQL policy in tools/sql/policy.py and the read-only DuckDB
+sandbox in tools/sql/sandbox.py are layers 2 and 3). It runs before any LM call, so an injected
 instruction never reaches a prompt, and it explains the refusal in one sentence.
 
 `check_question` is a pure function over a table of English patterns. The text is first normalised:

@@ -29,11 +29,11 @@ def _versions() -> Check:
 
 
 def _database(settings: Settings) -> Check:
-    from tools.database import open_database
+    from tools.sql.database import open_database
 
     path = resolve_path(settings.database.path)
     try:
-        db = open_database(settings)
+        db = open_database(settings.database_config())
     except Exception as exc:
         return Check(name="database", ok=False, detail=f"{path}: {exc}")
     tables = db.schema.tables
@@ -46,8 +46,8 @@ def _database(settings: Settings) -> Check:
 
 
 def _model(settings: Settings, full_verify: bool) -> list[Check]:
-    from agent.lm import build_lm, complete_once, embedded_name
-    from agent.models import assemble, get_spec, verify
+    from agent.lm.embedded import build_lm, complete_once, embedded_name
+    from agent.lm.models import assemble, get_spec, verify
 
     checks = []
     name = embedded_name(settings.lm.model)

@@ -1,0 +1,1 @@
+"""The language models: the embedded model (assemble + verify, server lifecycle) and choosing an LM."""
