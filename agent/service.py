@@ -23,7 +23,7 @@ from agent.config import Settings
 from agent.context import AgentContext
 from agent.graph import build_graph
 from agent.nodes.instrument import NodeFailure
-from agent.state import AgentState, NodeRun, Status, turn_input
+from agent.state import AgentState, ErrorKind, NodeRun, Status, turn_input
 from agent.tracing import checkpoint_path, setup_tracing
 from tools.builtin import registry
 from tools.sql.database import open_database
@@ -51,7 +51,7 @@ class AskResult(BaseModel):
     answer: str | None = None
     status: Status
     error: str | None = None
-    error_kind: str | None = None
+    error_kind: ErrorKind | None = None
     trace_id: str | None = None
     thread_id: str | None = None
     nodes: list[NodeRun] = Field(default_factory=list)

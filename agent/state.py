@@ -13,8 +13,14 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, Field
 
 from tools.sql.entities import Ambiguity, EntityMapping
+from tools.sql.guard import GuardCode
+from tools.sql.policy import PolicyCode
+from tools.sql.sandbox import SandboxKind
 
 Status = Literal["running", "ok", "clarify", "refused", "error"]
+# Why a turn did not end in rows: the guard's, the policy's or the sandbox's code, an empty result
+# (answered, or sent to repair), or a failure of our own. The graph routes on these.
+ErrorKind = Literal[GuardCode, PolicyCode, SandboxKind, "empty_result", "internal"]
 
 
 class NodeRun(BaseModel):
@@ -57,7 +63,7 @@ class AgentState(BaseModel):
     attempts: int = 0
     repairs: int = 0
     error: str | None = None
-    error_kind: str | None = None
+    error_kind: ErrorKind | None = None
     columns: list[str] = Field(default_factory=list)
     rows: list[list[Any]] = Field(default_factory=list)
     truncated: bool = False

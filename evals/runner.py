@@ -238,7 +238,7 @@ def answer_grounding(item: EvalItem, pred: Prediction, rows_in_prompt: int) -> f
     """How well the answer sticks to the agent's own rows (not the gold): the answer module's score."""
     if pred.status != "ok" or pred.answer is None:
         return None
-    from agent.nodes.answer import rows_text
+    from prompts.answer import rows_text
 
     question = pred.rewritten_question or item.question
     return scoring.answer_grounding(question, rows_text(pred.columns, pred.rows, rows_in_prompt), pred.answer)[0]

@@ -926,7 +926,7 @@ def _table(rows_text: str) -> tuple[list[list[str]], int | None]:
 
 def answer_grounding(question: str, rows_text: str, answer: str) -> tuple[float, str]:
     """(score in 0..1, feedback) for an answer against the rows it was given, as the answer node saw
-    them (agent.nodes.answer.rows_text): non-empty; no number that is not in the rows or the question;
+    them (prompts.answer.rows_text): non-empty; no number that is not in the rows or the question;
     the first row's values quoted (half the score). No rows: the answer must say there is no data."""
     answer = (answer or "").strip()
     if not answer:

@@ -5,6 +5,16 @@ from __future__ import annotations
 import dspy
 
 
+def rows_text(columns: list[str], rows: list[list], limit: int) -> str:
+    """The result as the model reads it: a header line, `limit` rows, then how many more there are.
+    The node, the optimizer and the answer-grounding score all read the rows through this."""
+    shown = rows[:limit]
+    lines = [" | ".join(columns)] + [" | ".join("NULL" if v is None else str(v) for v in row) for row in shown]
+    if len(rows) > limit:
+        lines.append(f"... {len(rows) - limit} more rows")
+    return "\n".join(lines)
+
+
 class AnswerFromRows(dspy.Signature):
     """Answer the question in one or two short sentences using only the result rows. Quote names and
     numbers exactly as they appear in the rows. If there are no rows, say that the database has no

@@ -26,8 +26,8 @@ from sqlglot import exp
 
 from tools.registry import tool
 from tools.sql.database import Database
-from tools.sql.policy import AccessRole
-from tools.sql.sandbox import SandboxError
+from tools.sql.policy import AccessRole, PolicyCode
+from tools.sql.sandbox import SandboxError, SandboxKind
 
 
 class RunSqlArgs(BaseModel):
@@ -41,7 +41,7 @@ class RunSqlResult(BaseModel):
     rows: list[list[Any]] = Field(default_factory=list)
     truncated: bool = False
     error: str | None = None
-    error_kind: str | None = Field(
+    error_kind: PolicyCode | SandboxKind | None = Field(
         None, description="policy code (not_read_only...) or timeout/execution/database"
     )
     elapsed_ms: float = 0.0

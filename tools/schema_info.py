@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
+import re
+
 from pydantic import BaseModel, Field
 
 from tools.registry import tool
 from tools.sql.database import Database
 from tools.sql.introspect import quote_identifier
+
+_SENTENCE_END = re.compile(r"(?<!e\.g)(?<!i\.e)(?<!\bvs)\.\s")
+
+
+def brief(text: str, limit: int) -> str:
+    """The first sentence, cut to `limit` characters: prompt tokens are the main cost on a CPU."""
+    first = _SENTENCE_END.split(text, maxsplit=1)[0].strip().rstrip(".")
+    return first if len(first) <= limit else first[: limit - 1].rstrip() + "…"
 
 
 class DescribeSchemaArgs(BaseModel):

@@ -5,14 +5,7 @@ from __future__ import annotations
 from agent.context import AgentContext
 from agent.nodes.instrument import node
 from agent.state import AgentState, Turn
-
-
-def rows_text(columns: list[str], rows: list[list], limit: int) -> str:
-    shown = rows[:limit]
-    lines = [" | ".join(columns)] + [" | ".join("NULL" if v is None else str(v) for v in row) for row in shown]
-    if len(rows) > limit:
-        lines.append(f"... {len(rows) - limit} more rows")
-    return "\n".join(lines)
+from prompts.answer import rows_text
 
 
 @node("answer")

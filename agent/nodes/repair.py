@@ -7,8 +7,8 @@ import re
 
 from agent.context import AgentContext
 from agent.nodes.instrument import node
-from agent.nodes.retrieve import brief
 from agent.state import AgentState
+from tools.schema_info import brief
 
 _UNKNOWN_COLUMN = re.compile(r"Unknown column '([^']+)'")
 

@@ -2,21 +2,11 @@
 
 from __future__ import annotations
 
-import re
-
 from agent.context import AgentContext
 from agent.nodes.instrument import node
 from agent.state import AgentState
-from tools.schema_info import DescribeSchemaArgs
+from tools.schema_info import DescribeSchemaArgs, brief
 from tools.sql.introspect import quote_identifier
-
-_SENTENCE_END = re.compile(r"(?<!e\.g)(?<!i\.e)(?<!\bvs)\.\s")
-
-
-def brief(text: str, limit: int) -> str:
-    """The first sentence, cut to `limit` characters: prompt tokens are the main cost on a CPU."""
-    first = _SENTENCE_END.split(text, maxsplit=1)[0].strip().rstrip(".")
-    return first if len(first) <= limit else first[: limit - 1].rstrip() + "…"
 
 
 def linked_schema_text(ctx: AgentContext, question: str, tables: list[str]) -> str:

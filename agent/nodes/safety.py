@@ -6,12 +6,6 @@ from agent.context import AgentContext
 from agent.nodes.instrument import node
 from agent.state import AgentState
 
-# Refusals that a repair must not "fix": the model was asked for something it may not do.
-TERMINAL_CODES = {
-    "not_read_only", "multiple_statements", "forbidden_function", "access_denied",
-    "file_path", "system_catalog", "invisible_character",
-}  # fmt: skip
-
 
 @node("safety", lm=False)
 def safety(state: AgentState, ctx: AgentContext) -> dict:
@@ -21,6 +15,6 @@ def safety(state: AgentState, ctx: AgentContext) -> dict:
     if decision.allowed:
         return {"sql": decision.sql, "error": None, "error_kind": None, "_detail": "allowed"}
     update = {"error": decision.reason, "error_kind": decision.code, "_detail": f"{decision.code}: {decision.reason}"}
-    if decision.code in TERMINAL_CODES:
+    if decision.terminal:
         update["status"] = "refused"
     return update

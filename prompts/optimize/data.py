@@ -208,7 +208,7 @@ def repair_examples(items: list[EvalItem], inputs: dict[str, dict[str, Any]], ru
 
 
 def answer_examples(items: list[EvalItem], runner: Any, rows_in_prompt: int) -> list[dspy.Example]:
-    from agent.nodes.answer import rows_text
+    from prompts.answer import rows_text
 
     out = []
     for item in answerable(items):

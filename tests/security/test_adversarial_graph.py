@@ -37,13 +37,12 @@ import sqlglot
 import tools.sql.database
 from agent.apps.cli import main as cli_main
 from agent.config import load_settings, resolve_path
-from agent.nodes.safety import TERMINAL_CODES
 from agent.service import Agent, AskResult
 from prompts.answer import AnswerFromRows
 from prompts.sql_text import extract_sql
 from tests.fake_lm import ScriptedEngine, fake_lm
 from tests.security.test_adversarial_sql import CASES as RAW_CASES
-from tools.sql.policy import FORBIDDEN_NODES
+from tools.sql.policy import FORBIDDEN_NODES, TERMINAL_CODES
 
 TIMEOUT_S = 1.0
 SLACK_S = 2.0  # graph overhead (fake LM, retrieve, answer) on a loaded 2-core machine

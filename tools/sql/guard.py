@@ -30,15 +30,18 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from typing import NamedTuple
+from typing import Literal, NamedTuple
 
 __all__ = ["GuardDecision", "RULES", "check_question", "normalise"]
+
+
+GuardCode = Literal["prompt_injection", "write_request", "outside_database", "bad_input"]
 
 
 class GuardDecision(NamedTuple):
     allowed: bool
     reason: str | None = None
-    code: str | None = None
+    code: GuardCode | None = None
 
 
 ALLOWED = GuardDecision(True, None, None)

@@ -44,7 +44,7 @@ import difflib
 import re
 import unicodedata
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import sqlglot
 import yaml
@@ -75,13 +75,30 @@ class AccessRole(BaseModel):
     description: str = ""
 
 
+PolicyCode = Literal[
+    "parse_error", "empty", "multiple_statements", "not_read_only", "invisible_character", "forbidden_function",
+    "system_catalog", "file_path", "unknown_table", "unknown_column", "access_denied", "invalid_limit",
+]  # fmt: skip
+# Refusals that a repair must not "fix": the model was asked for something it may not do. The others
+# (unknown names, a bad LIMIT, unparsable text) are model mistakes that a repair can mend.
+TERMINAL_CODES: frozenset[str] = frozenset({
+    "not_read_only", "multiple_statements", "forbidden_function", "access_denied",
+    "file_path", "system_catalog", "invisible_character",
+})  # fmt: skip
+
+
 class PolicyDecision(BaseModel):
     allowed: bool
     reason: str | None = None
-    code: str | None = None
+    code: PolicyCode | None = None
     sql: str = ""
     tables: list[str] = Field(default_factory=list)
     columns: list[str] = Field(default_factory=list)
+
+    @property
+    def terminal(self) -> bool:
+        """A refusal to report, not a mistake to repair."""
+        return self.code in TERMINAL_CODES
 
 
 def load_roles(path: str | Path) -> dict[str, AccessRole]:
@@ -107,7 +124,7 @@ def default_role_name(path: str | Path) -> str:
 
 
 class _Refusal(Exception):
-    def __init__(self, code: str, reason: str) -> None:
+    def __init__(self, code: PolicyCode, reason: str) -> None:
         super().__init__(reason)
         self.code = code
         self.reason = reason

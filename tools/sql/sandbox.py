@@ -31,7 +31,7 @@ import threading
 import time
 import uuid
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import duckdb
 from pydantic import BaseModel
@@ -39,10 +39,13 @@ from pydantic import BaseModel
 __all__ = ["ExecutionResult", "Sandbox", "SandboxError"]
 
 
-class SandboxError(Exception):
-    """A query could not run. `kind` is one of: database, timeout, execution, refused."""
+SandboxKind = Literal["database", "timeout", "execution", "refused"]
 
-    def __init__(self, kind: str, message: str) -> None:
+
+class SandboxError(Exception):
+    """A query could not run, and why (`kind`)."""
+
+    def __init__(self, kind: SandboxKind, message: str) -> None:
         super().__init__(message)
         self.kind = kind
         self.message = message
