@@ -3,7 +3,7 @@
 A gold query that silently starts returning something else (an edited gold, a changed data build, a
 corrected Lahman row) would move every accuracy number without anyone deciding it. The pins in
 `evals/golden_answers.jsonl` (one line per answerable item: columns, row count, a digest of the
-rows and three of its rows in clear, for review) make that change show up in `tests/unit/test_golden_set.py`.
+rows and three of its rows in clear, for review) make that change show up in `tests/unit/evals/test_golden_set.py`.
 
     python -m evals.pinned           # check: exit 1 and list the items whose result changed
     python -m evals.pinned --write   # re-pin every item (review the diff before committing it)

@@ -11,7 +11,7 @@ from sqlglot import exp
 
 from tools.sql.policy import AccessRole, Catalog, PolicyDecision, SqlPolicy, load_roles
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = next(p for p in Path(__file__).resolve().parents if (p / "pyproject.toml").is_file())
 
 CATALOG = Catalog(
     tables={

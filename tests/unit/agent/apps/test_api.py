@@ -15,7 +15,7 @@ from agent.service import Agent
 from tests.fake_lm import fake_lm
 from tests.tracking_store import temporary_tracking
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = next(p for p in Path(__file__).resolve().parents if (p / "pyproject.toml").is_file())
 RUTH = (
     "SELECT p.nameFirst, p.nameLast, b.HR FROM Batting b JOIN People p USING (playerID) "
     "WHERE b.yearID = 1927 ORDER BY b.HR DESC LIMIT 1"
@@ -300,8 +300,8 @@ def test_review_queue_and_promotion(client, app_env):
 
 
 def test_promoted_items_pass_the_golden_set_checks(app_env):
-    """Every promoted line is valid by tests/unit/test_golden_set.py's per-item rules."""
-    from tests.unit import test_golden_set as gs
+    """Every promoted line is valid by tests/unit/evals/test_golden_set.py's per-item rules."""
+    from tests.unit.evals import test_golden_set as gs
 
     _, golden_file, _ = app_env
     for line in golden_file.read_text().splitlines():

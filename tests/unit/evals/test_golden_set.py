@@ -13,7 +13,7 @@ from sqlglot import exp
 
 from evals.templates import leaking_groups, mask_sql, nearest_train_questions
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = next(p for p in Path(__file__).resolve().parents if (p / "pyproject.toml").is_file())
 GOLDEN = ROOT / "evals" / "golden.jsonl"
 DB = ROOT / "data" / "lahman.duckdb"
 PINS = ROOT / "evals" / "golden_answers.jsonl"
