@@ -425,7 +425,7 @@ def tiny_db(tmp_path_factory):
 
     def make(max_rows: int = 100):
         sandbox = Sandbox(path, timeout_s=10, max_rows=max_rows, memory_limit="256MB", threads=1)
-        return SimpleNamespace(sandbox=sandbox, settings=SimpleNamespace(database=SimpleNamespace(dialect="duckdb")))
+        return SimpleNamespace(sandbox=sandbox, config=SimpleNamespace(dialect="duckdb"))
 
     return make
 
