@@ -109,7 +109,7 @@ def _get(item: Any, key: str, default: Any = None) -> Any:
 
 
 def _mentions(item: Any) -> list[str]:
-    return [str(_get(m, "mention") if not isinstance(m, dict) else m.get("mention", "")) for m in _get(item, "expected_mappings") or []]
+    return [str(_get(m, "mention") or "") for m in _get(item, "expected_mappings") or []]
 
 
 @dataclass(frozen=True)
