@@ -43,8 +43,14 @@ lint: setup
 	.venv/bin/ruff format --check agent prompts tools evals data tests bench || true
 	$(SQLAGENT) tools --lint
 
+# Per node: ms and prompt tokens read / cached / written; p50/p95, first question, startup, peak RSS;
+# bench/results/agent-<timestamp>.json. SPIDER: a Spider-style dataset for the agent-vs-bare-model
+# ratio (read in place, never copied; skipped when the directory does not exist).
+# e.g. make bench BENCH_ARGS="--limit 5 --compare bench/results/agent-20261201-120000.json"
+SPIDER ?= /work/shared/bench/spider-sports-dev
+BENCH_ARGS ?=
 bench: setup
-	$(PY) -m bench.bench_agent
+	$(PY) -m bench.bench_agent --spider "$(SPIDER)" $(BENCH_ARGS)
 	$(PY) bench/bench_lm.py --model 1.5b
 
 # The HTTP API and the feedback/review web app on http://127.0.0.1:8000 (HOST=0.0.0.0 to expose it: no auth).

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic_settings import (
@@ -108,6 +108,25 @@ class RetrievalSettings(Section):
     examples_k: int = 3
     example_bank: str = "evals/golden.jsonl"
     value_match_threshold: float = 0.88
+    # The stable schema: tables described in full in every prompt, always first and in the same
+    # order, so the model's prompt cache serves them and only the rest of a question is read.
+    stable_tables: list[str] | None = None  # None: the tables the worked examples use most
+    stable_schema_chars: int = 7000         # the size of the stable block when chosen automatically
+    max_linked_tables: int = 2              # tables a question adds beside the stable ones
+
+
+class RewriteSettings(Section):
+    # rules: capitalised spans and quoted names looked up in the value index, no LM call (the LM
+    # still makes a follow-up standalone); lm: the LM lists the names, the spans are a safety net.
+    mentions: Literal["rules", "lm"] = "rules"
+
+
+class AnswerSettings(Section):
+    # template: said from the question and the rows, no LM call; lm: the LM words it; auto: the
+    # template for small results (at most template_max_rows rows of template_max_columns), else the LM.
+    mode: Literal["auto", "template", "lm"] = "auto"
+    template_max_rows: int = 5
+    template_max_columns: int = 4
 
 
 class PromptSettings(Section):
@@ -145,6 +164,8 @@ class Settings(BaseSettings):
     database: DatabaseSettings = Field(default_factory=DatabaseSettings)
     limits: LimitSettings = Field(default_factory=LimitSettings)
     retrieval: RetrievalSettings = Field(default_factory=RetrievalSettings)
+    rewrite: RewriteSettings = Field(default_factory=RewriteSettings)
+    answer: AnswerSettings = Field(default_factory=AnswerSettings)
     tools: ToolSettings = Field(default_factory=ToolSettings)
     prompts: PromptSettings = Field(default_factory=PromptSettings)
     tracking: TrackingSettings = Field(default_factory=TrackingSettings)

@@ -11,11 +11,8 @@ from dataclasses import dataclass, field
 import dspy
 
 from agent.config import Settings, resolve_path
-from prompts.answer import Answer
-from prompts.generate import Generate
-from prompts.repair import Repair
+from agent.steps import LM_STEPS, fresh_modules
 from prompts.retrieve import Retrieve, load_examples
-from prompts.rewrite import Rewrite
 from tools.registry import ToolRegistry
 from tools.sql.database import Database
 
@@ -26,12 +23,10 @@ class AgentContext:
     db: Database
     tools: ToolRegistry
     lms: dict[str, dspy.LM]
-    rewrite: Rewrite = field(default_factory=Rewrite)
-    generate: Generate = field(default_factory=Generate)
-    repair: Repair = field(default_factory=Repair)
-    answer: Answer = field(default_factory=Answer)
+    modules: dict[str, dspy.Module] = field(default_factory=fresh_modules)  # one per LM step (agent/steps.py)
     retrieve: Retrieve | None = None
     compiled: list[str] = field(default_factory=list)  # modules loaded from optimized artifacts
+    stable_schema: tuple[list[str], str] | None = None  # the retrieve step's stable part, built once
 
     def __post_init__(self) -> None:
         if self.retrieve is None:
@@ -41,12 +36,20 @@ class AgentContext:
                 examples,
                 max_tables=self.settings.retrieval.max_tables,
                 k=self.settings.retrieval.examples_k,
+                max_linked=self.settings.retrieval.max_linked_tables,
             )
         from prompts.compiled import load_compiled_modules
 
+        missing = sorted(set(LM_STEPS) - set(self.modules))
+        if missing:
+            raise ValueError(f"AgentContext.modules lacks the LM steps {', '.join(missing)} (agent/steps.py)")
         self.compiled = load_compiled_modules(
-            self, resolve_path(self.settings.prompts.compiled_dir), self.settings.prompts.use_compiled
+            self.modules, resolve_path(self.settings.prompts.compiled_dir), self.settings.prompts.use_compiled,
+            schema=self.db.schema,
         )
+
+    def module(self, step: str) -> dspy.Module:
+        return self.modules[step]
 
     def lm(self, node: str) -> dspy.LM:
         return self.lms.get(node) or self.lms["default"]

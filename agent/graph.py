@@ -16,6 +16,7 @@ from __future__ import annotations
 from typing import Literal
 
 from langgraph.graph import END, START, StateGraph
+from langgraph.runtime import Runtime
 
 from agent.context import AgentContext
 from agent.nodes.answer import answer
@@ -38,29 +39,30 @@ def after_rewrite(state: AgentState) -> Literal["retrieve", "finish"]:
     return "finish" if state.status == "clarify" else "retrieve"
 
 
-def _can_repair(state: AgentState, max_repairs: int) -> bool:
-    return state.repairs < max_repairs
+def _can_repair(state: AgentState, runtime: Runtime[AgentContext]) -> bool:
+    # Read per question, not frozen into the compiled graph: one graph serves every configuration.
+    return state.repairs < runtime.context.settings.limits.max_repair_attempts
 
 
-def after_safety(state: AgentState, max_repairs: int) -> Literal["execute", "repair", "finish"]:
+def after_safety(state: AgentState, runtime: Runtime[AgentContext]) -> Literal["execute", "repair", "finish"]:
     if state.error is None:
         return "execute"
-    if state.status == "refused" or not _can_repair(state, max_repairs):
+    if state.status == "refused" or not _can_repair(state, runtime):
         return "finish"
     return "repair"
 
 
-def after_execute(state: AgentState, max_repairs: int) -> Literal["answer", "repair", "finish"]:
+def after_execute(state: AgentState, runtime: Runtime[AgentContext]) -> Literal["answer", "repair", "finish"]:
     if state.error is None:
         return "answer"
     if state.status == "refused":
         return "finish"
-    if _can_repair(state, max_repairs):
+    if _can_repair(state, runtime):
         return "repair"
     return "answer" if state.error_kind == "empty_result" else "finish"
 
 
-def build_graph(max_repairs: int = 2, checkpointer=None):
+def build_graph(checkpointer=None):
     graph = StateGraph(AgentState, context_schema=AgentContext)
     graph.add_node("guard", guard)
     graph.add_node("rewrite", rewrite)
@@ -77,8 +79,8 @@ def build_graph(max_repairs: int = 2, checkpointer=None):
     graph.add_conditional_edges("rewrite", after_rewrite)
     graph.add_edge("retrieve", "generate")
     graph.add_edge("generate", "safety")
-    graph.add_conditional_edges("safety", lambda s: after_safety(s, max_repairs), ["execute", "repair", "finish"])
-    graph.add_conditional_edges("execute", lambda s: after_execute(s, max_repairs), ["answer", "repair", "finish"])
+    graph.add_conditional_edges("safety", after_safety)
+    graph.add_conditional_edges("execute", after_execute)
     graph.add_edge("repair", "safety")
     graph.add_edge("answer", END)
     graph.add_edge("finish", END)

@@ -24,7 +24,9 @@ from agent.context import AgentContext
 from agent.graph import build_graph
 from agent.nodes.instrument import NodeFailure
 from agent.state import AgentState, ErrorKind, NodeRun, Status, turn_input
+from agent.steps import LM_STEPS
 from agent.tracing import checkpoint_path, setup_tracing
+from prompts.generate import question_text
 from tools.builtin import registry
 from tools.sql.database import open_database
 from tools.sql.entities import EntityMapping
@@ -33,11 +35,11 @@ CHECKPOINT_TYPES = [
     ("agent.state", "Turn"),
     ("agent.state", "PendingClarification"),
     ("agent.state", "NodeRun"),
+    ("prompts.retrieve", "Example"),
     ("tools.sql.entities", "EntityMapping"),
     ("tools.sql.entities", "Ambiguity"),
     ("tools.sql.values", "ValueCandidate"),
 ]
-NODES_WITH_LM = ("rewrite", "generate", "repair", "answer")
 
 
 class AskResult(BaseModel):
@@ -66,7 +68,7 @@ def build_lms(settings: Settings) -> dict[str, dspy.LM]:
     from agent.lm.embedded import build_lm
 
     lms: dict[str, dspy.LM] = {"default": build_lm(settings.lm, settings.embedded)}
-    for name in NODES_WITH_LM:
+    for name in LM_STEPS:
         if name in settings.lm.nodes:
             lms[name] = build_lm(settings.lm.for_node(name), settings.embedded)
     return lms
@@ -103,7 +105,7 @@ class Agent:
             saver = SqliteSaver(conn, serde=serde)
         else:
             saver = InMemorySaver(serde=serde)
-        self.graph = build_graph(settings.limits.max_repair_attempts, checkpointer=saver)
+        self.graph = build_graph(checkpointer=saver)
 
     def _invalid(self, question: str) -> str | None:
         if not question or not question.strip():
@@ -195,9 +197,11 @@ class Agent:
 
     def _result(self, question: str, thread_id: str, final: dict[str, Any], before: int) -> AskResult:
         state = AgentState.model_validate(final)
+        # What generate read: the standalone question with its resolved names annotated.
+        rewritten = question_text(state.standalone_question, state.mappings) if state.standalone_question else None
         return AskResult(
             question=question,
-            rewritten_question=state.rewritten_question,
+            rewritten_question=None if state.status == "clarify" else rewritten,
             mappings=state.mappings,
             sql=state.sql,
             columns=state.columns,

@@ -12,6 +12,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field
 
+from prompts.retrieve import Example
 from tools.sql.entities import Ambiguity, EntityMapping
 from tools.sql.guard import GuardCode
 from tools.sql.policy import PolicyCode
@@ -26,7 +27,13 @@ ErrorKind = Literal[GuardCode, PolicyCode, SandboxKind, "empty_result", "interna
 class NodeRun(BaseModel):
     name: str
     duration_ms: float
-    tokens: int = 0
+    tokens: int = 0  # every LM token of the node: prompt + completion (what providers call total_tokens)
+    # The prompt split into what the model processed and what its prompt cache served (llama.cpp's
+    # KV-cache prefix reuse, a hosted provider's prompt caching), then the completion. DSPy cache hits
+    # count nothing: no LM ran. agent/nodes/instrument.py says where the numbers come from.
+    tokens_read: int = 0
+    tokens_cached: int = 0
+    tokens_written: int = 0
     detail: str = ""
 
 
@@ -43,21 +50,21 @@ class PendingClarification(BaseModel):
 
 
 class AgentState(BaseModel):
-    # Input of this turn.
+    # Input of this turn: the user's own words.
     question: str
     # Carried across turns of a thread.
     history: list[Turn] = Field(default_factory=list)
     pending_clarification: PendingClarification | None = None
-    # Rewrite.
-    standalone_question: str | None = None
-    rewritten_question: str | None = None
+    # Rewrite. The one question every later step reads: the user's, made standalone on a thread
+    # (set before any LM step runs; its resolved names travel beside it in `mappings`).
+    standalone_question: str = ""
     mentions: list[str] = Field(default_factory=list)
     mappings: list[EntityMapping] = Field(default_factory=list)
     clarification: str | None = None
     # Retrieve.
     linked_tables: list[str] = Field(default_factory=list)
     linked_schema: str = ""
-    examples: list[dict[str, str]] = Field(default_factory=list)
+    examples: list[Example] = Field(default_factory=list)
     # Generate, safety, execute, repair.
     sql: str | None = None
     attempts: int = 0

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+from typing import Any
+
 import dspy
 
 
@@ -35,3 +38,53 @@ class Answer(dspy.Module):
 
     def forward(self, question: str, columns: list[str], rows: str) -> dspy.Prediction:
         return dspy.Prediction(answer=self.answer(question=question, columns=columns, rows=rows).answer.strip())
+
+
+# --- the template answer: small results said without an LM ----------------------------------------
+
+_FIRST = re.compile(r"^(name_?first|first_?name|fname)$", re.IGNORECASE)
+_LAST = re.compile(r"^(name_?last|last_?name|lname|surname)$", re.IGNORECASE)
+
+
+def _value(value: Any) -> str:
+    if value is None:
+        return "no value"
+    if isinstance(value, float):
+        return f"{value:.3f}".rstrip("0").rstrip(".") if abs(value) < 1000 else f"{value:,.0f}"
+    return str(value)
+
+
+def _label(column: str) -> str:
+    # SQL aliases read as words ("total_wins" -> "total wins"); a stored code stays as it is ("HR").
+    return column.replace("_", " ").strip() or column
+
+
+def _row_text(columns: list[str], row: list[Any]) -> str:
+    """One row: its person or thing named first ("Babe Ruth"), then each other value with its column."""
+    first = next((i for i, c in enumerate(columns) if _FIRST.match(c)), None)
+    last = next((i for i, c in enumerate(columns) if _LAST.match(c)), None)
+    used: set[int] = set()
+    name = ""
+    if first is not None and last is not None:
+        name = f"{_value(row[first])} {_value(row[last])}"
+        used = {first, last}
+    rest = [f"{_label(c)} {_value(row[i])}" for i, c in enumerate(columns) if i not in used]
+    if name and rest:
+        return f"{name}: {', '.join(rest)}"
+    return name or ", ".join(rest)
+
+
+def template_answer(columns: list[str], rows: list[list[Any]], truncated: bool = False) -> str:
+    """A short answer said from the rows alone, every value as stored: grounded by construction.
+
+    For small results (config answer.mode: auto|template); a longer result reads better in the LM's words.
+    """
+    if not rows:
+        return "The database has no matching data."
+    if len(rows) == 1 and len(columns) == 1:
+        return f"{_label(columns[0])}: {_value(rows[0][0])}."
+    if len(rows) == 1:
+        return _row_text(columns, rows[0]) + "."
+    lines = [f"- {_row_text(columns, row)}" for row in rows]  # no "1." numbering: it reads as a value
+    more = " (the result was cut at the row limit)" if truncated else ""
+    return f"{len(rows)} rows{more}:\n" + "\n".join(lines)

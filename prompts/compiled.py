@@ -6,7 +6,7 @@ before/after, date, git commit, registry version) lives in the sibling `<module>
 inside the DSPy file: `load` ignores unknown keys today, but DSPy owns that file's layout (it already
 writes its own `metadata` key), so extra keys there could collide with a later DSPy version.
 
-The agent calls `load_compiled_modules(context, folder, enabled)` once when its context is built
+The agent calls `load_compiled_modules(modules, folder, enabled, schema)` once when its context is built
 (config `prompts.use_compiled`, `prompts.compiled_dir`). A file that does not match the module
 (e.g. a signature changed since it was compiled), whose metadata names a database with other
 tables than the one the agent is asked about, or whose instruction was edited in code since it was
@@ -27,7 +27,6 @@ import dspy
 
 log = logging.getLogger(__name__)
 
-MODULES = ("rewrite", "generate", "repair", "answer")
 DEFAULT_DIR = Path(__file__).resolve().parent / "compiled"
 
 
@@ -62,10 +61,9 @@ def schema_digest(schema: Any) -> str:
     return hashlib.sha256("\n".join(names).encode()).hexdigest()[:16]
 
 
-def database_mismatch(context: Any, meta: dict[str, Any] | None) -> str | None:
+def database_mismatch(schema: Any, meta: dict[str, Any] | None) -> str | None:
     """Why an artifact's demos do not fit this database (None when they do or nothing is recorded)."""
     recorded = (meta or {}).get("database") or {}
-    schema = getattr(getattr(context, "db", None), "schema", None)
     if not recorded.get("schema_digest") or schema is None:
         return None
     if recorded["schema_digest"] == schema_digest(schema):
@@ -96,19 +94,21 @@ def instructions_changed(module: dspy.Module, meta: dict[str, Any] | None) -> st
             f"Re-run `sqlagent optimize` to compile the new instruction")
 
 
-def load_compiled_modules(context: Any, folder: str | Path = DEFAULT_DIR, enabled: bool = True) -> list[str]:
-    """Load every `<module>.json` in `folder` into `context.<module>`; returns the names loaded."""
+def load_compiled_modules(
+    modules: dict[str, dspy.Module], folder: str | Path = DEFAULT_DIR, enabled: bool = True, schema: Any = None
+) -> list[str]:
+    """Load every `<name>.json` in `folder` into `modules[name]`; returns the names loaded.
+    `schema` is the database's, checked against the one an artifact was optimized on."""
     if not enabled:
         return []
     loaded = []
-    for name in MODULES:
+    for name, module in modules.items():
         path, _ = artifact_paths(name, folder)
-        module = getattr(context, name, None)
-        if module is None or not path.is_file():
+        if not path.is_file():
             continue
         try:
             meta = read_meta(name, folder)
-            problem = database_mismatch(context, meta) or instructions_changed(module, meta)
+            problem = database_mismatch(schema, meta) or instructions_changed(module, meta)
             if problem:
                 raise ValueError(problem)
             state = json.loads(path.read_text())

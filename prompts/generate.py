@@ -2,9 +2,26 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import dspy
 
+from prompts.retrieve import Example
 from prompts.sql_text import extract_sql
+from tools.sql.entities import EntityMapping, annotate
+
+
+def examples_text(examples: Sequence[Example]) -> str:
+    return "\n\n".join(f"Question: {e.question}\nSQL: {e.sql}" for e in examples) or "(none)"
+
+
+def value_hints_text(mappings: Sequence[EntityMapping]) -> str:
+    return "\n".join(f"{m.mention} = {m.hint()} (matched '{m.matched}')" for m in mappings) or "(none)"
+
+
+def question_text(question: str, mappings: Sequence[EntityMapping]) -> str:
+    """The question as the SQL-writing modules read it: each resolved name annotated with its value."""
+    return annotate(question, list(mappings)) if mappings else question
 
 
 class GenerateSQL(dspy.Signature):
@@ -31,6 +48,14 @@ class Generate(dspy.Module):
     def __init__(self) -> None:
         super().__init__()
         self.generate = dspy.Predict(GenerateSQL)
+
+    @staticmethod
+    def inputs(
+        schema: str, examples: Sequence[Example], mappings: Sequence[EntityMapping], question: str
+    ) -> dict[str, str]:
+        """The module's inputs from typed values: the node and the optimizer both build them here."""
+        return {"db_schema": schema, "examples": examples_text(examples), "value_hints": value_hints_text(mappings),
+                "question": question_text(question, mappings)}
 
     def forward(self, db_schema: str, examples: str, value_hints: str, question: str) -> dspy.Prediction:
         pred = self.generate(db_schema=db_schema, examples=examples, value_hints=value_hints, question=question)

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import dspy
 
+from prompts.generate import question_text
 from prompts.sql_text import extract_sql
+from tools.sql.entities import EntityMapping
 
 
 class RepairSQL(dspy.Signature):
@@ -24,6 +28,14 @@ class Repair(dspy.Module):
     def __init__(self) -> None:
         super().__init__()
         self.repair = dspy.Predict(RepairSQL)
+
+    @staticmethod
+    def inputs(
+        schema: str, mappings: Sequence[EntityMapping], question: str, failed_sql: str, error: str, hint: str = ""
+    ) -> dict[str, str]:
+        """The module's inputs from typed values (the node and the optimizer both build them here)."""
+        return {"db_schema": schema, "question": question_text(question, mappings), "failed_sql": failed_sql,
+                "error": f"{error}\n{hint}" if hint else error}
 
     def forward(self, db_schema: str, question: str, failed_sql: str, error: str) -> dspy.Prediction:
         pred = self.repair(db_schema=db_schema, question=question, failed_sql=failed_sql, error=error)

@@ -12,6 +12,8 @@ import json
 import math
 import re
 from collections import Counter
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 import dspy
@@ -65,8 +67,11 @@ def load_examples(path: Path, splits: tuple[str, ...] = ("train",)) -> list[Exam
 
 
 class Retrieve(dspy.Module):
-    def __init__(self, schema: DatabaseSchema, examples: list[Example], max_tables: int = 6, k: int = 3):
+    def __init__(
+        self, schema: DatabaseSchema, examples: list[Example], max_tables: int = 6, k: int = 3, max_linked: int = 2
+    ):
         super().__init__()
+        self.max_linked = max_linked
         self.schema = schema
         self.examples = examples
         self.max_tables = max_tables
@@ -75,6 +80,19 @@ class Retrieve(dspy.Module):
         self._table_docs = {t.name: Counter(tokens(self._table_text(t))) for t in schema.tables}
         self._example_docs = [Counter(tokens(e.question)) for e in examples]
         self._idf = self._inverse_document_frequency(list(self._table_docs.values()))
+        self._hidden: set[str] = set()
+
+    @contextmanager
+    def excluding(self, ids: set[str]) -> Iterator[None]:
+        """Leave these examples (and any with the same question text) out of the bank for a while: an
+        item scored or optimized on must not find its own question and SQL among its examples."""
+        texts = {" ".join(e.question.lower().split()) for e in self.examples if e.id in ids}
+        hidden = {e.id for e in self.examples if e.id in ids or " ".join(e.question.lower().split()) in texts}
+        before, self._hidden = self._hidden, self._hidden | hidden
+        try:
+            yield
+        finally:
+            self._hidden = before
 
     @staticmethod
     def _table_text(table) -> str:
@@ -87,7 +105,7 @@ class Retrieve(dspy.Module):
         df = Counter(w for d in docs for w in d)
         return {w: math.log(1 + len(docs) / n) for w, n in df.items()}
 
-    def link_tables(self, question: str, entity_tables: list[str]) -> list[str]:
+    def table_scores(self, question: str) -> dict[str, float]:
         q = tokens(question)
         scores = {}
         for name, doc in self._table_docs.items():
@@ -96,7 +114,24 @@ class Retrieve(dspy.Module):
             # A mild prior for big tables: the main fact table (Batting) over its niche twin (BattingPost).
             size = math.log10(10 + self._rows.get(name, 0))
             scores[name] = lexical / math.log(2 + total) * (1 + 0.1 * size)
+        return scores
+
+    def link_tables(self, question: str, entity_tables: list[str], stable: Sequence[str] = ()) -> list[str]:
+        """The tables this question points at. With a `stable` set (tables every prompt already
+        shows), only tables outside it are returned, and only those the question points at at least
+        as clearly as at any stable one: a stray word must not cost a table's worth of prompt."""
+        scores = self.table_scores(question)
         ranked = [n for n, s in sorted(scores.items(), key=lambda kv: -kv[1]) if s > 0]
+        if stable:
+            held = set(stable)
+            bar = max([scores.get(n, 0.0) for n in held] + [0.6 * scores[ranked[0]] if ranked else 0.0])
+            chosen = [t for t in dict.fromkeys(entity_tables) if t not in held]
+            for name in ranked:
+                if len(chosen) >= self.max_linked:
+                    break
+                if name not in held and name not in chosen and scores[name] >= bar:
+                    chosen.append(name)
+            return chosen
         chosen: list[str] = list(dict.fromkeys(entity_tables))
         if not ranked and not chosen:
             # No word of the question points at a table: offer the best-connected ones rather than
@@ -184,15 +219,33 @@ class Retrieve(dspy.Module):
                     frontier.append(path + [nxt])
         return []
 
+    def tables_by_use(self) -> list[str]:
+        """Every table, the ones the worked examples' SQL reads most first, then by join degree: the
+        order in which tables earn a place in the stable part of the prompt."""
+        from sqlglot import exp, parse_one
+
+        used: Counter = Counter()
+        for e in self.examples:
+            try:
+                tree = parse_one(e.sql, read="duckdb")
+            except Exception:  # a bank entry sqlglot cannot read only loses its vote
+                continue
+            used.update({t.name.lower() for t in tree.find_all(exp.Table)})
+        degree = Counter(name.lower() for j in self.schema.joins for name in (j.left, j.right))
+        names = [t.name for t in self.schema.tables]
+        return sorted(names, key=lambda n: (-used[n.lower()], -degree[n.lower()], -self._rows.get(n, 0), n))
+
     def similar_examples(self, question: str) -> list[Example]:
         q = Counter(tokens(question))
         scored = []
         for ex, doc in zip(self.examples, self._example_docs, strict=True):
+            if ex.id in self._hidden:
+                continue
             scored.append((overlap_similarity(q, doc), ex.id, ex))
         scored.sort(key=lambda s: (-s[0], s[1]))
         return [ex for score, _, ex in scored[: self.k] if score > 0]
 
-    def forward(self, question: str, entity_tables: list[str]) -> dspy.Prediction:
+    def forward(self, question: str, entity_tables: list[str], stable: Sequence[str] = ()) -> dspy.Prediction:
         return dspy.Prediction(
-            tables=self.link_tables(question, entity_tables), examples=self.similar_examples(question)
+            tables=self.link_tables(question, entity_tables, stable), examples=self.similar_examples(question)
         )

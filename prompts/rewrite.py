@@ -38,12 +38,18 @@ class Rewrite(dspy.Module):
         self.contextualize = dspy.Predict(ContextualizeQuestion)
         self.extract = dspy.Predict(ExtractMentions)
 
-    def forward(self, question: str, previous_question: str | None = None) -> dspy.Prediction:
+    def forward(
+        self, question: str, previous_question: str | None = None, find_mentions: bool = True
+    ) -> dspy.Prediction:
+        """`find_mentions=False` (config rewrite.mentions: rules) skips the extract call: the caller
+        finds the names itself, and a one-turn question then costs no LM call at all."""
         standalone = question
         if previous_question:
             standalone = self.contextualize(
                 previous_question=previous_question, follow_up=question
             ).standalone_question.strip() or question
+        if not find_mentions:
+            return dspy.Prediction(standalone_question=standalone, mentions=[])
         mentions = self.extract(question=standalone).mentions or []
         unique = list(dict.fromkeys(m.strip() for m in mentions if isinstance(m, str) and m.strip()))
         return dspy.Prediction(standalone_question=standalone, mentions=unique)

@@ -8,7 +8,7 @@ from agent.state import AgentState
 from tools.run_sql import RunSqlArgs
 
 
-@node("execute", lm=False)
+@node("execute")
 def execute(state: AgentState, ctx: AgentContext) -> dict:
     result = ctx.tools.call("run_sql", ctx.db, RunSqlArgs(sql=state.sql))
     if result.status == "ok":

@@ -7,7 +7,7 @@ from agent.nodes.instrument import node
 from agent.state import AgentState
 
 
-@node("finish", lm=False)
+@node("finish")
 def finish(state: AgentState, ctx: AgentContext) -> dict:
     if state.status == "clarify":
         return {"answer": state.clarification, "_detail": "clarify"}

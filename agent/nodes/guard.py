@@ -8,7 +8,7 @@ from agent.state import AgentState
 from tools.sql.guard import check_question
 
 
-@node("guard", lm=False)
+@node("guard")
 def guard(state: AgentState, ctx: AgentContext) -> dict:
     decision = check_question(state.question)
     if decision.allowed:

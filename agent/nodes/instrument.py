@@ -2,12 +2,21 @@
 
 Each node gets its own span named `node.<name>` (asserted on by the tracing tests), inside the one
 trace the caller opened for the question. DSPy's autolog nests module and LM spans inside it.
+
+Tokens come from `dspy.track_usage()`, which sums the OpenAI-shaped `usage` of every LM call in the
+node, per LM: `prompt_tokens`, `completion_tokens`, `total_tokens` and
+`prompt_tokens_details.cached_tokens`. llama.cpp's server fills the last with its KV-cache prefix
+reuse (the same number as its `timings.cache_n`; `timings.prompt_n` = prompt - cached); hosted
+providers report their prompt caching there too (DSPy maps Anthropic's cache reads onto it). A
+provider that reports no cached count gets cached = 0. A DSPy cache hit adds no usage at all, so
+it counts 0 everywhere: the model did no work.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import dspy
@@ -17,6 +26,7 @@ from mlflow.entities import SpanType
 
 from agent.context import AgentContext
 from agent.state import AgentState, NodeRun
+from agent.steps import step
 
 
 class NodeFailure(RuntimeError):
@@ -31,11 +41,51 @@ class NodeFailure(RuntimeError):
 NodeFn = Callable[[AgentState, AgentContext], dict[str, Any]]
 
 
-def _tokens(usage: dict[str, dict[str, Any]]) -> int:
-    return sum(int(u.get("total_tokens") or 0) for u in usage.values())
+@dataclass(frozen=True)
+class TokenCounts:
+    """LM tokens of one node: `read` (prompt tokens the model processed), `cached` (prompt tokens
+    served from a prompt cache), `written` (completion) and `total` (the provider's total_tokens)."""
+
+    read: int = 0
+    cached: int = 0
+    written: int = 0
+    total: int = 0
+
+    def __add__(self, other: TokenCounts) -> TokenCounts:
+        return TokenCounts(self.read + other.read, self.cached + other.cached,
+                           self.written + other.written, self.total + other.total)
 
 
-def node(name: str, *, lm: bool = True) -> Callable[[NodeFn], Callable[[AgentState, Runtime[AgentContext]], dict]]:
+def _count(value: Any) -> int:
+    try:
+        return max(0, int(value or 0))
+    except (TypeError, ValueError):
+        return 0
+
+
+def _cached(details: Any) -> int:
+    if isinstance(details, Mapping):
+        return _count(details.get("cached_tokens"))
+    return _count(getattr(details, "cached_tokens", 0))  # a provider object not flattened to a dict
+
+
+def usage_counts(usage: Mapping[str, Any]) -> TokenCounts:
+    """One OpenAI-shaped usage dict (one call, or DSPy's sum of several) as read/cached/written."""
+    prompt = _count(usage.get("prompt_tokens"))
+    cached = min(_cached(usage.get("prompt_tokens_details")), prompt)
+    written = _count(usage.get("completion_tokens"))
+    total = _count(usage.get("total_tokens")) or prompt + written
+    return TokenCounts(read=prompt - cached, cached=cached, written=written, total=total)
+
+
+def token_counts(usage_by_lm: Mapping[str, Mapping[str, Any]]) -> TokenCounts:
+    """`dspy.track_usage().get_total_tokens()` (usage per LM) summed over the LMs."""
+    return sum((usage_counts(u or {}) for u in usage_by_lm.values()), TokenCounts())
+
+
+def node(name: str) -> Callable[[NodeFn], Callable[[AgentState, Runtime[AgentContext]], dict]]:
+    """Wrap a step function as the graph node `name`; agent/steps.py says whether it is an LM step."""
+    lm = step(name).module is not None
     def wrap(fn: NodeFn) -> Callable[[AgentState, Runtime[AgentContext]], dict]:
         def run(state: AgentState, runtime: Runtime[AgentContext]) -> dict[str, Any]:
             ctx = runtime.context
@@ -46,23 +96,28 @@ def node(name: str, *, lm: bool = True) -> Callable[[NodeFn], Callable[[AgentSta
                     if lm:
                         with dspy.context(lm=ctx.lm(name)), dspy.track_usage() as usage:
                             update = fn(state, ctx)
-                        tokens = _tokens(usage.get_total_tokens())
+                        tokens = token_counts(usage.get_total_tokens())
                     else:
                         update = fn(state, ctx)
-                        tokens = 0
+                        tokens = TokenCounts()
                 except Exception as exc:  # the span records the exception; the caller learns which node
                     raise NodeFailure(name, (time.perf_counter() - start) * 1000, exc) from exc
                 duration = (time.perf_counter() - start) * 1000
                 span.set_outputs({k: v for k, v in update.items() if k != "nodes"})
-                span.set_attributes({"sqlagent.node": name, "sqlagent.tokens": tokens,
+                span.set_attributes({"sqlagent.node": name, "sqlagent.tokens": tokens.total,
+                                     "sqlagent.tokens_read": tokens.read, "sqlagent.tokens_cached": tokens.cached,
+                                     "sqlagent.tokens_written": tokens.written,
                                      "sqlagent.duration_ms": round(duration, 1)})
             detail = str(update.pop("_detail", ""))
-            update["nodes"] = [NodeRun(name=name, duration_ms=round(duration, 1), tokens=tokens, detail=detail)]
+            update["nodes"] = [NodeRun(name=name, duration_ms=round(duration, 1), tokens=tokens.total,
+                                       tokens_read=tokens.read, tokens_cached=tokens.cached,
+                                       tokens_written=tokens.written, detail=detail)]
             return update
 
         # Not functools.wraps: LangGraph reads the signature to inject `runtime`, so keep run's own.
         run.__name__ = run.__qualname__ = name
         run.__doc__ = fn.__doc__
+        run.step = fn  # the step itself, for callers that run it outside the graph (the optimizer)
         return run
 
     return wrap

@@ -8,6 +8,7 @@ import re
 from agent.context import AgentContext
 from agent.nodes.instrument import node
 from agent.state import AgentState
+from prompts.repair import Repair
 from tools.schema_info import brief
 
 _UNKNOWN_COLUMN = re.compile(r"Unknown column '([^']+)'")
@@ -53,10 +54,6 @@ def column_hint(ctx: AgentContext, error: str, linked_tables: list[str]) -> str:
 def repair(state: AgentState, ctx: AgentContext) -> dict:
     error = state.error or ""
     hint = column_hint(ctx, error, state.linked_tables) if state.error_kind == "unknown_column" else ""
-    pred = ctx.repair(
-        db_schema=state.linked_schema,
-        question=state.rewritten_question or state.standalone_question or state.question,
-        failed_sql=state.sql or "",
-        error=f"{error}\n{hint}" if hint else error,
-    )
+    inputs = Repair.inputs(state.linked_schema, state.mappings, state.standalone_question, state.sql or "", error, hint)
+    pred = ctx.module("repair")(**inputs)
     return {"sql": pred.sql, "repairs": state.repairs + 1, "attempts": state.attempts + 1, "_detail": pred.sql}

@@ -1,56 +1,62 @@
-"""Retrieve: the linked part of the schema, the value hints and similar worked examples."""
+"""Retrieve: the schema for the prompt, the value hints and similar worked examples.
+
+The schema has two parts. The stable part (the most used tables, in full, in one fixed order) is
+the same for every question, so it sits in the model's prompt cache after the first one; the linked
+part adds the other tables this question points at, with the columns it points at.
+"""
 
 from __future__ import annotations
 
 from agent.context import AgentContext
 from agent.nodes.instrument import node
 from agent.state import AgentState
-from tools.schema_info import DescribeSchemaArgs, brief
-from tools.sql.introspect import quote_identifier
+from tools.schema_info import DescribeSchemaArgs
+
+
+def stable_schema(ctx: AgentContext) -> tuple[list[str], str]:
+    """(tables, text) of the stable part, rendered once per context through the describe_schema tool."""
+    if ctx.stable_schema is None:
+        settings = ctx.settings.retrieval
+        if settings.stable_tables is not None:
+            tables = [t for t in settings.stable_tables if ctx.db.schema.table(t) is not None]
+        else:
+            tables = []
+            for name in ctx.retrieve.tables_by_use():
+                text = _describe(ctx, sorted([*tables, name])).text
+                if len(text) <= settings.stable_schema_chars:
+                    tables.append(name)
+        tables.sort()
+        ctx.stable_schema = (tables, _describe(ctx, tables).text if tables else "")
+    return ctx.stable_schema
+
+
+def _describe(ctx: AgentContext, tables: list[str], **kwargs):
+    return ctx.tools.call("describe_schema", ctx.db, DescribeSchemaArgs(tables=tables, detail="compact", **kwargs))
 
 
 def linked_schema_text(ctx: AgentContext, question: str, tables: list[str]) -> str:
-    """Compact schema for the prompt: linked tables, their relevant columns, short comments, join paths."""
-    if not tables:
-        return ""
-    described = ctx.tools.call("describe_schema", ctx.db, DescribeSchemaArgs(tables=tables, with_comments=False))
-    joins = ctx.db.schema.joins_between(set(described.tables))
-    # A join key means the same thing in every table: describe it once, name it elsewhere.
-    keys = {a.lower() for j in joins for pair in j.on for a in pair}
-    described_keys: set[str] = set()
-    blocks = []
-    # A stable order (by name) lets llama.cpp reuse the cached prompt prefix across questions.
-    for name in sorted(described.tables):
-        table = ctx.db.schema.table(name)
-        keep = set(ctx.retrieve.relevant_columns(question, name))
-        comment = brief(table.comment, 120)
-        lines = [f"TABLE {table.name}" + (f" -- {comment}" if comment else "")]
-        for col in table.columns:
-            if col.name not in keep:
-                continue
-            line = f"  {quote_identifier(col.name)} {col.type}"
-            if col.name.lower() not in described_keys:
-                note = brief(col.comment, 60)
-                sample = f"e.g. {col.samples[0]!r}" if col.samples and "e.g" not in note else ""
-                if note or sample:
-                    line += " -- " + " ".join(part for part in (note, sample) if part)
-            if col.name.lower() in keys:
-                described_keys.add(col.name.lower())
-            lines.append(line)
-        blocks.append("\n".join(lines))
-    if joins:
-        blocks.append("JOINS\n" + "\n".join(f"  {j.sql()}" for j in joins))
-    return "\n".join(blocks)
+    """The prompt's schema: the stable part, then the linked tables outside it with the columns the
+    question points at and their join paths (through describe_schema: the role's rules hold here too)."""
+    stable, text = stable_schema(ctx)
+    extra = [t for t in tables if t not in stable]
+    if not extra:
+        return text
+    columns = {name: ctx.retrieve.relevant_columns(question, name) for name in extra}
+    linked = _describe(ctx, extra, columns=columns, described=stable).text
+    return f"{text}\n{linked}" if text else linked
 
 
-@node("retrieve", lm=False)
+@node("retrieve")
 def retrieve(state: AgentState, ctx: AgentContext) -> dict:
-    question = state.standalone_question or state.question
+    question = state.standalone_question
     entity_tables = [m.table for m in state.mappings]
-    pred = ctx.retrieve(question=question, entity_tables=entity_tables)
+    stable, _ = stable_schema(ctx)
+    pred = ctx.retrieve(question=question, entity_tables=entity_tables, stable=stable)
+    tables = list(dict.fromkeys([*stable, *pred.tables]))
     return {
-        "linked_tables": pred.tables,
+        "linked_tables": tables,
         "linked_schema": linked_schema_text(ctx, question, pred.tables),
-        "examples": [{"question": e.question, "sql": e.sql} for e in pred.examples],
-        "_detail": f"tables={','.join(pred.tables)} examples={len(pred.examples)}",
+        "examples": pred.examples,
+        "_detail": f"stable={len(stable)} linked={','.join(t for t in pred.tables if t not in stable)} "
+                   f"examples={len(pred.examples)}",
     }

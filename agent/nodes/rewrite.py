@@ -12,18 +12,18 @@ from tools.sql.database import vocabulary_key
 from tools.sql.entities import (
     Ambiguity,
     EntityMapping,
-    annotate,
     capitalised_spans,
     choose_candidate,
+    quoted_spans,
     resolve,
     years_in,
 )
 
 
 def candidate_mentions(question: str, lm_mentions: list[str]) -> list[str]:
-    """The LM's mentions plus capitalised spans (a safety net), longest first so that
-    "New York Yankees" is resolved before "York"."""
-    mentions = list(dict.fromkeys([*lm_mentions, *capitalised_spans(question)]))
+    """The LM's mentions (none in the rules mode) plus quoted text and capitalised spans, longest
+    first so that "New York Yankees" is resolved before "York"."""
+    mentions = list(dict.fromkeys([*lm_mentions, *quoted_spans(question), *capitalised_spans(question)]))
     mentions.sort(key=len, reverse=True)
     return mentions
 
@@ -76,6 +76,16 @@ def resolve_mentions(
     return mappings, None
 
 
+def resolve_question(
+    question: str, lm_mentions: list[str], ctx: AgentContext
+) -> tuple[list[str], list[EntityMapping], Ambiguity | None]:
+    """The rewrite step's resolution of a standalone question: (mentions tried, mappings, ambiguity).
+    The node and the optimizer's rewrite metric both call this, so the metric scores what runs."""
+    mentions = candidate_mentions(question, lm_mentions)
+    mappings, ambiguity = resolve_mentions(question, mentions, ctx, lm_mentions=lm_mentions)
+    return mentions, mappings, ambiguity
+
+
 @node("rewrite")
 def rewrite(state: AgentState, ctx: AgentContext) -> dict:
     pending = state.pending_clarification
@@ -88,7 +98,6 @@ def rewrite(state: AgentState, ctx: AgentContext) -> dict:
             mappings = [*pending.resolved, chosen]
             return {
                 "standalone_question": pending.question,
-                "rewritten_question": annotate(pending.question, mappings),
                 "mappings": mappings,
                 "pending_clarification": None,
                 "_detail": f"clarified {chosen.mention} -> {chosen.hint()}",
@@ -96,10 +105,10 @@ def rewrite(state: AgentState, ctx: AgentContext) -> dict:
         # Not an answer to the pending question: treat it as a new question.
 
     previous = state.history[-1].standalone_question if state.history else None
-    pred = ctx.rewrite(question=state.question, previous_question=previous)
+    find_mentions = ctx.settings.rewrite.mentions == "lm"
+    pred = ctx.module("rewrite")(question=state.question, previous_question=previous, find_mentions=find_mentions)
     standalone = pred.standalone_question
-    mentions = candidate_mentions(standalone, pred.mentions)
-    mappings, ambiguity = resolve_mentions(standalone, mentions, ctx, lm_mentions=pred.mentions)
+    mentions, mappings, ambiguity = resolve_question(standalone, list(pred.mentions), ctx)
     if ambiguity is not None:
         return {
             "standalone_question": standalone,
@@ -110,10 +119,8 @@ def rewrite(state: AgentState, ctx: AgentContext) -> dict:
             "status": "clarify",
             "_detail": f"ambiguous: {ambiguity.mention}",
         }
-    rewritten = annotate(standalone, mappings) if mappings else standalone
     return {
         "standalone_question": standalone,
-        "rewritten_question": rewritten,
         "mentions": mentions,
         "mappings": mappings,
         "pending_clarification": None,

@@ -7,7 +7,7 @@ from agent.nodes.instrument import node
 from agent.state import AgentState
 
 
-@node("safety", lm=False)
+@node("safety")
 def safety(state: AgentState, ctx: AgentContext) -> dict:
     if not state.sql:
         return {"error": "The model returned no SQL.", "error_kind": "parse_error", "_detail": "empty"}

@@ -14,7 +14,7 @@ import argparse
 import json
 import sys
 
-from prompts.compiled import MODULES
+from agent.steps import LM_STEPS
 from prompts.optimize.optimizers import OPTIMIZERS, OptimizerUnavailable
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
@@ -22,7 +22,7 @@ EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
 
 def add_optimize_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p = sub.add_parser("optimize", help="optimize the prompt modules with DSPy on the golden set")
-    p.add_argument("--module", choices=[*MODULES, "all"], default="all")
+    p.add_argument("--module", choices=[*LM_STEPS, "all"], default="all")
     p.add_argument("--optimizer", choices=OPTIMIZERS, default="bootstrap")
     p.add_argument("--budget", type=int, default=16,
                    help="train examples tried (bootstrap) or metric calls/trials (mipro, gepa, simba); default 16")

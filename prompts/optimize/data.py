@@ -2,8 +2,8 @@
 
 - rewrite: the question (and the previous turn of a multi-turn item); labels are expected_mappings,
   the `no-rewrite` tag and clarify items.
-- generate: rewrite (LM) + retrieve (deterministic) on each item, exactly as the agent's nodes do, to
-  get db_schema, examples, value_hints and the rewritten question. These inputs are cached in a JSON
+- generate: the agent's own rewrite (LM) and retrieve steps on each item, then `Generate.inputs`, as
+  the generate node builds them: db_schema, examples, value_hints and the annotated question. These inputs are cached in a JSON
   file (out/optimize/inputs-<lm>.json) keyed by item, LM and the rewrite module's state, so re-runs
   only pay for the module being optimized.
 - repair: each item's gold SQL corrupted (prompts/optimize/corrupt.py) until the agent's own path
@@ -11,8 +11,8 @@
 - answer: the gold SQL's rows rendered as the answer node renders them (no LM needed).
 
 Leakage: the worked-example bank is the golden `train` split, so a train item would find itself
-among its own retrieved examples (question *and* gold SQL in the prompt). `similar_examples_excluding`
-drops the item (by id and by question text) before taking the top k.
+among its own retrieved examples (question *and* gold SQL in the prompt). `Retrieve.excluding`
+hides the item (by id and by question text) while its inputs are built.
 """
 
 from __future__ import annotations
@@ -21,7 +21,6 @@ import hashlib
 import json
 from collections.abc import Callable
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import dspy
@@ -29,7 +28,8 @@ import dspy
 from evals import scoring
 from evals.dataset import EvalItem
 from prompts.optimize.corrupt import corruptions
-from prompts.retrieve import Example
+from prompts.repair import Repair
+from tools.sql.entities import EntityMapping
 
 SPLITS = ("train", "dev", "test")
 INPUT_FIELDS = {
@@ -38,24 +38,11 @@ INPUT_FIELDS = {
     "repair": ("db_schema", "question", "failed_sql", "error"),
     "answer": ("question", "columns", "rows"),
 }
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: inputs come from the agent's own steps, with the mappings
 
 
 def digest(obj: Any) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()
-
-
-def similar_examples_excluding(retrieve: Any, question: str, exclude_ids: set[str]) -> list[Example]:
-    """The retriever's top-k examples with the item itself left out (no answer leakage)."""
-    k = retrieve.k
-    retrieve.k = k + len(exclude_ids) + 1
-    try:
-        found = retrieve.similar_examples(question)
-    finally:
-        retrieve.k = k
-    q = " ".join(question.lower().split())
-    kept = [e for e in found if e.id not in exclude_ids and " ".join(e.question.lower().split()) != q]
-    return kept[:k]
 
 
 def _previous(item: EvalItem) -> str | None:
@@ -117,37 +104,40 @@ class InputCache:
             tmp.replace(self.path)
 
 
-def pipeline_inputs(item: EvalItem, ctx: Any) -> dict[str, Any]:
-    """The generate node's inputs for one item: rewrite (LM) and retrieve, as in agent/nodes."""
-    from agent.nodes.generate import examples_text, value_hints_text
-    from agent.nodes.retrieve import linked_schema_text
-    from prompts.optimize.metrics import resolved_mappings
-    from tools.sql.entities import annotate
+def _run(step: Any, state: Any, ctx: Any) -> Any:
+    """One step of the agent, its own function, on a state (no graph, no span)."""
+    update = {k: v for k, v in step.step(state, ctx).items() if k != "_detail"}
+    return state.model_copy(update=update)
 
+
+def pipeline_inputs(item: EvalItem, ctx: Any) -> dict[str, Any]:
+    """The generate step's inputs for one item, from the agent's own rewrite and retrieve steps."""
+    from agent.nodes.retrieve import retrieve
+    from agent.nodes.rewrite import rewrite
+    from agent.state import AgentState, Turn
+    from prompts.generate import Generate
+
+    history = [Turn(question=t, standalone_question=t) for t in item.turns]
+    state = AgentState(question=item.question, history=history)
     with dspy.context(lm=ctx.lm("rewrite")):
-        pred = ctx.rewrite(question=item.question, previous_question=_previous(item))
-    standalone = pred.standalone_question
-    mappings, ambiguity = resolved_mappings(ctx, standalone, list(pred.mentions))
-    if ambiguity is not None:
-        return {"clarify": ambiguity.mention, "standalone": standalone}
-    rewritten = annotate(standalone, mappings) if mappings else standalone
-    linked = ctx.retrieve.link_tables(standalone, [m.table for m in mappings])
-    examples = similar_examples_excluding(ctx.retrieve, standalone, {item.id})
+        state = _run(rewrite, state, ctx)
+    if state.status == "clarify":
+        return {"clarify": state.pending_clarification.ambiguity.mention, "standalone": state.standalone_question}
+    with ctx.retrieve.excluding({item.id}):
+        state = _run(retrieve, state, ctx)
     return {
-        "standalone": standalone,
-        "question": rewritten,
-        "db_schema": linked_schema_text(ctx, standalone, linked),
-        "examples": examples_text([{"question": e.question, "sql": e.sql} for e in examples]),
-        "example_ids": [e.id for e in examples],
-        "value_hints": value_hints_text(SimpleNamespace(mappings=mappings)),
-        "linked_tables": linked,
+        "standalone": state.standalone_question,
+        **Generate.inputs(state.linked_schema, state.examples, state.mappings, state.standalone_question),
+        "example_ids": [e.id for e in state.examples],
+        "mappings": [m.model_dump() for m in state.mappings],
+        "linked_tables": state.linked_tables,
     }
 
 
 def inputs_key(item: EvalItem, ctx: Any, lm_name: str) -> str:
     settings = ctx.settings
     return digest({
-        "item": [item.id, item.question, item.turns], "lm": lm_name, "rewrite": ctx.rewrite.dump_state(),
+        "item": [item.id, item.question, item.turns], "lm": lm_name, "rewrite": ctx.module("rewrite").dump_state(),
         "retrieval": settings.retrieval.model_dump(), "db": str(ctx.db.path),
         "bank": [e.id for e in ctx.retrieve.examples],
     })
@@ -197,10 +187,11 @@ def repair_examples(items: list[EvalItem], inputs: dict[str, dict[str, Any]], ru
         for kind, broken in corruptions(item.gold_sql or "", start=n):
             _, _, error = runner.run(broken)
             if error:
+                mappings = [EntityMapping.model_validate(m) for m in got["mappings"]]
+                inputs = Repair.inputs(got["db_schema"], mappings, got["standalone"], broken, error.split(": ", 1)[-1])
                 ex = dspy.Example(
                     id=f"{item.id}#{kind}", split=item.split, kind=kind, gold_sql=item.gold_sql,
-                    ordered=scoring.has_outer_order_by(item.gold_sql), db_schema=got["db_schema"],
-                    question=got["question"], failed_sql=broken, error=error.split(": ", 1)[-1],
+                    ordered=scoring.has_outer_order_by(item.gold_sql), **inputs,
                 )
                 out.append(ex.with_inputs(*INPUT_FIELDS["repair"]))
                 break

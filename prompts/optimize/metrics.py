@@ -4,7 +4,7 @@
   agent's own path (SQL policy + sandbox via the run_sql tool), compared with evals.scoring. Repair
   counts only when the query is fixed *and* correct.
 - rewrite: the mentions go through the same resolution as the rewrite node (capitalised spans added,
-  longest first, agent.nodes.rewrite.resolve_mentions) and the mappings are compared with
+  longest first, agent.nodes.rewrite.resolve_question, the node's own) and the mappings are compared with
   expected_mappings on (column, value); `no-rewrite` items must keep the question and map nothing;
   clarify items must come out ambiguous.
 - answer: grounded in the rows: non-empty, no number that is not in the rows (or the question), and
@@ -22,6 +22,7 @@ from typing import Any
 
 import dspy
 
+from agent.nodes.rewrite import resolve_question
 from evals import scoring
 from tools.run_sql import RunSqlArgs
 
@@ -103,13 +104,6 @@ def repair_metric(runner: SqlRunner, example: dspy.Example, pred: Any) -> tuple[
 # --- rewrite ---------------------------------------------------------------------------------------
 
 
-def resolved_mappings(ctx: Any, question: str, mentions: list[str]):
-    """The rewrite node's resolution of the LM's mentions (kept in step with agent/nodes/rewrite.py)."""
-    from agent.nodes.rewrite import candidate_mentions, resolve_mentions
-
-    return resolve_mentions(question, candidate_mentions(question, mentions), ctx)
-
-
 def _label(m: Any) -> str:
     get = m.get if isinstance(m, dict) else (lambda k: getattr(m, k, None))
     return f"{get('mention')} -> {get('column')} = '{get('value')}'"
@@ -141,7 +135,7 @@ def rewrite_metric(ctx: Any, example: dspy.Example, pred: Any) -> tuple[float, s
         return 0.0, (f"The standalone question repeats the previous question ({previous!r}); it must ask what "
                      f"the follow-up {example.question!r} asks.")
     mentions = [m for m in (getattr(pred, "mentions", None) or []) if isinstance(m, str)]
-    mappings, ambiguity = resolved_mappings(ctx, standalone, mentions)
+    _, mappings, ambiguity = resolve_question(standalone, mentions, ctx)
     score, feedback = _rewrite_score(example, standalone, mentions, mappings, ambiguity)
     if score <= 0:
         return score, feedback

@@ -17,7 +17,8 @@ from typing import Any
 
 import dspy
 
-from prompts.compiled import MODULES, instruction_digests, load_compiled_modules, save_compiled, schema_digest
+from agent.steps import LM_STEPS
+from prompts.compiled import instruction_digests, load_compiled_modules, save_compiled, schema_digest
 from prompts.optimize import data, metrics
 from prompts.optimize.optimizers import compile_program, settings_for
 
@@ -184,7 +185,7 @@ def optimize_module(name: str, items, dataset, ctx, runner, options: OptimizeOpt
         return report
     metric_fn = METRICS[name]
     state = ctx if name in ("rewrite", "answer") else runner
-    current = getattr(ctx, name)
+    current = ctx.module(name)
     total = sum(len(v) for v in splits.values())
 
     bar = _progress(total, f"{name}: score before", options.progress)
@@ -239,7 +240,7 @@ def optimize_module(name: str, items, dataset, ctx, runner, options: OptimizeOpt
     if ok:
         report.path = str(save_compiled(program, name, meta, options.out))
         report.written = True
-        setattr(ctx, name, program)  # later modules' inputs use the optimized one, as the agent will
+        ctx.modules[name] = program  # later modules' inputs use the optimized one, as the agent will
     _say(report.line())
     return report
 
@@ -262,10 +263,10 @@ def run_optimize(options: OptimizeOptions, settings=None, lms=None, ctx=None) ->
     out = resolve_path(options.out)
     options.out = str(out)
     options.cache_dir = str(resolve_path(options.cache_dir))
-    loaded = load_compiled_modules(ctx, out, True)
+    loaded = load_compiled_modules(ctx.modules, out, True, schema=ctx.db.schema)
     if loaded:
         _say(f"current compiled modules (the baseline to beat): {', '.join(loaded)}")
     dataset = load_dataset(resolve_path(options.dataset))
     runner = metrics.SqlRunner(ctx)
-    names = MODULES if options.module == "all" else (options.module,)
+    names = tuple(LM_STEPS) if options.module == "all" else (options.module,)
     return [optimize_module(n, dataset.items, dataset, ctx, runner, options) for n in names]

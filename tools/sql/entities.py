@@ -185,17 +185,38 @@ _STOP = {
 }  # fmt: skip
 
 
+def quoted_spans(question: str) -> list[str]:
+    """Text the user put in quotes ("the 'Big Red Machine'"): a name by the user's own account."""
+    return [m.strip() for m in re.findall(r"[\"“”]([^\"“”]{3,60})[\"“”]|(?<![A-Za-z])'([^']{3,60})'(?![A-Za-z])", question)
+            for m in m if m.strip()]
+
+
 def capitalised_spans(question: str) -> list[str]:
-    """Runs of capitalised words ('Babe Ruth', 'Red Sox'): a safety net when the LM misses a mention."""
-    spans, current = [], []
-    for token in re.findall(r"[A-Za-z][A-Za-z.'’-]*|\S", question):
-        word = re.sub(r"['’]s$", "", token).strip(".'’")
+    """Runs of capitalised words ('Babe Ruth', 'Red Sox', 'St. Louis Browns'), as written in the question.
+
+    The mention finder of the rules mode (and the LM's safety net). A possessive ends a run
+    ("Barry Bonds's OPS" -> "Barry Bonds"), so a statistic written after a name is not glued to it.
+    """
+    spans: list[str] = []
+    start = end = None
+
+    def close() -> None:
+        if start is not None:
+            spans.append(question[start:end].rstrip(".'’"))
+
+    for match in re.finditer(r"[A-Za-z][A-Za-z.'’-]*|\S", question):
+        token = match.group(0)
+        possessive = re.search(r"['’]s?$", token) is not None and len(token) > 2
+        word = re.sub(r"['’]s?$", "", token).strip(".'’")
         if word[:1].isupper() and word.lower() not in _STOP:
-            current.append(word)
+            if start is None:
+                start = match.start()
+            end = match.start() + len(re.sub(r"['’]s?$", "", token)) if possessive else match.end()
+            if possessive:
+                close()
+                start = None
         else:
-            if current:
-                spans.append(" ".join(current))
-            current = []
-    if current:
-        spans.append(" ".join(current))
+            close()
+            start = None
+    close()
     return [s for s in spans if len(s) >= 3]

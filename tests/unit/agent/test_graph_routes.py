@@ -28,7 +28,24 @@ EMPTY_SQL = "SELECT nameFirst, nameLast FROM People WHERE nameLast = 'Nobody-At-
 
 @pytest.fixture(scope="module")
 def settings() -> Settings:
-    return load_settings(tracking={"enabled": False})
+    # Every LM step calls the LM here, so the script sees each one; the rules/template defaults
+    # are covered by test_default_modes_call_the_lm_only_to_write_sql.
+    return load_settings(tracking={"enabled": False}, rewrite={"mentions": "lm"}, answer={"mode": "lm"})
+
+
+def test_default_modes_call_the_lm_only_to_write_sql():
+    defaults = load_settings(tracking={"enabled": False})
+    assert (defaults.rewrite.mentions, defaults.answer.mode) == ("rules", "auto")
+    agent, engine = make_agent(defaults, default_handlers(
+        "SELECT nameFirst, nameLast, HR FROM Batting JOIN People USING (playerID) WHERE yearID = 1927 "
+        "ORDER BY HR DESC LIMIT 1"))
+    result = agent.ask("How many home runs did Babe Ruth hit in 1927?")
+    assert result.status == "ok" and names(result) == HAPPY
+    assert [key for key, _ in engine.calls] == ["sql"]
+    assert [(m.mention, m.value) for m in result.mappings] == [("Babe Ruth", "ruthba01")]
+    assert result.answer == "Babe Ruth: HR 60."
+    tokens = {n.name: n.tokens for n in result.nodes}
+    assert tokens["rewrite"] == tokens["answer"] == 0 and tokens["generate"] > 0
 
 
 # tests/fake_lm.py reads the last input field up to the end of the user message, so it carries DSPy's
@@ -163,6 +180,25 @@ def test_repair_exhausted(settings, bad_sql):
     assert "answer" not in names(result)
     assert len(calls_of(engine, "answer")) == 0
     assert len([c for c in calls_of(engine, "sql") if "failed_sql" in c]) == max_repairs
+
+
+@pytest.mark.parametrize("max_repairs", [0, 1, 3])
+def test_the_repair_bound_is_read_per_question(settings, max_repairs):
+    # One compiled graph, several configurations: the bound comes from the context, not the build.
+    limits = settings.limits.model_copy(update={"max_repair_attempts": max_repairs})
+    configured = settings.model_copy(update={"limits": limits})
+    agent, _ = make_agent(configured, default_handlers("SELECT p.homers FROM People p"))
+    result = agent.ask("Who hit the most home runs in 1927, and how many?")
+    assert names(result).count("repair") == max_repairs
+    assert result.status == "error" and f"after {max_repairs} repair attempts" in result.answer
+
+
+def test_the_steps_table_matches_the_graph():
+    from agent.graph import graph
+    from agent.steps import LM_STEPS, STEP_NAMES
+
+    assert set(STEP_NAMES) == set(graph.nodes) - {"__start__"}
+    assert set(LM_STEPS) == {"rewrite", "generate", "repair", "answer"}
 
 
 # --- refusal -----------------------------------------------------------------------------------

@@ -114,9 +114,13 @@ def test_rewrite_span_records_the_mappings(trace):
     (rewrite,) = _spans(trace, "node.rewrite")
     mappings = rewrite.outputs["mappings"]
     assert [(m["mention"], m["column"], m["value"]) for m in mappings] == [("Yankees", "teamID", "NYA")]
-    assert "NYA" in rewrite.outputs["rewritten_question"]
+    assert rewrite.outputs["standalone_question"] == rewrite.inputs["question"]
     (generate,) = _spans(trace, "node.generate")
     assert generate.outputs["sql"].startswith("SELECT")
+    # The question generate's module read carries the resolved value beside the name.
+    sent = [s.inputs["question"] for s in trace.data.spans
+            if s.parent_id == generate.span_id and isinstance(s.inputs, dict) and "question" in s.inputs]
+    assert sent and "NYA" in sent[0]
 
 
 def test_trace_timeline_reads_the_nodes_back(traced, asked, trace):

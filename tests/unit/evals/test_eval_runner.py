@@ -175,7 +175,7 @@ def _run(dataset_file: Path, out: Path, settings, *, use_mlflow: bool, baseline:
 @pytest.fixture(scope="module")
 def offline(dataset_file, tmp_path_factory):
     out = tmp_path_factory.mktemp("eval-offline")
-    settings = load_settings(tracking={"enabled": False})
+    settings = load_settings(tracking={"enabled": False}, answer={"mode": "lm"})  # the scripted answers are scored
     outcome, _ = _run(dataset_file, out, settings, use_mlflow=False)
     return outcome
 

@@ -20,7 +20,38 @@ def context(settings, path: str | None = None) -> AgentContext:
 
 @pytest.fixture(scope="module")
 def demo():
+    # The linked part alone (no stable tables): what these tests look at is the linker and the renderer.
+    return context(load_settings(tracking={"enabled": False}, retrieval={"stable_tables": []}))
+
+
+@pytest.fixture(scope="module")
+def stable():
     return context(load_settings(tracking={"enabled": False}))
+
+
+def test_every_prompt_starts_with_the_same_stable_schema(stable):
+    from agent.nodes.retrieve import stable_schema
+
+    tables, text = stable_schema(stable)
+    assert {"People", "Batting", "Teams"} <= set(tables) and tables == sorted(tables)
+    assert len(text) <= stable.settings.retrieval.stable_schema_chars
+    for question in ["How many games did the Yankees win in 1998?", "Who managed the Yankees in 1998?",
+                     "What was the highest salary paid in 2015?", "Tell me something nice"]:
+        linked = stable.retrieve.link_tables(question, [], tables)
+        assert not set(linked) & set(tables) and len(linked) <= stable.settings.retrieval.max_linked_tables
+        schema = linked_schema_text(stable, question, linked)
+        assert schema.startswith(text)  # the cached prefix: byte for byte the same
+    # A table the question adds is joined to the stable ones it connects to.
+    extra = linked_schema_text(stable, "Who managed the Yankees in 1998?", ["Managers"])[len(text):]
+    assert "TABLE Managers" in extra and "Managers.playerID = People.playerID" in extra
+
+
+def test_named_stable_tables_override_the_choice():
+    ctx = context(load_settings(tracking={"enabled": False}, retrieval={"stable_tables": ["Teams", "Nope"]}))
+    from agent.nodes.retrieve import stable_schema
+
+    tables, text = stable_schema(ctx)
+    assert tables == ["Teams"] and text.startswith("TABLE Teams")
 
 
 def test_a_batting_question_links_batting_and_the_people_names(demo):

@@ -229,8 +229,10 @@ def test_leakage_exclusion(ctx, golden):
     assert item["split"] == "train"
     plain = ctx.retrieve.similar_examples(item["question"])
     assert item["id"] in [e.id for e in plain]  # without exclusion the item retrieves itself
-    kept = data.similar_examples_excluding(ctx.retrieve, item["question"], {item["id"]})
+    with ctx.retrieve.excluding({item["id"]}):
+        kept = ctx.retrieve.similar_examples(item["question"])
     assert item["id"] not in [e.id for e in kept] and len(kept) == ctx.retrieve.k
+    assert item["id"] in [e.id for e in ctx.retrieve.similar_examples(item["question"])]  # back after
     items = load_dataset(resolve_path("evals/golden.jsonl")).items
     inputs = data.pipeline_inputs(next(i for i in items if i.id == item["id"]), ctx)
     assert item["id"] not in inputs["example_ids"] and item["gold_sql"] not in inputs["examples"]
@@ -263,26 +265,25 @@ def test_bootstrap_writes_artifact_that_loads(settings, golden, dataset_file, tm
     fresh.load(str(out / "generate.json"))
     assert len(fresh.generate.demos) == 2
     assert {d["sql"] for d in fresh.generate.demos} <= set(RIGHT_SQL.values())  # only successful traces
-    holder = SimpleNamespace(rewrite=None, generate=Generate(), repair=None, answer=Answer())
+    holder = {"generate": Generate(), "answer": Answer()}
     assert load_compiled_modules(holder, out, enabled=True) == ["generate"]
-    assert len(holder.generate.generate.demos) == 2
-    assert load_compiled_modules(SimpleNamespace(generate=Generate()), out, enabled=False) == []
-    assert "### example 1" in render_text(holder.generate)
+    assert len(holder["generate"].generate.demos) == 2
+    assert load_compiled_modules({"generate": Generate()}, out, enabled=False) == []
+    assert "### example 1" in render_text(holder["generate"])
 
     # Demos show the model the schema they were made on: another database does not load them.
-    same_db = SimpleNamespace(db=ctx.db, generate=Generate())
-    assert load_compiled_modules(same_db, out) == ["generate"]
+    assert load_compiled_modules({"generate": Generate()}, out, schema=ctx.db.schema) == ["generate"]
     other_table = ctx.db.schema.tables[0].model_copy(update={"name": "Elsewhere"})
-    other_db = SimpleNamespace(schema=SimpleNamespace(tables=[other_table]))
+    other_schema = SimpleNamespace(tables=[other_table])
     with pytest.warns(UserWarning, match="optimized on database 'lahman.duckdb'.*sqlagent optimize"):
-        assert load_compiled_modules(SimpleNamespace(db=other_db, generate=Generate()), out) == []
+        assert load_compiled_modules({"generate": Generate()}, out, schema=other_schema) == []
 
     # An instruction edited in code after compiling wins over the artifact's stale copy.
     assert meta["code_instructions"] == instruction_digests(Generate())
     edited = Generate()
     edited.generate.signature = edited.generate.signature.with_instructions("Write SQL. Be brief.")
     with pytest.warns(UserWarning, match="instruction of generate was edited"):
-        assert load_compiled_modules(SimpleNamespace(db=ctx.db, generate=edited), out) == []
+        assert load_compiled_modules({"generate": edited}, out, schema=ctx.db.schema) == []
     assert edited.generate.demos == []
 
 
@@ -313,9 +314,8 @@ def test_guard_refuses_worse_artifact(settings, golden, dataset_file, tmp_path, 
 
 def test_load_skips_incompatible_artifact(tmp_path):
     save_compiled(Answer(), "generate", {"module": "generate"}, tmp_path)  # an answer program as generate
-    holder = SimpleNamespace(generate=Generate())
     with pytest.warns(UserWarning, match="Not using"):
-        assert load_compiled_modules(holder, tmp_path) == []
+        assert load_compiled_modules({"generate": Generate()}, tmp_path) == []
 
 
 def test_mipro_without_optuna_says_which_package(monkeypatch):

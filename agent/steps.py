@@ -1,0 +1,51 @@
+"""The steps of a question, in the order it meets them: the one table that says which step calls
+which DSPy module. A step with a module is an LM step: it runs under its own LM (`lm.nodes.<name>`),
+its tokens are counted, its module can be optimized (`sqlagent optimize --module <name>`) and
+loaded from prompts/compiled. Adding an LM step: its module in prompts/, its node in agent/nodes/,
+one row here, and its edges in agent/graph.py.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import dspy
+
+from prompts.answer import Answer
+from prompts.generate import Generate
+from prompts.repair import Repair
+from prompts.rewrite import Rewrite
+
+
+@dataclass(frozen=True)
+class Step:
+    name: str
+    module: type[dspy.Module] | None = None  # None: no LM call (rules, tools, the database)
+    summary: str = ""
+
+
+STEPS: tuple[Step, ...] = (
+    Step("guard", summary="refuses injection, writes and out-of-database requests"),
+    Step("rewrite", Rewrite, "standalone question; mentions resolved to database values"),
+    Step("retrieve", summary="linked schema, value hints, worked examples"),
+    Step("generate", Generate, "one SQL query"),
+    Step("safety", summary="the static SQL policy"),
+    Step("execute", summary="the read-only sandbox"),
+    Step("repair", Repair, "a failed query fixed from its error"),
+    Step("answer", Answer, "a short answer grounded in the rows"),
+    Step("finish", summary="a readable message for a turn without rows"),
+)
+STEP_NAMES = tuple(s.name for s in STEPS)
+LM_STEPS: dict[str, type[dspy.Module]] = {s.name: s.module for s in STEPS if s.module is not None}
+
+
+def step(name: str) -> Step:
+    for s in STEPS:
+        if s.name == name:
+            return s
+    raise KeyError(f"no step named {name!r}; the steps are {', '.join(STEP_NAMES)} (agent/steps.py)")
+
+
+def fresh_modules() -> dict[str, dspy.Module]:
+    """One new, uncompiled instance of every LM step's module."""
+    return {name: cls() for name, cls in LM_STEPS.items()}
