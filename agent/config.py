@@ -81,6 +81,9 @@ class EmbeddedSettings(Section):
     port: int = 0
     startup_timeout_s: float = 120
     min_free_memory_mb: int = 1024
+    # Save the model's prompt state after a question and restore it when the next process starts,
+    # so its first question finds the stable prompt prefix already read (<cache_dir>/slots).
+    warm_prompt_cache: bool = True
 
 
 class DatabaseSettings(Section):

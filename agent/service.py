@@ -22,6 +22,7 @@ from pydantic import BaseModel, Field
 from agent.config import Settings
 from agent.context import AgentContext
 from agent.graph import build_graph
+from agent.lm import prompt_cache
 from agent.nodes.instrument import NodeFailure
 from agent.state import AgentState, ErrorKind, NodeRun, Status, turn_input
 from agent.steps import LM_STEPS
@@ -74,6 +75,12 @@ def build_lms(settings: Settings) -> dict[str, dspy.LM]:
     return lms
 
 
+def _embedded_servers() -> list[Any]:
+    from agent.lm.embedded import running_servers
+
+    return running_servers()
+
+
 def _failure_message(exc: BaseException) -> str:
     # One line, bounded: an adapter error carries the whole LM response on several lines.
     if isinstance(exc, NodeFailure):
@@ -106,6 +113,19 @@ class Agent:
         else:
             saver = InMemorySaver(serde=serde)
         self.graph = build_graph(checkpointer=saver)
+        self._prompt_cache_saved = False
+        for server in _embedded_servers():
+            prompt_cache.restore_prompt_cache(server)
+
+    def _keep_prompt_cache(self, result: AskResult) -> None:
+        """Once per process, after a question whose last LM step wrote SQL: save the model's prompt
+        state (the stable prefix of the SQL prompt) so that the next process starts warm."""
+        lm_runs = [n.name for n in result.nodes if n.tokens]
+        if self._prompt_cache_saved or not lm_runs or lm_runs[-1] not in ("generate", "repair"):
+            return
+        self._prompt_cache_saved = True
+        for server in _embedded_servers():
+            prompt_cache.save_prompt_cache(server)
 
     def _invalid(self, question: str) -> str | None:
         if not question or not question.strip():
@@ -124,6 +144,7 @@ class Agent:
             result = self._run(question, thread_id)
             trace_id = self._close_root(root, result, thread_id)
         result.trace_id = trace_id
+        self._keep_prompt_cache(result)
         return result
 
     def ask_stream(self, question: str, thread_id: str | None = None) -> Iterator[StreamEvent]:
@@ -138,6 +159,7 @@ class Agent:
             result = yield from self._run_stream(question, thread_id)
             trace_id = self._close_root(root, result, thread_id)
         result.trace_id = trace_id
+        self._keep_prompt_cache(result)
         yield "result", result
 
     def _close_root(self, root: Any, result: AskResult, thread_id: str) -> str | None:

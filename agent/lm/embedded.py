@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING, Any
 
 from agent.config import EmbeddedSettings, LMSettings
 from agent.lm.models import ModelSpec, PartResolver, assemble, get_spec, resolve_installed_part
+from agent.lm.prompt_cache import slot_dir
 
 if TYPE_CHECKING:
     import dspy
@@ -257,6 +258,10 @@ class EmbeddedServer:
         p.endpoint_slots = False
         p.endpoint_metrics = False
         p.cache_ram_mib = PROMPT_CACHE_RAM_MIB
+        if s.warm_prompt_cache:
+            slots = slot_dir(s)
+            slots.mkdir(parents=True, exist_ok=True)
+            p.slot_save_path = str(slots) + os.sep  # llama.cpp appends the file name as is
         return p
 
     def _construct(self, deadline: float) -> Any:

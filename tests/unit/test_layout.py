@@ -38,7 +38,7 @@ KNOWN_LONG = {
     "evals/report.py": 439,
     "agent/apps/init_db.py": 477,
     "agent/apps/server.py": 460,
-    "agent/lm/embedded.py": 493,
+    "agent/lm/embedded.py": 500,
     "evals/scoring.py": 963,
     "tools/sql/policy.py": 589,
 }
