@@ -39,8 +39,17 @@ def bot(tmp_path_factory):
     return Agent(settings, persistent_threads=False)
 
 
-def test_demo_question_end_to_end(bot):
-    result = bot.ask("Who hit the most home runs in 1927, and how many?")
+@pytest.fixture(scope="module")
+def default_bot():
+    # The demo question with the model `make demo` uses (config lm.model): the README promises this answer.
+    settings = load_settings(lm={"cache": False}, tracking={"enabled": False})
+    return Agent(settings, persistent_threads=False)
+
+
+def test_demo_question_end_to_end(default_bot):
+    # The 0.5B model copies a worked example's player id here (playerID = 'ruthba01' for "who hit the
+    # most"), the example-leak failure of issue #16; the default 1.5B model answers it.
+    result = default_bot.ask("Who hit the most home runs in 1927, and how many?")
     names = [n.name for n in result.nodes]
     assert names[:3] == ["guard", "rewrite", "retrieve"] or names[:2] == ["rewrite", "retrieve"]
     tokens = {n.name: n.tokens for n in result.nodes}
@@ -56,7 +65,7 @@ def test_demo_question_end_to_end(bot):
     assert "ruth" in " ".join(str(cell) for cell in top).lower(), (result.sql, result.rows[:3])
     # ...and the sentence the user reads says so.
     assert result.answer and "Ruth" in result.answer, result.answer
-    assert re.search(r"(?<![\d.])60(?![\d.])", result.answer), result.answer
+    assert re.search(r"(?<![\d.])60(?!\.?\d)", result.answer), result.answer  # "60." ends a sentence
 
 
 def test_entity_is_resolved_with_the_real_model(bot):

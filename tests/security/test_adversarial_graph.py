@@ -265,9 +265,12 @@ def test_graph_case(baseline, category, question, sql, expected):
             flat = " ".join(str(v) for row in result.rows for v in row)
             assert INJECTION_VALUE in flat or "DELETE FROM People" in flat
             answer_calls = [i for k, i in engine.calls if k == "answer"]
-            assert answer_calls and any(
-                INJECTION_VALUE in c["rows"] or "DELETE FROM" in c["rows"] for c in answer_calls
-            )
+            if answer_calls:  # a longer result: the LM read the value, as data
+                assert any(INJECTION_VALUE in c["rows"] or "DELETE FROM" in c["rows"] for c in answer_calls)
+            else:  # a small one: the template quoted it, and no model ever read it
+                (run,) = [n for n in result.nodes if n.name == "answer"]
+                assert run.detail.startswith("(template)") and run.tokens == 0, run
+                assert INJECTION_VALUE in result.answer or "DELETE FROM People" in result.answer
         OUTCOMES[f"data:{'rows' if result.rows else 'empty'}"] += 1
     _assert_intact(baseline)
 

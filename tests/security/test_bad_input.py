@@ -177,10 +177,11 @@ def test_lm_down_service(settings):
     result = bot.ask(QUESTION)
     assert time.perf_counter() - start < 10  # fails fast instead of hanging (no retry storm)
     assert result.status == "error" and result.error_kind == "internal"
-    assert result.error.startswith("The rewrite step failed: ")
+    # The first LM call of a one-turn question is generate's (rewrite and answer need none by default).
+    assert result.error.startswith("The generate step failed: ")
     assert "Connection refused" in result.error or "connect" in result.error
     assert "\n" not in result.error
-    assert [n.name for n in result.nodes] == ["guard", "rewrite"]
+    assert [n.name for n in result.nodes] == ["guard", "rewrite", "retrieve", "generate"]
     assert result.nodes[-1].detail.startswith("failed: ")
 
 
@@ -189,7 +190,7 @@ def test_lm_down_cli(cli_env, capsys):
     code = cli_main(["ask", QUESTION])
     out = capsys.readouterr()
     assert code == 1
-    assert "[error] Something failed while answering. The rewrite step failed: " in out.out
+    assert "[error] Something failed while answering. The generate step failed: " in out.out
     assert "Traceback" not in out.err + out.out
 
 
@@ -228,7 +229,7 @@ def test_lm_slow_is_bounded_by_lm_timeout(settings, slow_server):
     elapsed = time.perf_counter() - start
     assert elapsed < 0.5 + 2.0, f"took {elapsed:.2f} s"  # the LM timeout bounds the question
     assert result.status == "error" and result.error_kind == "internal"
-    assert result.error.startswith("The rewrite step failed: ") and "timed out" in result.error
+    assert result.error.startswith("The generate step failed: ") and "timed out" in result.error
 
 
 def test_custom_engine_cannot_be_given_a_timeout():
@@ -277,7 +278,7 @@ def traced_settings(tmp_path_factory) -> Iterator[Settings]:
 
 @pytest.mark.parametrize(
     ("make_lm", "failing"),
-    [(_down_lm, "rewrite"), (lambda: _garbage_lm()[0], "generate")],
+    [(_down_lm, "generate"), (lambda: _garbage_lm()[0], "generate")],
     ids=["lm-down", "lm-garbage"],
 )
 def test_failing_node_span_has_error_status(traced_settings, make_lm, failing):
