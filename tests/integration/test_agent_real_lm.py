@@ -42,8 +42,14 @@ def bot(tmp_path_factory):
 @pytest.fixture(scope="module")
 def default_bot():
     # The demo question with the model `make demo` uses (config lm.model): the README promises this answer.
+    from agent.lm.embedded import running_servers
+
     settings = load_settings(lm={"cache": False}, tracking={"enabled": False})
-    return Agent(settings, persistent_threads=False)
+    yield Agent(settings, persistent_threads=False)
+    # Servers are per process: stop this one so later tests see only the 0.5B model they start.
+    for server in running_servers():
+        if server.name != MODEL:
+            server.stop()
 
 
 def test_demo_question_end_to_end(default_bot):
