@@ -10,23 +10,28 @@ from __future__ import annotations
 from agent.context import AgentContext
 from agent.nodes.instrument import node
 from agent.state import AgentState
-from tools.schema_info import DescribeSchemaArgs
+from tools.schema_info import DescribeSchemaArgs, describe_schema
 
 
 def stable_schema(ctx: AgentContext) -> tuple[list[str], str]:
-    """(tables, text) of the stable part, rendered once per context through the describe_schema tool."""
+    """(tables, text) of the stable part, built once per context. It calls the renderer directly,
+    not through the registry: choosing the tables renders up to one candidate set per table, and a
+    registry call (a span, its payload) costs ~80x the rendering; the role's rules hold either way."""
     if ctx.stable_schema is None:
         settings = ctx.settings.retrieval
+
+        def render(tables: list[str]) -> str:
+            return describe_schema(ctx.db, DescribeSchemaArgs(tables=sorted(tables), detail="compact")).text
+
         if settings.stable_tables is not None:
             tables = [t for t in settings.stable_tables if ctx.db.schema.table(t) is not None]
         else:
             tables = []
             for name in ctx.retrieve.tables_by_use():
-                text = _describe(ctx, sorted([*tables, name])).text
-                if len(text) <= settings.stable_schema_chars:
+                if len(render([*tables, name])) <= settings.stable_schema_chars:
                     tables.append(name)
         tables.sort()
-        ctx.stable_schema = (tables, _describe(ctx, tables).text if tables else "")
+        ctx.stable_schema = (tables, render(tables) if tables else "")
     return ctx.stable_schema
 
 

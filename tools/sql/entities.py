@@ -185,10 +185,13 @@ _STOP = {
 }  # fmt: skip
 
 
+_QUOTED = re.compile(r"[\"“”]([^\"“”]{3,60})[\"“”]|(?<![A-Za-z])'([^']{3,60})'(?![A-Za-z])")
+
+
 def quoted_spans(question: str) -> list[str]:
     """Text the user put in quotes ("the 'Big Red Machine'"): a name by the user's own account."""
-    return [m.strip() for m in re.findall(r"[\"“”]([^\"“”]{3,60})[\"“”]|(?<![A-Za-z])'([^']{3,60})'(?![A-Za-z])", question)
-            for m in m if m.strip()]
+    # findall gives one (double-quoted, single-quoted) pair per match, the other group empty.
+    return [text.strip() for pair in _QUOTED.findall(question) for text in pair if text.strip()]
 
 
 def capitalised_spans(question: str) -> list[str]:
