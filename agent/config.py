@@ -47,6 +47,7 @@ class NodeLMSettings(Section):
     api_key_env: str | None = None
     temperature: float | None = None
     max_tokens: int | None = None
+    prefill: Literal["auto", "on", "off"] | None = None
 
 
 class LMSettings(Section):
@@ -58,7 +59,14 @@ class LMSettings(Section):
     cache: bool = True
     timeout_s: float = 120
     num_retries: int = 2
+    # Start the model's reply inside its single output field (prompts/adapter.py): ~14 fewer tokens
+    # written per call. auto: on for embedded models (llama.cpp continues the message), off otherwise.
+    prefill: Literal["auto", "on", "off"] = "auto"
     nodes: dict[str, NodeLMSettings] = Field(default_factory=dict)
+
+    @property
+    def prefills(self) -> bool:
+        return self.prefill == "on" or (self.prefill == "auto" and self.model.startswith("embedded/"))
 
     def for_node(self, node: str) -> LMSettings:
         """The effective LM settings for one node (its overrides on top of the defaults)."""
@@ -114,7 +122,7 @@ class RetrievalSettings(Section):
     # The stable schema: tables described in full in every prompt, always first and in the same
     # order, so the model's prompt cache serves them and only the rest of a question is read.
     stable_tables: list[str] | None = None  # None: the tables the worked examples use most
-    stable_schema_chars: int = 7000         # the size of the stable block when chosen automatically
+    stable_schema_chars: int = 12000        # the size of the stable block when chosen automatically
     max_linked_tables: int = 2              # tables a question adds beside the stable ones
 
 

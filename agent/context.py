@@ -12,6 +12,7 @@ import dspy
 
 from agent.config import Settings, resolve_path
 from agent.steps import LM_STEPS, fresh_modules
+from prompts.adapter import adapter_for
 from prompts.retrieve import Retrieve, load_examples
 from tools.registry import ToolRegistry
 from tools.sql.database import Database
@@ -53,3 +54,6 @@ class AgentContext:
 
     def lm(self, node: str) -> dspy.LM:
         return self.lms.get(node) or self.lms["default"]
+
+    def adapter(self, node: str) -> dspy.Adapter:
+        return adapter_for(self.settings.lm.for_node(node).prefills)

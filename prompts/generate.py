@@ -35,6 +35,8 @@ class GenerateSQL(dspy.Signature):
     - For "most", "highest", "best" or "top N", order by that measure and LIMIT to the number asked
       for; select the measure too.
     - When the answer is a person or a team, select its name columns, not only its id.
+    - In DuckDB every selected column that is not aggregated must appear in GROUP BY; quote column
+      names that start with a digit ("2B").
     - Follow the style of the examples. Return only the SQL, no explanation."""
 
     db_schema: str = dspy.InputField(desc="tables, columns with descriptions, and join paths")

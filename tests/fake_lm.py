@@ -33,7 +33,10 @@ class ScriptedEngine:
 
     def complete(self, request):
         system = request.system if isinstance(request.system, str) else "".join(p.text for p in request.system or ())
-        user = (request.messages[-1].text or "").split("Respond with the corresponding output fields", 1)[0]
+        # A final assistant message is a prefill (prompts/adapter.py): continue it, as llama.cpp does.
+        prefill = request.messages[-1].text or "" if request.messages[-1].role == "assistant" else ""
+        asked = request.messages[-2] if prefill else request.messages[-1]
+        user = (asked.text or "").split("Respond with the corresponding output fields", 1)[0]
         outputs = _outputs_of(system)
         inputs = {k: v.strip() for k, v in _FIELD.findall(user)}
         key = outputs[0] if outputs else "?"
@@ -45,6 +48,11 @@ class ScriptedEngine:
             f"[[ ## {name} ## ]]\n{json.dumps(values[name]) if not isinstance(values[name], str) else values[name]}"
             for name in outputs
         ) + "\n\n[[ ## completed ## ]]"
+        if prefill:
+            assert text.startswith(prefill), (prefill, text)
+            text = text[len(prefill):]
+            for stop in request.config.stop or ():  # the server cuts the reply where a stop string starts
+                text = text.split(stop, 1)[0]
         tokens = (len(system) + len(user)) // 4
         return Response(id=None, model="fake", message=Message.assistant([TextPart(text)]), finish_reason="stop",
                         usage=Usage(input_tokens=tokens, output_tokens=len(text) // 4,

@@ -74,6 +74,18 @@ def _table_line(table: TableInfo, args: DescribeSchemaArgs) -> str:
     return f"TABLE {table.name} -- {comment}"
 
 
+def _fewest_keys_to_described(joins: list, names: set[str], described: set[str], keep: int = 2) -> list:
+    """Joins among the new tables, and for each new table its `keep` simplest joins (fewest key columns)
+    to tables already described: one to the names table and one to the team-season usually, not one
+    per fact table sharing player, team, year and league (a dozen lines the model rarely needs)."""
+    inner = [j for j in joins if j.left in names and j.right in names]
+    outward = []
+    for name in sorted(names):
+        mine = [j for j in joins if name in (j.left, j.right) and ({j.left, j.right} - {name}) <= described]
+        outward += sorted(mine, key=lambda j: (len(j.on), j.sql()))[:keep]
+    return [j for j in joins if j in inner or j in outward]
+
+
 @tool(name="describe_schema")
 def describe_schema(db: Database, args: DescribeSchemaArgs) -> SchemaDescription:
     """Describe database tables: columns with types, descriptions and sample values, and how they join."""
@@ -87,6 +99,8 @@ def describe_schema(db: Database, args: DescribeSchemaArgs) -> SchemaDescription
         found.sort(key=lambda t: t.name)
     names = {t.name for t in found}
     joins = [j for j in schema.joins_between(names | set(args.described)) if {j.left, j.right} & names]
+    if compact and args.described:
+        joins = _fewest_keys_to_described(joins, names, set(args.described))
     # Compact: a join key means the same thing in every table, so describe it once, name it elsewhere.
     keys = {a.lower() for j in joins for pair in j.on for a in pair} if compact else set()
     described_keys: set[str] = set()

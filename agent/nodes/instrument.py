@@ -94,7 +94,7 @@ def node(name: str) -> Callable[[NodeFn], Callable[[AgentState, Runtime[AgentCon
                 span.set_inputs({"question": state.question, "sql": state.sql, "attempts": state.attempts})
                 try:
                     if lm:
-                        with dspy.context(lm=ctx.lm(name)), dspy.track_usage() as usage:
+                        with dspy.context(lm=ctx.lm(name), adapter=ctx.adapter(name)), dspy.track_usage() as usage:
                             update = fn(state, ctx)
                         tokens = token_counts(usage.get_total_tokens())
                     else:

@@ -54,6 +54,7 @@ def column_hint(ctx: AgentContext, error: str, linked_tables: list[str]) -> str:
 def repair(state: AgentState, ctx: AgentContext) -> dict:
     error = state.error or ""
     hint = column_hint(ctx, error, state.linked_tables) if state.error_kind == "unknown_column" else ""
-    inputs = Repair.inputs(state.linked_schema, state.mappings, state.standalone_question, state.sql or "", error, hint)
+    inputs = Repair.inputs(state.linked_schema, state.examples, state.mappings, state.standalone_question,
+                           state.sql or "", error, hint)
     pred = ctx.module("repair")(**inputs)
     return {"sql": pred.sql, "repairs": state.repairs + 1, "attempts": state.attempts + 1, "_detail": pred.sql}

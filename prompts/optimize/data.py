@@ -28,14 +28,12 @@ import dspy
 from evals import scoring
 from evals.dataset import EvalItem
 from prompts.optimize.corrupt import corruptions
-from prompts.repair import Repair
-from tools.sql.entities import EntityMapping
 
 SPLITS = ("train", "dev", "test")
 INPUT_FIELDS = {
     "rewrite": ("question", "previous_question"),
     "generate": ("db_schema", "examples", "value_hints", "question"),
-    "repair": ("db_schema", "question", "failed_sql", "error"),
+    "repair": ("db_schema", "examples", "value_hints", "question", "failed_sql", "error"),
     "answer": ("question", "columns", "rows"),
 }
 CACHE_VERSION = 2  # 2: inputs come from the agent's own steps, with the mappings
@@ -187,8 +185,9 @@ def repair_examples(items: list[EvalItem], inputs: dict[str, dict[str, Any]], ru
         for kind, broken in corruptions(item.gold_sql or "", start=n):
             _, _, error = runner.run(broken)
             if error:
-                mappings = [EntityMapping.model_validate(m) for m in got["mappings"]]
-                inputs = Repair.inputs(got["db_schema"], mappings, got["standalone"], broken, error.split(": ", 1)[-1])
+                # got holds Generate.inputs for this item: Repair.inputs is those plus the failure.
+                inputs = {**{k: got[k] for k in INPUT_FIELDS["generate"]}, "failed_sql": broken,
+                          "error": error.split(": ", 1)[-1]}
                 ex = dspy.Example(
                     id=f"{item.id}#{kind}", split=item.split, kind=kind, gold_sql=item.gold_sql,
                     ordered=scoring.has_outer_order_by(item.gold_sql), **inputs,

@@ -74,10 +74,10 @@ def names(result: AskResult) -> list[str]:
 
 
 def split_sql(generate_sql: str, repair_sql: str | Callable[[dict[str, str]], str]):
-    """A `sql` handler that tells generation from repair (the repair signature has `failed_sql`)."""
+    """A `sql` handler that tells generation from repair (a repair's question carries the failure)."""
 
     def handler(inputs: dict[str, str]) -> dict[str, str]:
-        if "failed_sql" in inputs:
+        if failure_of(inputs):
             return {"sql": repair_sql(inputs) if callable(repair_sql) else repair_sql}
         return {"sql": generate_sql}
 
@@ -86,6 +86,22 @@ def split_sql(generate_sql: str, repair_sql: str | Callable[[dict[str, str]], st
 
 def calls_of(engine: ScriptedEngine, key: str) -> list[dict[str, str]]:
     return [clean(inputs) for k, inputs in engine.calls if k == key]
+
+
+_TRIED = "This query was tried and failed:\n"
+
+
+def failure_of(inputs: dict[str, str]) -> dict[str, str] | None:
+    """The failed query and error a repair call showed the model, read back from its question field."""
+    question = inputs.get("question", "")
+    if _TRIED not in question:
+        return None
+    failed_sql, rest = question.split(_TRIED, 1)[1].split("\nError: ", 1)
+    return {"failed_sql": failed_sql, "error": rest}
+
+
+def repair_calls(engine: ScriptedEngine) -> list[dict[str, str]]:
+    return [f for c in calls_of(engine, "sql") if (f := failure_of(c))]
 
 
 def db_digest(settings: Settings) -> str:
@@ -152,7 +168,7 @@ def test_repair_then_success(settings, bad_sql, error_kind, error_text, route):
     assert names(result) == route
     # The node that failed recorded the error kind (policy code or "execution") in its detail.
     assert any(n.detail.startswith(f"{error_kind}:") for n in result.nodes), [n.detail for n in result.nodes]
-    repairs = [c for c in calls_of(engine, "sql") if "failed_sql" in c]
+    repairs = repair_calls(engine)
     assert len(repairs) == 1
     assert repairs[0]["failed_sql"].lower().startswith("select")
     assert error_text.lower() in repairs[0]["error"].lower()
@@ -179,7 +195,7 @@ def test_repair_exhausted(settings, bad_sql):
     assert names(result)[-1] == "finish"
     assert "answer" not in names(result)
     assert len(calls_of(engine, "answer")) == 0
-    assert len([c for c in calls_of(engine, "sql") if "failed_sql" in c]) == max_repairs
+    assert len(repair_calls(engine)) == max_repairs
 
 
 @pytest.mark.parametrize("max_repairs", [0, 1, 3])
@@ -225,7 +241,7 @@ def test_refusal_is_terminal(settings, bad_sql, error_kind, reason):
     assert result.rows == []
     assert names(result) == ["guard", "rewrite", "retrieve", "generate", "safety", "finish"]
     assert "repair" not in names(result)
-    assert [c for c in calls_of(engine, "sql") if "failed_sql" in c] == []
+    assert repair_calls(engine) == []
     assert db_digest(settings) == before
     # The database still answers normally afterwards.
     agent2, _ = make_agent(settings, default_handlers("SELECT count(*) AS n FROM People"))
@@ -255,7 +271,7 @@ def test_empty_result_then_repair(settings):
         "execute",
         "answer",
     ]
-    repairs = [c for c in calls_of(engine, "sql") if "failed_sql" in c]
+    repairs = repair_calls(engine)
     assert len(repairs) == 1
     assert "no rows" in repairs[0]["error"]
 

@@ -50,7 +50,7 @@ def _run(step, lm: dspy.LM, calls: int = 1) -> dict:
             dspy.Predict(Echo)(question=f"{state.question} ({n})")
         return {"_detail": "done"}
 
-    ctx = SimpleNamespace(lm=lambda name: lm)
+    ctx = SimpleNamespace(lm=lambda name: lm, adapter=lambda name: dspy.ChatAdapter())
     return node(step)(fn)(AgentState(question="How many?"), SimpleNamespace(context=ctx))
 
 

@@ -42,8 +42,14 @@ def test_every_prompt_starts_with_the_same_stable_schema(stable):
         schema = linked_schema_text(stable, question, linked)
         assert schema.startswith(text)  # the cached prefix: byte for byte the same
     # A table the question adds is joined to the stable ones it connects to.
-    extra = linked_schema_text(stable, "Who managed the Yankees in 1998?", ["Managers"])[len(text):]
-    assert "TABLE Managers" in extra and "Managers.playerID = People.playerID" in extra
+    extra = linked_schema_text(stable, "What was the highest salary paid in 2015?", ["Salaries"])[len(text):]
+    assert "Salaries" not in tables
+    joins = extra.split("JOINS\n", 1)[1].splitlines()
+    # Its simplest joins to what the prompt already shows: the names table and the team-season, not
+    # one per fact table sharing player, team, year and league.
+    assert "TABLE Salaries" in extra and [j.strip() for j in joins] == [
+        "People.playerID = Salaries.playerID",
+        "Salaries.lgID = Teams.lgID AND Salaries.teamID = Teams.teamID AND Salaries.yearID = Teams.yearID"]
 
 
 def test_named_stable_tables_override_the_choice():
