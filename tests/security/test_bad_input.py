@@ -84,7 +84,9 @@ def _down_lm() -> dspy.LM:
 
 
 class GarbageEngine(ScriptedEngine):
-    """Answers every `sql` prompt with prose that no DSPy adapter can parse."""
+    """Answers every `sql` prompt with text that no DSPy adapter can parse: prose under a field the
+    signature does not have (with a prefilled reply, bare prose would be read as the sql value and
+    refused by the policy: test_lm_garbage_sql_text_is_refused_not_run)."""
 
     def complete(self, request):
         response = super().complete(request)
@@ -93,7 +95,7 @@ class GarbageEngine(ScriptedEngine):
         return Response(
             id=None,
             model="fake",
-            message=Message.assistant([TextPart("lorem ipsum dolor sit amet")]),
+            message=Message.assistant([TextPart("[[ ## thoughts ## ]]\nlorem ipsum dolor sit amet")]),
             finish_reason="stop",
             usage=Usage(input_tokens=1, output_tokens=1, total_tokens=2),
         )

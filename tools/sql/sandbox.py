@@ -118,6 +118,7 @@ class Sandbox:
         self.timeout_s = float(timeout_s)
         self.max_rows = int(max_rows)
         self.max_result_bytes = int(max_result_bytes)
+        self.memory_limit = str(memory_limit)
         if not self.db_path.is_file():
             raise SandboxError(
                 "database",
@@ -203,6 +204,12 @@ class Sandbox:
                     "timeout",
                     f"The query was stopped after {self.timeout_s:g} s; simplify it, filter earlier or "
                     "aggregate before joining.",
+                ) from None
+            if isinstance(error, duckdb.OutOfMemoryException):
+                raise SandboxError(
+                    "execution",
+                    f"The query ran out of memory (limits.memory_limit={self.memory_limit}); filter earlier "
+                    "or aggregate before joining.",
                 ) from None
             raise SandboxError("execution", _clean_error(error)) from None
         finally:

@@ -223,3 +223,12 @@ def test_connection_config_holds_without_statement_guard(
     sandbox.close()
     assert sha(db_path) == before
     assert sorted(p.name for p in db_path.parent.iterdir()) == files_before
+
+
+def test_a_query_past_the_memory_limit_says_so(db_path: Path) -> None:
+    with Sandbox(db_path, timeout_s=TIMEOUT_S, max_rows=10, memory_limit="32MB", threads=1) as sb:
+        with pytest.raises(SandboxError) as info:
+            sb.execute("SELECT count(DISTINCT r.range::VARCHAR || 'x') FROM range(20000000) r")
+        assert info.value.kind == "execution"
+        assert "ran out of memory (limits.memory_limit=32MB)" in info.value.message
+        assert sb.execute("SELECT 1 AS one").rows == [[1]]  # the connection survives
