@@ -38,7 +38,7 @@ from agent.service import Agent, build_lms
 from bench import compare as cmp
 from bench import spider, stats
 from bench.stats import median, node_stats, node_table, percentile, rounded, token_totals, wall_summary
-from evals.report import git_commit
+from evals.provenance import git_commit
 
 QUESTIONS = PROJECT_ROOT / "bench" / "questions.txt"
 RESULTS = PROJECT_ROOT / "bench" / "results"

@@ -113,12 +113,12 @@ class BaselinePipeline:
             gen_ms = (time.perf_counter() - t0) * 1000
             tokens = sum(int(u.get("total_tokens") or 0) for u in usage.get_total_tokens().values())
             nodes = [NodeTiming(name="generate", duration_ms=round(gen_ms, 1), tokens=tokens)]
-            columns, rows, truncated, status = [], [], False, "error"
+            columns, rows, truncated, status, error_kind = [], [], False, "error", None
             if sql:
                 t1 = time.perf_counter()
                 result = registry().call("run_sql", db, RunSqlArgs(sql=sql))
                 nodes.append(NodeTiming(name="execute", duration_ms=round((time.perf_counter() - t1) * 1000, 1)))
-                status, error = result.status, result.error
+                status, error, error_kind = result.status, result.error, result.error_kind
                 columns, rows, truncated = result.columns, result.rows, result.truncated
             elif error is None:
                 error = "The model returned no SQL."
@@ -132,6 +132,7 @@ class BaselinePipeline:
             rows=rows,
             truncated=truncated,
             error=error,
+            error_kind=error_kind,
             trace_id=trace_id if trace_id and not str(trace_id).startswith("tr-no-op") else None,
             thread_id=uuid.uuid4().hex,
             latency_ms=round(latency, 1),

@@ -1,6 +1,6 @@
 """`sqlagent eval` and `sqlagent eval-accept`.
 
-    sqlagent eval [--dataset FILE] [--split S] [--limit N] [--db PATH] [--pipeline agent|baseline]
+    sqlagent eval [--dataset FILE] [--split S] [--tag T] [--limit N] [--db PATH] [--pipeline agent|baseline]
                   [--lm NAME] [--baseline FILE] [--tolerance POINTS] [--out DIR] [--no-compiled]
                   [--no-mlflow] [--no-progress]
     sqlagent eval-accept [--from DIR] [--to FILE] [--force]
@@ -45,6 +45,7 @@ class EvalOptions:
     dataset: str = DEFAULT_DATASET
     split: str | None = None
     limit: int | None = None
+    tag: str | None = None
     db: str | None = None
     pipeline: str = "agent"
     lm: str | None = None
@@ -118,6 +119,7 @@ def run_eval(options: EvalOptions, settings: Settings | None = None, lms: dict |
     from evals import report
     from evals.dataset import load_dataset
     from evals.gate import compare
+    from evals.provenance import git_commit
     from evals.runner import evaluate_item, progress_bar, run_items
 
     started_at = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
@@ -127,7 +129,8 @@ def run_eval(options: EvalOptions, settings: Settings | None = None, lms: dict |
         settings.lm.model = options.lm
     if not options.mlflow:
         settings.tracking.enabled = False
-    dataset = load_dataset(resolve_path(options.dataset), split=options.split, limit=options.limit)
+    dataset = load_dataset(resolve_path(options.dataset), split=options.split, limit=options.limit,
+                           tag=options.tag)
     baseline = load_baseline(resolve_path(options.baseline)) if options.baseline else None
     out_dir = resolve_path(options.out)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -191,9 +194,9 @@ def run_eval(options: EvalOptions, settings: Settings | None = None, lms: dict |
         "pipeline": options.pipeline,
         "lm": settings.lm.model if not lms else getattr(lms.get("default"), "model", settings.lm.model),
         "compiled": list(getattr(pipeline, "loaded_compiled", [])) if options.pipeline == "agent" else [],
-        "git": report.git_commit(PROJECT_ROOT),
+        "git": git_commit(PROJECT_ROOT),
         "dataset": {"path": options.dataset, "name": dataset.name, "split": options.split, "limit": options.limit,
-                    "sha256": dataset.sha256, "items_sha256": dataset.items_sha256, "items": len(dataset.items)},
+                    "tag": options.tag, "sha256": dataset.sha256, "items_sha256": dataset.items_sha256, "items": len(dataset.items)},
         "started_at": started_at,
         "wall_time_s": round(time.perf_counter() - t0, 1),
         "setup_s": round(setup_s, 1),
@@ -228,7 +231,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from evals.report import plain_summary
 
     options = EvalOptions(
-        dataset=args.dataset, split=args.split, limit=args.limit, db=args.db, pipeline=args.pipeline, lm=args.lm,
+        dataset=args.dataset, split=args.split, limit=args.limit, tag=args.tag, db=args.db, pipeline=args.pipeline, lm=args.lm,
         baseline=args.baseline, tolerance=args.tolerance, out=args.out, compiled=not args.no_compiled,
         mlflow=not args.no_mlflow, progress=not args.no_progress,
     )
@@ -284,6 +287,9 @@ def accept_problems(summary: dict[str, Any], force: bool = False) -> list[str]:
             f"the run was limited to {limit} items (--limit), so the baseline would not cover the split: re-run "
             "without --limit, or pass --force to accept it anyway"
         )
+    tag = summary.get("dataset", {}).get("tag")
+    if tag and not force:
+        problems.append(f"the run was limited to the items tagged {tag!r} (--tag): re-run without it, or pass --force")
     return problems
 
 
@@ -335,7 +341,8 @@ def add_eval_parser(subparsers: Any) -> None:
     ev = subparsers.add_parser("eval", help="score the agent on a golden set; report; regression gate")
     ev.add_argument("--dataset", default=DEFAULT_DATASET, help=f"JSONL items (default {DEFAULT_DATASET})")
     ev.add_argument("--split", help="only items of this split (train, dev, test)")
-    ev.add_argument("--limit", type=int, help="only the first N items (after --split)")
+    ev.add_argument("--tag", help="only items with this tag, e.g. readme (the questions the README promises)")
+    ev.add_argument("--limit", type=int, help="only the first N items (after --split and --tag)")
     ev.add_argument("--db", help="DuckDB file for items without their own `db` (default: database.path)")
     ev.add_argument("--pipeline", choices=["agent", "baseline"], default="agent",
                     help="the agent graph, or the same LM zero-shot with the full schema")

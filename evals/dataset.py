@@ -60,9 +60,10 @@ class Dataset(BaseModel):
     path: str
     name: str
     sha256: str  # of the whole file
-    items_sha256: str  # of the selected items (after --split/--limit)
+    items_sha256: str  # of the selected items (after --split/--tag/--limit)
     items: list[EvalItem]
     split: str | None = None
+    tag: str | None = None
 
 
 def _resolve(base: Path, value: str) -> str:
@@ -115,7 +116,9 @@ def items_digest(items: list[EvalItem]) -> str:
     return hashlib.sha256(payload.encode()).hexdigest()
 
 
-def load_dataset(path: str | Path, *, split: str | None = None, limit: int | None = None) -> Dataset:
+def load_dataset(
+    path: str | Path, *, split: str | None = None, limit: int | None = None, tag: str | None = None
+) -> Dataset:
     path = Path(path)
     if not path.is_file():
         raise DatasetError(f"Dataset file {path} does not exist.")
@@ -126,6 +129,10 @@ def load_dataset(path: str | Path, *, split: str | None = None, limit: int | Non
         items = [i for i in items if i.split == split]
         if not items:
             raise DatasetError(f"{path}: no items in split {split!r} (splits: {', '.join(splits) or 'none'}).")
+    if tag:
+        items = [i for i in items if tag in i.tags]
+        if not items:
+            raise DatasetError(f"{path}: no items tagged {tag!r}" + (f" in split {split!r}." if split else "."))
     if limit is not None:
         items = items[: max(0, limit)]
     return Dataset(
@@ -135,4 +142,5 @@ def load_dataset(path: str | Path, *, split: str | None = None, limit: int | Non
         items_sha256=items_digest(items),
         items=items,
         split=split,
+        tag=tag,
     )

@@ -6,12 +6,12 @@ Percentages are 0-100 with one decimal, so "2 points" in the gate means what it 
 from __future__ import annotations
 
 import json
-import subprocess
 from collections import defaultdict
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from evals import failures
 from evals.scoring import percentile
 
 NODE_ORDER = ["guard", "rewrite", "retrieve", "generate", "safety", "execute", "repair", "answer", "finish"]
@@ -23,19 +23,6 @@ def pct(numerator: float, denominator: float) -> float | None:
 
 def _round(value: float | None, digits: int = 1) -> float | None:
     return None if value is None else round(value, digits)
-
-
-def git_commit(cwd: Path | None = None) -> dict[str, Any]:
-    """The commit the code ran at, and whether the tree had local changes (None outside git)."""
-    try:
-        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, timeout=5)
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=cwd,
-                               capture_output=True, text=True, timeout=5)
-    except (OSError, subprocess.SubprocessError):
-        return {"commit": None, "dirty": None}
-    if head.returncode != 0:
-        return {"commit": None, "dirty": None}
-    return {"commit": head.stdout.strip(), "dirty": bool(dirty.stdout.strip())}
 
 
 def _accuracy_groups(records: list[dict], key) -> dict[str, dict[str, Any]]:
@@ -170,11 +157,13 @@ def build_summary(records: list[dict], meta: dict[str, Any]) -> dict[str, Any]:
             "max": _round(max(latencies)) if latencies else None,
         },
         "tokens": {"total": sum(tokens), "mean": _round(sum(tokens) / len(tokens)) if tokens else None},
-        # What the gate compares item by item (evals/gate.py ITEM_KEYS).
+        # Failed items per kind (evals/failures.py), worked out from the records so old predictions get them too.
+        "failure_kinds": failures.count_kinds(records),
+        # What the gate compares item by item (evals/gate.py ITEM_KEYS), and each failure's kind.
         "items": {
             r["id"]: {"correct": r["correct"], "correct_relaxed": r["correct_relaxed"], "status": r["status"],
                       "must_pass": r["must_pass"], "expected_status": r["expected_status"], "has_gold": has_gold(r),
-                      "gold_error": r.get("gold_error")}
+                      "gold_error": r.get("gold_error"), "failure_kind": failures.kind_of(r)}
             for r in records
         },
     }
@@ -265,6 +254,8 @@ def _expected_text(r: dict) -> str:
         return {"refused": "a refusal", "clarify": "a clarifying question"}[r["expected_status"]]
     if r.get("gold_error"):
         return f"gold failed: {r['gold_error']}"
+    if not has_gold(r):
+        return "an answer (no reference query)"
     return _rows_text(r["gold_columns"], r["gold_rows"], r["gold_row_count"])
 
 
@@ -414,11 +405,12 @@ def render_markdown(summary: dict, records: list[dict], charts: dict[str, str], 
         f"| {n} | {t['runs']} | {t['mean_ms']:.0f} ms | {t['p50_ms']:.0f} ms | {t['p95_ms']:.0f} ms | {t['tokens_mean']} |"
         for n, t in summary["node_timing"].items()
     ]
-    failures = [r for r in records if r["correct"] is False or r.get("gold_error")]
-    out += ["", f"## What went wrong ({len(failures)})", ""]
-    if failures:
+    failed = [r for r in records if failures.is_failed(r)]
+    out += [""] + failures.render_section(records)
+    out += [f"## What went wrong ({len(failed)})", ""]
+    if failed:
         out += ["| question | expected | got | why |", "|---|---|---|---|"]
-        for r in failures:
+        for r in failed:
             q = ("(follow-up) " if r["turns"] else "") + r["question"]
             star = " **must pass**" if r["must_pass"] else ""
             out.append(

@@ -43,6 +43,7 @@ class Prediction(BaseModel):
     truncated: bool = False
     answer: str | None = None
     error: str | None = None
+    error_kind: str | None = None  # the agent's code for the error (e.g. unknown_column), for error analysis
     trace_id: str | None = None
     thread_id: str | None = None
     latency_ms: float = 0.0
@@ -120,6 +121,7 @@ class AgentPipeline:
             truncated=result.truncated,
             answer=result.answer,
             error=result.error,
+            error_kind=result.error_kind,
             trace_id=result.trace_id,
             thread_id=thread,
             latency_ms=round(latency, 1),
@@ -301,6 +303,7 @@ def build_record(
         "truncated": pred.truncated,
         "answer": pred.answer,
         "error": pred.error,
+        "error_kind": pred.error_kind,
         "gold_sql": item.gold_sql or None,
         "gold_columns": gold.columns if gold else [],
         "gold_rows": gold.rows[:ROWS_KEPT] if gold else [],

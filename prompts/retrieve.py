@@ -54,6 +54,8 @@ class Example(BaseModel):
 
 
 def load_examples(path: Path, splits: tuple[str, ...] = ("train",)) -> list[Example]:
+    """The worked-example bank. Items tagged `readme` (the questions the README promises) are checked
+    by the eval, never shown as examples: the README's answers must come from the agent, not a lookup."""
     if not path.exists():
         return []
     out = []
@@ -61,7 +63,8 @@ def load_examples(path: Path, splits: tuple[str, ...] = ("train",)) -> list[Exam
         if not line.strip():
             continue
         item = json.loads(line)
-        if item.get("split") in splits and item.get("gold_sql") and not item.get("turns"):
+        if item.get("split") in splits and item.get("gold_sql") and not item.get("turns") \
+                and "readme" not in item.get("tags", []):
             out.append(Example(id=item["id"], question=item["question"], sql=item["gold_sql"]))
     return out
 

@@ -59,7 +59,7 @@ def resolve_mentions(
         if vocabulary_key(mention) in ctx.db.vocabulary:
             # A statistic or schema word ("home runs", "HR"): only an exact, case-sensitive name counts.
             candidates = [c for c in candidates if c.method == "exact"]
-        outcome = resolve(mention, candidates, era, ctx.db.centrality)
+        outcome = resolve(mention, candidates, era, ctx.db.centrality, ctx.db.key_rows)
         if isinstance(outcome, Ambiguity):
             return mappings, outcome
         if outcome is not None:

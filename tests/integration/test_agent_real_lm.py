@@ -1,8 +1,9 @@
 """A few easy questions through the whole graph with the real embedded model (0.5B in CI).
 
 These check that the prompts, adapters and parsing work with a real model end to end, and that the
-demo question gets the right answer (Babe Ruth, 60); they do not measure accuracy (that is
-`make eval`). Kept few: on 2 CPU cores a question takes ~20-60 s, the first one 70-90 s (cold start).
+demo question gets the right answer (Babe Ruth, 60), as does every question the README suggests
+(golden items tagged `readme`, scored the eval's way with `make demo`'s model); they do not measure
+accuracy (that is `make eval`). Kept few: on 2 CPU cores a question takes ~20-60 s, the first one 70-90 s (cold start).
 The 0.5B model answers the demo question correctly; should it stop doing so, switch that one test to
 the 1.5B model (~60 s) rather than loosen it.
 """
@@ -13,9 +14,11 @@ import re
 
 import pytest
 
-from agent.config import load_settings
+from agent.config import load_settings, resolve_path
 from agent.lm.models import get_spec, is_cached
 from agent.service import Agent
+from evals.dataset import load_dataset
+from evals.runner import AgentPipeline, evaluate_item
 
 MODEL = "qwen2.5-coder-0.5b"
 pytestmark = pytest.mark.integration
@@ -72,6 +75,24 @@ def test_demo_question_end_to_end(default_bot):
     # ...and the sentence the user reads says so.
     assert result.answer and "Ruth" in result.answer, result.answer
     assert re.search(r"(?<![\d.])60(?!\.?\d)", result.answer), result.answer  # "60." ends a sentence
+
+
+README_ITEMS = load_dataset(resolve_path("evals/golden.jsonl"), tag="readme").items
+
+
+@pytest.fixture(scope="module")
+def readme_pipeline(default_bot):
+    # The eval's own path (the item's gold run and scored with evals.scoring), with `make demo`'s model.
+    settings = load_settings(lm={"cache": False}, tracking={"enabled": False})
+    pipeline = AgentPipeline(settings)
+    pipeline.prepare(README_ITEMS)
+    return pipeline
+
+
+@pytest.mark.parametrize("item", README_ITEMS, ids=lambda i: i.id)
+def test_every_question_the_readme_suggests_is_answered_right(readme_pipeline, item):
+    record = evaluate_item(item, readme_pipeline, max_rows=1000)
+    assert record["correct"], (record.get("status"), record.get("sql"), record.get("error"))
 
 
 def test_entity_is_resolved_with_the_real_model(bot):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 import threading
 from collections import Counter
@@ -92,6 +93,20 @@ class Database:
                 if rows:
                     break  # several team-seasons in those years: the franchise is the right filter
         return None
+
+    @functools.lru_cache(maxsize=4096)  # noqa: B019 - one Database per file, kept for the process
+    def key_rows(self, column: str, value: str) -> int:
+        """The most rows any table has with `column = value`: a franchise's team-seasons in Teams."""
+        literal = "'" + value.replace("'", "''") + "'"
+        most = 0
+        for table in self.schema.tables:
+            name = next((c.name for c in table.columns if c.name.lower() == column.lower()), None)
+            if name is not None:
+                rows = self.sandbox.execute(
+                    f"SELECT count(*) FROM {quote_identifier(table.name)} WHERE {quote_identifier(name)} = {literal}"
+                ).rows
+                most = max(most, int(rows[0][0]) if rows else 0)
+        return most
 
     def close(self) -> None:
         self.sandbox.close()

@@ -13,12 +13,16 @@ The rules, in order:
    identifier that joins the most tables (teamID over franchID: simpler SQL for the model).
 5. An attribute (a city, a country, a park) maps to itself, and only when nothing else matches.
    A mention that is only part of several longer names ("Los Angeles") is left unmapped.
-6. If the chosen group still has several identifier values, ask the user (clarify) instead of guessing.
+6. If the chosen group still has several identifier values and one of them dominates (DOMINANCE times
+   the seasons of every other: the AL Browns' 52 over the 1880s Browns' 9, Rickey Henderson's 25 over
+   the 2 of a fuzzy "Rick Anderson"), it is the one a fan means without a year. Otherwise ask the
+   user (clarify) instead of guessing: the Senators of 1901-60, 1961-71 and the 1890s stay a question.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
 from pydantic import BaseModel, Field
 
@@ -27,6 +31,7 @@ from tools.sql.values import ValueCandidate
 TIE_TOLERANCE = 0.02
 GROUP_TOLERANCE = 0.08
 MAX_CLARIFY_OPTIONS = 6
+DOMINANCE = 4.0
 _YEAR = re.compile(r"\b(18[7-9]\d|19\d\d|20[0-4]\d)\b")
 
 
@@ -75,11 +80,30 @@ def _generation(mention: str) -> str | None:
     return "jr" if match.group(1) in {"jr", "junior"} else "sr"
 
 
+def _dominant(chosen: dict[str, ValueCandidate], seasons: Callable[[ValueCandidate], int | None]) -> ValueCandidate | None:
+    spans = {key: seasons(c) for key, c in chosen.items()}
+    if any(span is None for span in spans.values()):
+        return None  # an active career (no last year) cannot be compared
+    ranked = sorted(chosen, key=lambda key: spans[key], reverse=True)
+    first, second = spans[ranked[0]], spans[ranked[1]]
+    return chosen[ranked[0]] if first >= DOMINANCE * max(second, 1) else None
+
+
+def candidate_seasons(candidate: ValueCandidate, key_rows: Callable[[str, str], int] | None = None) -> int | None:
+    """How many seasons a candidate spans: its years when the index has them (None while it is still
+    open), else the most rows a table has for its key (a franchise's team-seasons in Teams), when the
+    caller can count them."""
+    if candidate.year_min is not None:
+        return None if candidate.year_max is None else candidate.year_max - candidate.year_min + 1
+    return key_rows(candidate.key_column, candidate.key_value) if key_rows else None
+
+
 def resolve(
     mention: str,
     candidates: list[ValueCandidate],
     era: tuple[int, int] | None,
     centrality: dict[str, int],
+    key_rows: Callable[[str, str], int] | None = None,
 ) -> EntityMapping | Ambiguity | None:
     """Pick the mapping for one mention (see the module docstring for the rules)."""
     in_era = [c for c in candidates if _in_era(c, era)]
@@ -120,6 +144,8 @@ def resolve(
             # Same name, two generations: "Jr." is the one who started later, "Sr." the earlier one.
             ordered = sorted(chosen.values(), key=lambda c: c.year_min if c.year_min is not None else -1)
             chosen = {"pick": ordered[-1] if generation == "jr" else ordered[0]}
+    if len(chosen) > 1 and (dominant := _dominant(chosen, lambda c: candidate_seasons(c, key_rows))) is not None:
+        chosen = {"pick": dominant}
     if len(chosen) > 1:
         return Ambiguity(mention=mention, candidates=list(chosen.values())[:MAX_CLARIFY_OPTIONS])
     best = next(iter(chosen.values()))

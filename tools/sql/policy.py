@@ -56,6 +56,8 @@ from sqlglot.optimizer.qualify import qualify
 from sqlglot.optimizer.scope import traverse_scope
 from sqlglot.tokens import TokenType
 
+from tools.sql.unknown_columns import unknown_column_message
+
 __all__ = ["AccessRole", "Catalog", "PolicyDecision", "SqlPolicy", "default_role_name", "load_roles"]
 
 
@@ -483,14 +485,9 @@ class SqlPolicy:
                 quote_identifiers=False,
             )
         except OptimizeError as error:
-            message = _first_line(error)
-            match = re.search(r"Column '([^']+)'|Unknown column: (\S+)", message)
-            if match:
-                name = self._original_name((match.group(1) or match.group(2)).strip('"'))
-                table_match = re.search(r"for table: '([^']+)'", message)
-                where = f" in table '{table_match.group(1)}'" if table_match else ""
-                raise _Refusal("unknown_column", f"Unknown column '{name}'{where}.") from None
-            raise _Refusal("unknown_column", f"The query refers to an unknown column: {message}") from None
+            message = unknown_column_message(_first_line(error), self._tree, self._columns, self._tables,
+                                             self._original_name)
+            raise _Refusal("unknown_column", message) from None
 
         seen: set[str] = set()
         for scope in traverse_scope(qualified):

@@ -262,7 +262,7 @@ def test_eval_exits_1_on_gold_errors_without_baseline(tmp_path, monkeypatch, gol
 
 def _eval_args(tmp_path: Path, baseline: Path | None = None) -> argparse.Namespace:
     return argparse.Namespace(
-        dataset=str(_dataset(tmp_path, ROWS)), split=None, limit=None, db=None, pipeline="agent", lm=None,
+        dataset=str(_dataset(tmp_path, ROWS)), split=None, limit=None, tag=None, db=None, pipeline="agent", lm=None,
         baseline=str(baseline) if baseline else None, tolerance=2.0, out=str(tmp_path / "out"), no_compiled=False,
         no_mlflow=True, no_progress=True)
 

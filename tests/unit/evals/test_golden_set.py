@@ -32,8 +32,9 @@ TAGS = [
     "entity-matching", "nickname", "misspelling", "join", "aggregation", "ranking", "temporal",
     "multi-turn", "ambiguous-clarify", "unsafe-refuse", "rate-stat", "career", "no-rewrite",
 ]  # fmt: skip
-# Provenance tags: allowed on any item, no coverage promised (the web app's promotions carry from-feedback).
-PROVENANCE_TAGS = ["from-feedback"]
+# Provenance tags: allowed on any item, no coverage promised (the web app's promotions carry from-feedback;
+# readme marks the questions the README promises, checked by tests/integration and `--tag readme`).
+PROVENANCE_TAGS = ["from-feedback", "readme"]
 # Rare conversational tags only need to be in train and test (they are in dev today too).
 TRAIN_TEST_ONLY = {"multi-turn", "ambiguous-clarify", "unsafe-refuse"}
 # Minimum number of items per tag (the coverage the set promises).
@@ -282,3 +283,18 @@ def test_no_tie_at_the_limit_boundary(db, item: dict) -> None:
     if len(gold.rows) > n:
         last, next_ = gold.order_keys[n - 1], gold.order_keys[n]
         assert last != next_, f"rows {n} and {n + 1} tie on the ORDER BY key {last}: {gold.rows[n - 1]} / {gold.rows[n]}"
+
+
+def test_the_readme_questions_are_items_and_never_worked_examples() -> None:
+    from agent.config import resolve_path
+    from evals.dataset import DatasetError, load_dataset
+    from prompts.retrieve import load_examples
+
+    readme = load_dataset(resolve_path("evals/golden.jsonl"), split="train", tag="readme").items
+    assert {i.question for i in readme} >= {"Who hit the most home runs in 1927, and how many?",
+                                             "How many games did the Yankees win in 1998?"}
+    assert all(i.must_pass for i in readme)
+    bank = {e.id for e in load_examples(resolve_path("evals/golden.jsonl"))}
+    assert bank and not bank & {i.id for i in readme}
+    with pytest.raises(DatasetError, match="no items tagged 'readme' in split 'test'"):
+        load_dataset(resolve_path("evals/golden.jsonl"), split="test", tag="readme")

@@ -343,3 +343,24 @@ def test_access_yaml_roles() -> None:
     assert pol.check("SELECT * FROM Salaries").code == "access_denied"
     assert pol.check("SELECT nameFirst FROM People").allowed
     assert SqlPolicy(CATALOG, CAP, role=roles["analyst"]).check("SELECT * FROM Salaries").allowed
+
+
+@pytest.mark.parametrize(
+    ("sql", "reason"),
+    [
+        # The side of a join that lacks the column, by its alias.
+        ("SELECT COUNT(*) FROM Batting AS b JOIN Teams AS t ON b.playerID = t.playerID",
+         "Unknown column 'playerID': Teams (t) has no column playerID."),
+        # An unqualified name: the tables it was looked for in.
+        ("SELECT nameFirst, SUM(H) FROM People GROUP BY nameFirst",
+         "Unknown column 'H': none of People has a column H."),
+        ("SELECT SUM(salary) FROM People p JOIN Batting b ON p.playerID = b.playerID",
+         "Unknown column 'salary': none of Batting, People has a column salary."),
+        # A CTE's columns are not the catalog's: the bare sentence, nothing invented.
+        ("WITH x AS (SELECT playerID FROM Batting) SELECT x.HR FROM x", "Unknown column 'HR'."),
+    ],
+    ids=["join-side", "unqualified", "two-tables", "cte"],
+)
+def test_an_unknown_column_says_where_it_was_looked_for(policy: SqlPolicy, sql: str, reason: str):
+    decision = policy.check(sql)
+    assert (decision.allowed, decision.code, decision.reason) == (False, "unknown_column", reason)
