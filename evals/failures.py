@@ -85,9 +85,9 @@ def kind_of(record: dict) -> str | None:
     return failure.kind if failure else None
 
 
-def count_kinds(records: Iterable[dict]) -> dict[str, int]:
-    """Failed records per kind, in KINDS order, kinds with none left out."""
-    counts = Counter(f.kind for r in records if (f := classify(r)))
+def count_kinds(kinds: Iterable[str | None]) -> dict[str, int]:
+    """Failures per kind (from `kind_of` of each record), in KINDS order, kinds with none left out."""
+    counts = Counter(k for k in kinds if k)
     return {k.id: counts[k.id] for k in KINDS if counts[k.id]}
 
 
@@ -387,7 +387,7 @@ def render_section(records: list[dict]) -> list[str]:
     out += ["Each failed question gets one kind: the first of these that applies, in this order "
             "(evals/failures.py says why). The reason names the first difference from the reference query.", "",
             "| kind | questions | share |", "|---|---|---|"]
-    for kind, n in count_kinds(r for r, _ in failed).items():
+    for kind, n in count_kinds(f.kind for _, f in failed).items():
         out.append(f"| {LABELS[kind]} | {n} | {100 * n / len(failed):.0f}% |")
     out += ["", "| question | kind | reason |", "|---|---|---|"]
     for r, f in sorted(failed, key=lambda rf: (_RANK[rf[1].kind], rf[0]["id"])):

@@ -137,6 +137,7 @@ def _counts(records: list[dict]) -> dict[str, Any]:
 
 def build_summary(records: list[dict], meta: dict[str, Any]) -> dict[str, Any]:
     counts = _counts(records)
+    kinds = {r["id"]: failures.kind_of(r) for r in records}
     latencies = [r["latency_ms"] for r in records]
     tokens = [r["tokens"] for r in records]
     return {
@@ -158,12 +159,12 @@ def build_summary(records: list[dict], meta: dict[str, Any]) -> dict[str, Any]:
         },
         "tokens": {"total": sum(tokens), "mean": _round(sum(tokens) / len(tokens)) if tokens else None},
         # Failed items per kind (evals/failures.py), worked out from the records so old predictions get them too.
-        "failure_kinds": failures.count_kinds(records),
+        "failure_kinds": failures.count_kinds(kinds.values()),
         # What the gate compares item by item (evals/gate.py ITEM_KEYS), and each failure's kind.
         "items": {
             r["id"]: {"correct": r["correct"], "correct_relaxed": r["correct_relaxed"], "status": r["status"],
                       "must_pass": r["must_pass"], "expected_status": r["expected_status"], "has_gold": has_gold(r),
-                      "gold_error": r.get("gold_error"), "failure_kind": failures.kind_of(r)}
+                      "gold_error": r.get("gold_error"), "failure_kind": kinds[r["id"]]}
             for r in records
         },
     }

@@ -8,7 +8,6 @@ guard). Test is scored before and after for the report only: it never decides an
 from __future__ import annotations
 
 import datetime as dt
-import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
@@ -18,6 +17,7 @@ from typing import Any
 import dspy
 
 from agent.steps import LM_STEPS
+from evals import provenance
 from prompts.compiled import instruction_digests, load_compiled_modules, save_compiled, schema_digest
 from prompts.optimize import data, metrics
 from prompts.optimize.optimizers import compile_program, settings_for
@@ -76,16 +76,8 @@ def _say(message: str) -> None:
 
 
 def git_commit() -> str | None:
-    root = Path(__file__).resolve().parents[2]
-    try:
-        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=10)
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
-                               capture_output=True, text=True, timeout=10)
-    except (OSError, subprocess.SubprocessError):
-        return None
-    if head.returncode != 0:
-        return None
-    return head.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
+    info = provenance.git_commit(Path(__file__).resolve().parents[2])
+    return None if info["commit"] is None else info["commit"] + ("-dirty" if info["dirty"] else "")
 
 
 def evaluate(program: dspy.Module, examples: list[dspy.Example], metric_fn, state: Any, lm: dspy.LM,

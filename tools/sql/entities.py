@@ -80,8 +80,8 @@ def _generation(mention: str) -> str | None:
     return "jr" if match.group(1) in {"jr", "junior"} else "sr"
 
 
-def _dominant(chosen: dict[str, ValueCandidate], seasons: Callable[[ValueCandidate], int | None]) -> ValueCandidate | None:
-    spans = {key: seasons(c) for key, c in chosen.items()}
+def _dominant(chosen: dict[str, ValueCandidate], key_rows: Callable[[str, str], int] | None) -> ValueCandidate | None:
+    spans = {key: candidate_seasons(c, key_rows) for key, c in chosen.items()}
     if any(span is None for span in spans.values()):
         return None  # an active career (no last year) cannot be compared
     ranked = sorted(chosen, key=lambda key: spans[key], reverse=True)
@@ -144,7 +144,7 @@ def resolve(
             # Same name, two generations: "Jr." is the one who started later, "Sr." the earlier one.
             ordered = sorted(chosen.values(), key=lambda c: c.year_min if c.year_min is not None else -1)
             chosen = {"pick": ordered[-1] if generation == "jr" else ordered[0]}
-    if len(chosen) > 1 and (dominant := _dominant(chosen, lambda c: candidate_seasons(c, key_rows))) is not None:
+    if len(chosen) > 1 and (dominant := _dominant(chosen, key_rows)) is not None:
         chosen = {"pick": dominant}
     if len(chosen) > 1:
         return Ambiguity(mention=mention, candidates=list(chosen.values())[:MAX_CLARIFY_OPTIONS])
