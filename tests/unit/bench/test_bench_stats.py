@@ -96,3 +96,16 @@ def test_compare_two_files_without_running(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "4.00 -> 3.00" in out and "generate" in out
     assert main(["--compare", str(tmp_path / "missing.json"), str(b)]) == 2
+
+
+def test_spider_ratio_survives_sub_centisecond_calls():
+    # A fake LM answers in microseconds: rounded p50s are 0.0 s, the ratio must still be there.
+    from bench.spider import summarize
+
+    def side(s: float) -> dict:
+        return {"s": s, "correct": True, "status": "ok", "tokens_read": 1, "tokens_cached": 0, "tokens_written": 1}
+
+    rows = [{"id": f"x-{i}", "db_id": "x", "baseline": side(0.001), "agent": side(0.003)} for i in range(3)]
+    result = summarize(rows)
+    assert result["baseline"]["p50_s"] == 0.0
+    assert result["ratio_p50"] == 3.0
