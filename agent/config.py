@@ -132,6 +132,14 @@ class RewriteSettings(Section):
     mentions: Literal["rules", "lm"] = "rules"
 
 
+class GenerateSettings(Section):
+    # Drop a WHERE filter whose value the model copied from a worked example (tools/sql/grounding.py):
+    # in the question neither as written nor as a value hint, on a column with at least
+    # copied_filter_min_distinct distinct values (ids, seasons; not flags, leagues or awards).
+    drop_copied_filters: bool = True
+    copied_filter_min_distinct: int = 100
+
+
 class AnswerSettings(Section):
     # template: said from the question and the rows, no LM call; lm: the LM words it; auto: the
     # template for small results (at most template_max_rows rows of template_max_columns), else the LM.
@@ -176,6 +184,7 @@ class Settings(BaseSettings):
     limits: LimitSettings = Field(default_factory=LimitSettings)
     retrieval: RetrievalSettings = Field(default_factory=RetrievalSettings)
     rewrite: RewriteSettings = Field(default_factory=RewriteSettings)
+    generate: GenerateSettings = Field(default_factory=GenerateSettings)
     answer: AnswerSettings = Field(default_factory=AnswerSettings)
     tools: ToolSettings = Field(default_factory=ToolSettings)
     prompts: PromptSettings = Field(default_factory=PromptSettings)

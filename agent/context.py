@@ -6,6 +6,7 @@ build an `AgentContext` and hand it to the graph (`graph.invoke(..., context=ctx
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import dspy
@@ -13,9 +14,11 @@ import dspy
 from agent.config import Settings, resolve_path
 from agent.steps import LM_STEPS, fresh_modules
 from prompts.adapter import adapter_for
-from prompts.retrieve import Retrieve, load_examples
+from prompts.retrieve import Example, Retrieve, load_examples
 from tools.registry import ToolRegistry
 from tools.sql.database import Database
+from tools.sql.entities import EntityMapping
+from tools.sql.grounding import Grounded, drop_copied_filters
 
 
 @dataclass
@@ -47,6 +50,17 @@ class AgentContext:
         self.compiled = load_compiled_modules(
             self.modules, resolve_path(self.settings.prompts.compiled_dir), self.settings.prompts.use_compiled,
             schema=self.db.schema,
+        )
+
+    def ground(self, sql: str, question: str, mappings: Sequence[EntityMapping], examples: Sequence[Example]) -> Grounded:
+        """The generated SQL without the filters it copied from a worked example (tools/sql/grounding.py),
+        for every step that writes SQL."""
+        settings = self.settings.generate
+        if not settings.drop_copied_filters:
+            return Grounded(sql=sql)
+        return drop_copied_filters(
+            sql, question, [m.value for m in mappings] + [m.mention for m in mappings], [e.sql for e in examples],
+            self.db.distinct_values, settings.copied_filter_min_distinct, dialect=self.db.config.dialect,
         )
 
     def module(self, step: str) -> dspy.Module:

@@ -12,4 +12,6 @@ from prompts.generate import Generate
 def generate(state: AgentState, ctx: AgentContext) -> dict:
     inputs = Generate.inputs(state.linked_schema, state.examples, state.mappings, state.standalone_question)
     pred = ctx.module("generate")(**inputs)
-    return {"sql": pred.sql, "attempts": state.attempts + 1, "error": None, "error_kind": None, "_detail": pred.sql}
+    grounded = ctx.ground(pred.sql, state.standalone_question, state.mappings, state.examples)
+    detail = f"{pred.sql}\n{grounded.detail()}" if grounded.dropped else pred.sql
+    return {"sql": grounded.sql, "attempts": state.attempts + 1, "error": None, "error_kind": None, "_detail": detail}

@@ -1,4 +1,4 @@
-"""Repair: the failed SQL and its error go back to the model, a bounded number of times."""
+"""Repair: a failed query fixed from its error, a bounded number of times (deterministic fixes first)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from agent.nodes.instrument import node
 from agent.state import AgentState
 from prompts.repair import Repair
 from tools.schema_info import brief
+from tools.sql.column_fixes import fix_unknown_columns
 
 _UNKNOWN_COLUMN = re.compile(r"Unknown column '([^']+)'")
 
@@ -52,9 +53,16 @@ def column_hint(ctx: AgentContext, error: str, linked_tables: list[str]) -> str:
 
 @node("repair")
 def repair(state: AgentState, ctx: AgentContext) -> dict:
+    if state.error_kind == "unknown_column" and state.sql:
+        # A column on the wrong alias or misspelt has one fix: no LM call (tools/sql/column_fixes.py).
+        fixed = fix_unknown_columns(state.sql, ctx.db.schema.table_columns(), dialect=ctx.db.config.dialect)
+        if fixed.fixes and ctx.db.policy.check(fixed.sql).allowed:
+            return {"sql": fixed.sql, "repairs": state.repairs + 1, "attempts": state.attempts + 1,
+                    "_detail": f"{fixed.sql}\nfixed without the LM: {fixed.detail()}"}
     error = state.error or ""
     hint = column_hint(ctx, error, state.linked_tables) if state.error_kind == "unknown_column" else ""
-    inputs = Repair.inputs(state.linked_schema, state.examples, state.mappings, state.standalone_question,
-                           state.sql or "", error, hint)
+    inputs = Repair.inputs(state.linked_schema, state.examples, state.mappings, state.standalone_question, error, hint)
     pred = ctx.module("repair")(**inputs)
-    return {"sql": pred.sql, "repairs": state.repairs + 1, "attempts": state.attempts + 1, "_detail": pred.sql}
+    grounded = ctx.ground(pred.sql, state.standalone_question, state.mappings, state.examples)
+    detail = f"{pred.sql}\n{grounded.detail()}" if grounded.dropped else pred.sql
+    return {"sql": grounded.sql, "repairs": state.repairs + 1, "attempts": state.attempts + 1, "_detail": detail}

@@ -33,7 +33,7 @@ SPLITS = ("train", "dev", "test")
 INPUT_FIELDS = {
     "rewrite": ("question", "previous_question"),
     "generate": ("db_schema", "examples", "value_hints", "question"),
-    "repair": ("db_schema", "examples", "value_hints", "question", "failed_sql", "error"),
+    "repair": ("db_schema", "examples", "value_hints", "question", "error"),
     "answer": ("question", "columns", "rows"),
 }
 CACHE_VERSION = 2  # 2: inputs come from the agent's own steps, with the mappings
@@ -185,12 +185,12 @@ def repair_examples(items: list[EvalItem], inputs: dict[str, dict[str, Any]], ru
         for kind, broken in corruptions(item.gold_sql or "", start=n):
             _, _, error = runner.run(broken)
             if error:
-                # got holds Generate.inputs for this item: Repair.inputs is those plus the failure.
-                inputs = {**{k: got[k] for k in INPUT_FIELDS["generate"]}, "failed_sql": broken,
-                          "error": error.split(": ", 1)[-1]}
+                # got holds Generate.inputs for this item: Repair.inputs is those plus the error. The
+                # broken query is a label (the metric refuses it back), not an input the model sees.
+                inputs = {**{k: got[k] for k in INPUT_FIELDS["generate"]}, "error": error.split(": ", 1)[-1]}
                 ex = dspy.Example(
                     id=f"{item.id}#{kind}", split=item.split, kind=kind, gold_sql=item.gold_sql,
-                    ordered=scoring.has_outer_order_by(item.gold_sql), **inputs,
+                    ordered=scoring.has_outer_order_by(item.gold_sql), failed_sql=broken, **inputs,
                 )
                 out.append(ex.with_inputs(*INPUT_FIELDS["repair"]))
                 break

@@ -108,6 +108,20 @@ class Database:
                 most = max(most, int(rows[0][0]) if rows else 0)
         return most
 
+    @functools.lru_cache(maxsize=1024)  # noqa: B019 - one Database per file, kept for the process
+    def distinct_values(self, column: str) -> int:
+        """The most distinct values any table holds in `column`: many for ids and seasons, few for
+        flags, leagues and award names."""
+        most = 0
+        for table in self.schema.tables:
+            name = next((c.name for c in table.columns if c.name.lower() == column.lower()), None)
+            if name is not None:
+                rows = self.sandbox.execute(
+                    f"SELECT count(DISTINCT {quote_identifier(name)}) FROM {quote_identifier(table.name)}"
+                ).rows
+                most = max(most, int(rows[0][0]) if rows else 0)
+        return most
+
     def close(self) -> None:
         self.sandbox.close()
         self.values.close()

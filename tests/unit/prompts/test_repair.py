@@ -24,28 +24,30 @@ def messages(predictor: dspy.Predict, **inputs: str) -> list[dict]:
 def test_a_repair_prompt_is_the_generate_prompt_with_the_failure_after_the_question():
     generate, repair = Generate(), Repair()
     gen_inputs = Generate.inputs(SCHEMA, EXAMPLES, [YANKEES], QUESTION)
-    rep_inputs = Repair.inputs(SCHEMA, EXAMPLES, [YANKEES], QUESTION, "SELECT wins FROM Teams",
-                               'Unknown column "wins"', hint="W is a column of: Teams.W (Wins)")
+    rep_inputs = Repair.inputs(SCHEMA, EXAMPLES, [YANKEES], QUESTION, 'Unknown column "wins"',
+                               hint="W is a column of: Teams.W (Wins)")
     gen = messages(generate.generate, **gen_inputs)
-    question = failure_text(rep_inputs["question"], rep_inputs["failed_sql"], rep_inputs["error"])
+    question = failure_text(rep_inputs["question"], rep_inputs["error"])
     rep = messages(repair.repair, **{**{k: rep_inputs[k] for k in gen_inputs}, "question": question})
 
     assert gen[0] == rep[0]  # the system message: instruction and fields, byte for byte
     head = gen[1]["content"].split("Respond with the corresponding output fields", 1)[0].rstrip()
     assert rep[1]["content"].startswith(head)  # schema, examples, hints and the question itself
     tail = rep[1]["content"][len(head):]
-    assert "SELECT wins FROM Teams" in tail and 'Unknown column "wins"' in tail and "Teams.W (Wins)" in tail
+    assert 'Unknown column "wins"' in tail and "Teams.W (Wins)" in tail
     assert "Teams.teamID = 'NYA'" in rep[1]["content"]  # the value hints reach the repair too
 
 
 def test_repair_module_reads_the_failure_from_its_own_fields():
     lm = dspy.utils.DummyLM([{"sql": "SELECT W FROM Teams WHERE teamID = 'NYA' AND yearID = 1998"}])
-    inputs = Repair.inputs(SCHEMA, EXAMPLES, [YANKEES], QUESTION, "SELECT wins FROM Teams", "Unknown column")
+    inputs = Repair.inputs(SCHEMA, EXAMPLES, [YANKEES], QUESTION, "Unknown column")
     with dspy.context(lm=lm):
         pred = Repair()(**inputs)
     assert pred.sql.startswith("SELECT W FROM Teams")
     sent = lm.history[-1]["messages"][-1]["content"]
-    assert "This query was tried and failed:\nSELECT wins FROM Teams\nError: Unknown column" in sent
+    assert "A first query for this question failed with: Unknown column\nWrite a query" in sent
+    # Shown its failed query, the small model writes it back: the repair prompt does not show it.
+    assert "SELECT wins" not in sent
 
 
 def test_repair_and_generate_share_one_signature_until_one_is_compiled():

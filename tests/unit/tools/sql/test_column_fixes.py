@@ -1,0 +1,93 @@
+"""Unknown columns with one obvious fix (tools/sql/column_fixes.py), and the repair node that uses them
+before it asks the model."""
+
+from __future__ import annotations
+
+import pytest
+
+from agent.config import load_settings
+from agent.context import AgentContext
+from agent.nodes.repair import repair
+from agent.state import AgentState
+from tests.fake_lm import default_handlers, fake_lm
+from tools.builtin import registry
+from tools.sql.column_fixes import fix_unknown_columns
+from tools.sql.database import open_database
+
+COLUMNS = {
+    "Teams": ["yearID", "teamID", "franchID", "WSWin", "W", "name"],
+    "Managers": ["playerID", "yearID", "teamID", "W"],
+    "People": ["playerID", "nameFirst", "nameLast"],
+    "Salaries": ["playerID", "yearID", "salary"],
+    "AwardsPlayers": ["playerID", "awardID", "yearID", "lgID"],
+}
+
+
+@pytest.mark.parametrize(
+    "sql, expected, detail",
+    [
+        # On the wrong alias: the one table of the query that has WSWin.
+        ("SELECT T1.yearID FROM Teams AS T1 JOIN Managers AS T2 ON T1.teamID = T2.teamID WHERE T2.WSWin = 'Y'",
+         "SELECT T1.yearID FROM Teams AS T1 JOIN Managers AS T2 ON T1.teamID = T2.teamID WHERE T1.WSWin = 'Y'",
+         "T2.WSWin -> T1.WSWin"),
+        # Misspelt: the same name once case and underscores are ignored.
+        ("SELECT T1.name_first, T2.salary FROM People AS T1 JOIN Salaries AS T2 ON T1.playerID = T2.playerID",
+         "SELECT T1.nameFirst, T2.salary FROM People AS T1 JOIN Salaries AS T2 ON T1.playerID = T2.playerID",
+         "T1.name_first -> T1.nameFirst"),
+        # An alias the query never defined.
+        ("SELECT p.nameFirst FROM AwardsPlayers a JOIN People p1 ON a.playerID = p1.playerID",
+         "SELECT p1.nameFirst FROM AwardsPlayers AS a JOIN People AS p1 ON a.playerID = p1.playerID",
+         "p.nameFirst -> p1.nameFirst"),
+    ],
+)
+def test_one_obvious_fix(sql, expected, detail):
+    fixed = fix_unknown_columns(sql, COLUMNS)
+    assert fixed.sql == expected
+    assert fixed.detail() == detail
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        # Two tables have W: which one the question meant is the model's call.
+        "SELECT T3.W FROM Teams AS T1 JOIN Managers AS T2 ON T1.teamID = T2.teamID JOIN Salaries T3 ON 1 = 1",
+        # A join on the wrong column is a wrong join, not a typo.
+        "SELECT T1.yearID FROM Teams AS T1 JOIN People AS T2 ON T1.playerID = T2.playerID",
+        # No table has anything like it.
+        "SELECT homers FROM Teams",
+        # Known columns, a select alias in ORDER BY, a subquery's and a CTE's columns: nothing to fix.
+        "SELECT W AS wins FROM Teams ORDER BY wins",
+        "SELECT s.total FROM (SELECT SUM(W) AS total FROM Teams) AS s",
+        "WITH c AS (SELECT playerID, COUNT(*) AS n FROM AwardsPlayers GROUP BY playerID) SELECT c.n FROM c",
+        "not sql at all (",
+    ],
+)
+def test_no_fix(sql):
+    assert fix_unknown_columns(sql, COLUMNS).fixes == []
+
+
+def _state(sql: str, error: str) -> AgentState:
+    q = "When did the Red Sox win their first World Series after 1918?"
+    return AgentState(question=q, standalone_question=q, sql=sql, error=error, error_kind="unknown_column",
+                      linked_tables=["Teams", "Managers"])
+
+
+def test_repair_node_fixes_an_alias_without_the_lm_and_asks_it_otherwise():
+    settings = load_settings(tracking={"enabled": False})
+    lm, engine = fake_lm(default_handlers("SELECT MIN(yearID) FROM Teams WHERE teamID = 'BOS' AND WSWin = 'Y'"))
+    ctx = AgentContext(settings=settings, db=open_database(settings.database_config()), tools=registry(),
+                       lms={"default": lm})
+    wrong_alias = ("SELECT T1.yearID FROM Teams AS T1 JOIN Managers AS T2 ON T1.teamID = T2.teamID "
+                   "WHERE T1.yearID > 1918 AND T1.teamID = 'BOS' AND T2.WSWin = 'Y' ORDER BY T1.yearID LIMIT 1")
+    update = repair.step(_state(wrong_alias, "Unknown column 'WSWin': Managers (T2) has no column WSWin."), ctx)
+    assert "T1.WSWin = 'Y'" in update["sql"] and update["repairs"] == 1
+    assert "fixed without the LM: T2.WSWin -> T1.WSWin" in update["_detail"]
+    assert engine.calls == []
+
+    # Nothing fits "homers": the model is asked, told the error, not shown the failed query.
+    import dspy
+
+    with dspy.context(lm=lm):
+        update = repair.step(_state("SELECT homers FROM Teams", "Unknown column 'homers'."), ctx)
+    assert update["sql"].startswith("SELECT MIN(yearID)")
+    assert len(engine.calls) == 1
