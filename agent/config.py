@@ -138,6 +138,9 @@ class GenerateSettings(Section):
     # copied_filter_min_distinct distinct values (ids, seasons; not flags, leagues or awards).
     drop_copied_filters: bool = True
     copied_filter_min_distinct: int = 100
+    # Complete a join on part of a key (Teams ON teamID only) with the key column both tables have
+    # (yearID): tools/sql/join_keys.py.
+    complete_join_keys: bool = True
 
 
 class AnswerSettings(Section):

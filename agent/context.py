@@ -18,7 +18,14 @@ from prompts.retrieve import Example, Retrieve, load_examples
 from tools.registry import ToolRegistry
 from tools.sql.database import Database
 from tools.sql.entities import EntityMapping
-from tools.sql.grounding import Grounded, drop_copied_filters
+from tools.sql.grounding import drop_copied_filters
+from tools.sql.join_keys import complete_join_keys
+
+
+@dataclass(frozen=True)
+class Refined:
+    sql: str
+    notes: list[str]  # what was changed, for the node's trace detail
 
 
 @dataclass
@@ -52,16 +59,25 @@ class AgentContext:
             schema=self.db.schema,
         )
 
-    def ground(self, sql: str, question: str, mappings: Sequence[EntityMapping], examples: Sequence[Example]) -> Grounded:
-        """The generated SQL without the filters it copied from a worked example (tools/sql/grounding.py),
-        for every step that writes SQL."""
-        settings = self.settings.generate
-        if not settings.drop_copied_filters:
-            return Grounded(sql=sql)
-        return drop_copied_filters(
-            sql, question, [m.value for m in mappings] + [m.mention for m in mappings], [e.sql for e in examples],
-            self.db.distinct_values, settings.copied_filter_min_distinct, dialect=self.db.config.dialect,
-        )
+    def refine(self, sql: str, question: str, mappings: Sequence[EntityMapping], examples: Sequence[Example]) -> Refined:
+        """The SQL a step wrote, with the mistakes that have one fix fixed without the LM: filters
+        copied from a worked example dropped (tools/sql/grounding.py) and joins on part of a key
+        completed (tools/sql/join_keys.py). For every step that writes SQL."""
+        settings, db = self.settings.generate, self.db
+        notes: list[str] = []
+        if settings.drop_copied_filters:
+            grounded = drop_copied_filters(
+                sql, question, [m.value for m in mappings] + [m.mention for m in mappings], [e.sql for e in examples],
+                db.distinct_values, settings.copied_filter_min_distinct, dialect=db.config.dialect,
+            )
+            sql = grounded.sql
+            notes += [grounded.detail()] if grounded.dropped else []
+        if settings.complete_join_keys:
+            keys = {c.lower() for j in db.schema.joins for pair in j.on for c in pair}
+            completed = complete_join_keys(sql, db.schema.table_columns(), keys, db.unique_on, dialect=db.config.dialect)
+            sql = completed.sql
+            notes += [completed.detail()] if completed.added else []
+        return Refined(sql=sql, notes=notes)
 
     def module(self, step: str) -> dspy.Module:
         return self.modules[step]

@@ -12,6 +12,6 @@ from prompts.generate import Generate
 def generate(state: AgentState, ctx: AgentContext) -> dict:
     inputs = Generate.inputs(state.linked_schema, state.examples, state.mappings, state.standalone_question)
     pred = ctx.module("generate")(**inputs)
-    grounded = ctx.ground(pred.sql, state.standalone_question, state.mappings, state.examples)
-    detail = f"{pred.sql}\n{grounded.detail()}" if grounded.dropped else pred.sql
-    return {"sql": grounded.sql, "attempts": state.attempts + 1, "error": None, "error_kind": None, "_detail": detail}
+    refined = ctx.refine(pred.sql, state.standalone_question, state.mappings, state.examples)
+    detail = "\n".join([pred.sql, *refined.notes])
+    return {"sql": refined.sql, "attempts": state.attempts + 1, "error": None, "error_kind": None, "_detail": detail}

@@ -57,12 +57,13 @@ def repair(state: AgentState, ctx: AgentContext) -> dict:
         # A column on the wrong alias or misspelt has one fix: no LM call (tools/sql/column_fixes.py).
         fixed = fix_unknown_columns(state.sql, ctx.db.schema.table_columns(), dialect=ctx.db.config.dialect)
         if fixed.fixes and ctx.db.policy.check(fixed.sql).allowed:
-            return {"sql": fixed.sql, "repairs": state.repairs + 1, "attempts": state.attempts + 1,
-                    "_detail": f"{fixed.sql}\nfixed without the LM: {fixed.detail()}"}
+            refined = ctx.refine(fixed.sql, state.standalone_question, state.mappings, state.examples)
+            return {"sql": refined.sql, "repairs": state.repairs + 1, "attempts": state.attempts + 1,
+                    "_detail": "\n".join([fixed.sql, f"fixed without the LM: {fixed.detail()}", *refined.notes])}
     error = state.error or ""
     hint = column_hint(ctx, error, state.linked_tables) if state.error_kind == "unknown_column" else ""
     inputs = Repair.inputs(state.linked_schema, state.examples, state.mappings, state.standalone_question, error, hint)
     pred = ctx.module("repair")(**inputs)
-    grounded = ctx.ground(pred.sql, state.standalone_question, state.mappings, state.examples)
-    detail = f"{pred.sql}\n{grounded.detail()}" if grounded.dropped else pred.sql
-    return {"sql": grounded.sql, "repairs": state.repairs + 1, "attempts": state.attempts + 1, "_detail": detail}
+    refined = ctx.refine(pred.sql, state.standalone_question, state.mappings, state.examples)
+    detail = "\n".join([pred.sql, *refined.notes])
+    return {"sql": refined.sql, "repairs": state.repairs + 1, "attempts": state.attempts + 1, "_detail": detail}

@@ -109,6 +109,13 @@ class Database:
         return most
 
     @functools.lru_cache(maxsize=1024)  # noqa: B019 - one Database per file, kept for the process
+    def unique_on(self, table: str, columns: tuple[str, ...]) -> bool:
+        """Whether `columns` identify a row of `table` (Teams: teamID no, teamID and yearID yes)."""
+        names = ", ".join(quote_identifier(c) for c in columns)
+        rows = self.sandbox.execute(f"SELECT count(*), count(DISTINCT ({names})) FROM {quote_identifier(table)}").rows
+        return bool(rows) and int(rows[0][0]) > 0 and rows[0][0] == rows[0][1]
+
+    @functools.lru_cache(maxsize=1024)  # noqa: B019 - one Database per file, kept for the process
     def distinct_values(self, column: str) -> int:
         """The most distinct values any table holds in `column`: many for ids and seasons, few for
         flags, leagues and award names."""

@@ -91,3 +91,54 @@ def test_repair_node_fixes_an_alias_without_the_lm_and_asks_it_otherwise():
         update = repair.step(_state("SELECT homers FROM Teams", "Unknown column 'homers'."), ctx)
     assert update["sql"].startswith("SELECT MIN(yearID)")
     assert len(engine.calls) == 1
+
+
+# --- joins on part of a key (tools/sql/join_keys.py), on the demo database's own uniqueness -------
+
+@pytest.fixture(scope="module")
+def lahman():
+    settings = load_settings(tracking={"enabled": False})
+    return open_database(settings.database_config())
+
+
+def _complete(db, sql: str):
+    from tools.sql.join_keys import complete_join_keys
+
+    keys = {c.lower() for j in db.schema.joins for pair in j.on for c in pair}
+    return complete_join_keys(sql, db.schema.table_columns(), keys, db.unique_on)
+
+
+@pytest.mark.parametrize(
+    "sql, expected",
+    [
+        # Teams is one row per team-season: a team id alone matches every season.
+        ("SELECT T1.name FROM Teams AS T1 INNER JOIN SeriesPost AS T2 ON T1.teamID = T2.teamIDwinner "
+         "WHERE T2.yearID = 2016 AND T2.round = 'WS'",
+         "SELECT T1.name FROM Teams AS T1 INNER JOIN SeriesPost AS T2 ON T1.teamID = T2.teamIDwinner "
+         "AND T1.yearID = T2.yearID WHERE T2.yearID = 2016 AND T2.round = 'WS'"),
+        ("SELECT t.name FROM Managers m JOIN Teams t ON m.teamID = t.teamID WHERE m.playerID = 'ripkeca99'",
+         "SELECT t.name FROM Managers AS m JOIN Teams AS t ON m.teamID = t.teamID AND m.yearID = t.yearID "
+         "WHERE m.playerID = 'ripkeca99'"),
+    ],
+)
+def test_a_join_on_part_of_a_key_is_completed(lahman, sql, expected):
+    completed = _complete(lahman, sql)
+    assert completed.sql == expected
+    assert completed.detail().startswith("joined also on ")
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        # People is unique on playerID already.
+        "SELECT p.nameLast FROM Batting b JOIN People p ON b.playerID = p.playerID",
+        # Batting and Pitching have stints: yearID does not make either side unique, so it is not added.
+        "SELECT b.playerID FROM Batting b JOIN Pitching pi ON b.playerID = pi.playerID",
+        # The full key is there.
+        "SELECT t.name FROM Batting b JOIN Teams t ON b.teamID = t.teamID AND b.yearID = t.yearID",
+        # An unknown column is the policy's business.
+        "SELECT 1 FROM Teams t JOIN AllstarFull a ON t.playerID = a.playerID",
+    ],
+)
+def test_joins_left_alone(lahman, sql):
+    assert _complete(lahman, sql).added == []
