@@ -55,7 +55,8 @@ def column_hint(ctx: AgentContext, error: str, linked_tables: list[str]) -> str:
 def repair(state: AgentState, ctx: AgentContext) -> dict:
     if state.error_kind == "unknown_column" and state.sql:
         # A column on the wrong alias or misspelt has one fix: no LM call (tools/sql/column_fixes.py).
-        fixed = fix_unknown_columns(state.sql, ctx.db.schema.table_columns(), dialect=ctx.db.config.dialect)
+        fixed = fix_unknown_columns(state.sql, ctx.db.schema.table_columns(), dialect=ctx.db.config.dialect,
+                                    joins=ctx.db.schema.joins, unique_on=ctx.db.unique_on)
         if fixed.fixes and ctx.db.policy.check(fixed.sql).allowed:
             refined = ctx.refine(fixed.sql, state.standalone_question, state.mappings, state.examples)
             return {"sql": refined.sql, "repairs": state.repairs + 1, "attempts": state.attempts + 1,

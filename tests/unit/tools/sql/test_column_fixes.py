@@ -142,3 +142,20 @@ def test_a_join_on_part_of_a_key_is_completed(lahman, sql, expected):
 )
 def test_joins_left_alone(lahman, sql):
     assert _complete(lahman, sql).added == []
+
+
+def test_a_name_column_is_read_from_the_lookup_table_that_has_it(lahman):
+    # Managers has no nameFirst; People, joined on playerID, has: the join is added, the GROUP BY
+    # on the key gets the looked-up columns DuckDB wants listed.
+    sql = ("SELECT m.nameFirst, m.nameLast, COUNT(*) AS n FROM Managers m WHERE m.yearID = 2023 "
+           "GROUP BY m.playerID ORDER BY n DESC")
+    fixed = fix_unknown_columns(sql, lahman.schema.table_columns(), joins=lahman.schema.joins,
+                                unique_on=lahman.unique_on)
+    assert fixed.sql == (
+        "SELECT p.nameFirst, p.nameLast, COUNT(*) AS n FROM Managers AS m JOIN People AS p ON m.playerID = p.playerID "
+        "WHERE m.yearID = 2023 GROUP BY m.playerID, p.nameFirst, p.nameLast ORDER BY n DESC"
+    )
+    assert fixed.detail() == "m.nameFirst -> p.nameFirst; m.nameLast -> p.nameLast"
+    assert lahman.policy.check(fixed.sql).allowed
+    # Without the join paths there is no lookup to read from.
+    assert fix_unknown_columns(sql, lahman.schema.table_columns()).fixes == []
