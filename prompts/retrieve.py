@@ -18,6 +18,8 @@ from pathlib import Path
 
 import dspy
 from pydantic import BaseModel
+from sqlglot import exp, parse_one
+from sqlglot.errors import SqlglotError
 
 from tools.sql.introspect import DatabaseSchema
 
@@ -69,6 +71,17 @@ def load_examples(path: Path, splits: tuple[str, ...] = ("train",)) -> list[Exam
     return out
 
 
+def _reads_only(sql: str, schema: DatabaseSchema) -> bool:
+    """Whether every table `sql` reads is a table of `schema` (CTE names aside)."""
+    try:
+        tree = parse_one(sql, read="duckdb")
+    except SqlglotError:
+        return False
+    ctes = {c.alias_or_name.lower() for c in tree.find_all(exp.CTE)}
+    names = {t.name.lower() for t in schema.tables}
+    return all(t.name.lower() in names or t.name.lower() in ctes for t in tree.find_all(exp.Table))
+
+
 class Retrieve(dspy.Module):
     def __init__(
         self, schema: DatabaseSchema, examples: list[Example], max_tables: int = 6, k: int = 3, max_linked: int = 2
@@ -76,12 +89,14 @@ class Retrieve(dspy.Module):
         super().__init__()
         self.max_linked = max_linked
         self.schema = schema
-        self.examples = examples
+        # A worked example on another schema teaches names this database does not have: on a foreign
+        # database (`sqlagent init`) the Lahman bank would show Batting and People to a soccer model.
+        self.examples = [e for e in examples if _reads_only(e.sql, schema)]
         self.max_tables = max_tables
         self.k = k
         self._rows = {t.name: t.row_count for t in schema.tables}
         self._table_docs = {t.name: Counter(tokens(self._table_text(t))) for t in schema.tables}
-        self._example_docs = [Counter(tokens(e.question)) for e in examples]
+        self._example_docs = [Counter(tokens(e.question)) for e in self.examples]
         self._idf = self._inverse_document_frequency(list(self._table_docs.values()))
         self._hidden: set[str] = set()
 
@@ -225,14 +240,9 @@ class Retrieve(dspy.Module):
     def tables_by_use(self) -> list[str]:
         """Every table, the ones the worked examples' SQL reads most first, then by join degree: the
         order in which tables earn a place in the stable part of the prompt."""
-        from sqlglot import exp, parse_one
-
         used: Counter = Counter()
-        for e in self.examples:
-            try:
-                tree = parse_one(e.sql, read="duckdb")
-            except Exception:  # a bank entry sqlglot cannot read only loses its vote
-                continue
+        for e in self.examples:  # every one parses: _reads_only kept it
+            tree = parse_one(e.sql, read="duckdb")
             used.update({t.name.lower() for t in tree.find_all(exp.Table)})
         degree = Counter(name.lower() for j in self.schema.joins for name in (j.left, j.right))
         names = [t.name for t in self.schema.tables]

@@ -98,6 +98,17 @@ def test_columns_without_descriptions_have_no_empty_comment(tmp_path: Path, monk
     text = linked_schema_text(ctx, "Which clubs are there?", ["club"])
     assert "club_id INTEGER" in text
     assert not any(ln.rstrip().endswith("--") for ln in text.splitlines()), text
+    # The demo bank's examples read Batting, People...: none of them is shown on this database.
+    assert ctx.retrieve.examples == []
+    assert ctx.retrieve.similar_examples("How many home runs did Babe Ruth hit?") == []
+
+
+def test_the_demo_bank_keeps_every_example_on_its_own_database(demo):
+    from agent.config import resolve_path
+    from prompts.retrieve import load_examples
+
+    bank = load_examples(resolve_path(demo.settings.retrieval.example_bank))
+    assert len(demo.retrieve.examples) == len(bank) > 50
 
 
 def test_repair_hint_names_the_table_that_has_an_unknown_column(demo):
