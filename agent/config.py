@@ -141,6 +141,8 @@ class GenerateSettings(Section):
     # Complete a join on part of a key (Teams ON teamID only) with the key column both tables have
     # (yearID): tools/sql/join_keys.py.
     complete_join_keys: bool = True
+    # Drop a plain join whose table the query never reads (tools/sql/unused_joins.py).
+    drop_unused_joins: bool = True
 
 
 class AnswerSettings(Section):

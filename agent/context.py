@@ -20,6 +20,7 @@ from tools.sql.database import Database
 from tools.sql.entities import EntityMapping
 from tools.sql.grounding import drop_copied_filters
 from tools.sql.join_keys import complete_join_keys
+from tools.sql.unused_joins import drop_unused_joins
 
 
 @dataclass(frozen=True)
@@ -61,8 +62,9 @@ class AgentContext:
 
     def refine(self, sql: str, question: str, mappings: Sequence[EntityMapping], examples: Sequence[Example]) -> Refined:
         """The SQL a step wrote, with the mistakes that have one fix fixed without the LM: filters
-        copied from a worked example dropped (tools/sql/grounding.py) and joins on part of a key
-        completed (tools/sql/join_keys.py). For every step that writes SQL."""
+        copied from a worked example dropped (tools/sql/grounding.py), joins nothing reads dropped
+        (tools/sql/unused_joins.py) and joins on part of a key completed (tools/sql/join_keys.py).
+        For every step that writes SQL."""
         settings, db = self.settings.generate, self.db
         notes: list[str] = []
         if settings.drop_copied_filters:
@@ -72,6 +74,10 @@ class AgentContext:
             )
             sql = grounded.sql
             notes += [grounded.detail()] if grounded.dropped else []
+        if settings.drop_unused_joins:
+            unused = drop_unused_joins(sql, db.schema.table_columns(), dialect=db.config.dialect)
+            sql = unused.sql
+            notes += [unused.detail()] if unused.dropped else []
         if settings.complete_join_keys:
             keys = {c.lower() for j in db.schema.joins for pair in j.on for c in pair}
             completed = complete_join_keys(sql, db.schema.table_columns(), keys, db.unique_on, dialect=db.config.dialect)

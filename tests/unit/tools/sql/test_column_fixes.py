@@ -159,3 +159,50 @@ def test_a_name_column_is_read_from_the_lookup_table_that_has_it(lahman):
     assert lahman.policy.check(fixed.sql).allowed
     # Without the join paths there is no lookup to read from.
     assert fix_unknown_columns(sql, lahman.schema.table_columns()).fixes == []
+
+
+# --- joins nothing reads (tools/sql/unused_joins.py) ----------------------------------------------
+
+SCHOOLS = {"university": ["School_ID", "School", "Location", "Affiliation"],
+           "basketball_match": ["Team_ID", "School_ID", "Team_Name", "ACC_Percent"]}
+
+
+@pytest.mark.parametrize(
+    "sql, expected",
+    [
+        ("SELECT T1.School, T1.Location FROM university AS T1 INNER JOIN basketball_match AS T2 "
+         "ON T1.School_ID = T2.School_ID WHERE T1.Affiliation = 'Public'",
+         "SELECT T1.School, T1.Location FROM university AS T1 WHERE T1.Affiliation = 'Public'"),
+        # Unqualified names that only the first table has.
+        ("SELECT School FROM university JOIN basketball_match ON university.School_ID = basketball_match.School_ID",
+         "SELECT School FROM university"),
+    ],
+)
+def test_a_join_nothing_reads_is_dropped(sql, expected):
+    from tools.sql.unused_joins import drop_unused_joins
+
+    dropped = drop_unused_joins(sql, SCHOOLS)
+    assert dropped.sql == expected
+    assert dropped.detail().startswith("dropped the join to ")
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        # Read in the select list, the WHERE, another join's condition, or maybe by an unqualified name.
+        "SELECT T2.Team_Name FROM university T1 JOIN basketball_match T2 ON T1.School_ID = T2.School_ID",
+        "SELECT T1.School FROM university T1 JOIN basketball_match T2 ON T1.School_ID = T2.School_ID "
+        "WHERE T2.ACC_Percent > 0.5",
+        "SELECT T1.School FROM university T1 JOIN basketball_match T2 ON T1.School_ID = T2.School_ID "
+        "JOIN university T3 ON T3.School_ID = T2.School_ID WHERE T3.Location = 'x'",
+        "SELECT T1.School, Team_Name FROM university T1 JOIN basketball_match T2 ON T1.School_ID = T2.School_ID",
+        # SELECT *, a LEFT join, USING: left alone.
+        "SELECT * FROM university T1 JOIN basketball_match T2 ON T1.School_ID = T2.School_ID",
+        "SELECT T1.School FROM university T1 LEFT JOIN basketball_match T2 ON T1.School_ID = T2.School_ID",
+        "SELECT T1.School FROM university T1 JOIN basketball_match T2 USING (School_ID)",
+    ],
+)
+def test_a_join_something_reads_stays(sql):
+    from tools.sql.unused_joins import drop_unused_joins
+
+    assert drop_unused_joins(sql, SCHOOLS).dropped == []
