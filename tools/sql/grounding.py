@@ -70,13 +70,14 @@ def _in_question(value: str, question: str) -> bool:
     return value.lower() in low
 
 
-def _conjuncts(node: exp.Expression) -> Iterator[exp.Expression]:
+def conjuncts(node: exp.Expression | None) -> Iterator[exp.Expression]:
+    """The ANDed conditions of a WHERE or ON, parentheses looked through."""
     if isinstance(node, exp.Paren):
-        yield from _conjuncts(node.this)
+        yield from conjuncts(node.this)
     elif isinstance(node, exp.And):
-        yield from _conjuncts(node.left)
-        yield from _conjuncts(node.right)
-    else:
+        yield from conjuncts(node.left)
+        yield from conjuncts(node.right)
+    elif node is not None:
         yield node
 
 
@@ -121,7 +122,7 @@ def drop_copied_filters(
     dropped: list[CopiedFilter] = []
     for where in list(tree.find_all(exp.Where)):
         kept = []
-        for condition in _conjuncts(where.this):
+        for condition in conjuncts(where.this):
             found = _column_and_values(condition)
             if found is not None:
                 column, values = found
@@ -133,7 +134,7 @@ def drop_copied_filters(
                     dropped.append(CopiedFilter(condition=condition.sql(dialect=dialect), value=leaked[0]))
                     continue
             kept.append(condition)
-        if len(kept) == len(list(_conjuncts(where.this))):
+        if len(kept) == len(list(conjuncts(where.this))):
             continue
         if kept:
             where.set("this", exp.and_(*kept))

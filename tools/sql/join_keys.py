@@ -15,11 +15,13 @@ Key columns are those the schema's join paths use, so Teams and Managers are nev
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 from pydantic import BaseModel
 from sqlglot import exp, parse_one
 from sqlglot.errors import SqlglotError
+
+from tools.sql.grounding import conjuncts
 
 
 class CompletedJoins(BaseModel):
@@ -28,16 +30,6 @@ class CompletedJoins(BaseModel):
 
     def detail(self) -> str:
         return "; ".join(f"joined also on {a} (the rest of the key)" for a in self.added)
-
-
-def _conjuncts(node: exp.Expression | None) -> Iterator[exp.Expression]:
-    if isinstance(node, exp.Paren):
-        yield from _conjuncts(node.this)
-    elif isinstance(node, exp.And):
-        yield from _conjuncts(node.left)
-        yield from _conjuncts(node.right)
-    elif node is not None:
-        yield node
 
 
 def complete_join_keys(
@@ -67,7 +59,7 @@ def complete_join_keys(
         for join in select.args.get("joins") or []:
             on = join.args.get("on")
             pairs: dict[tuple[str, str], list[tuple[str, str]]] = {}
-            for condition in _conjuncts(on):
+            for condition in conjuncts(on):
                 if not isinstance(condition, exp.EQ):
                     continue
                 left, right = condition.left, condition.right
