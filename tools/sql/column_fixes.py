@@ -70,7 +70,7 @@ def fix_unknown_columns(
     output_aliases = {a.alias.lower() for a in tree.find_all(exp.Alias)}
     derived = ctes | {s.alias_or_name.lower() for s in tree.find_all(exp.Subquery) if s.alias_or_name}
     fixes: list[ColumnFix] = []
-    for column in tree.find_all(exp.Column):
+    for column in list(tree.find_all(exp.Column)):  # a list: a lookup join adds nodes on the way
         name, qualifier = column.name, column.table.lower()
         if not name or qualifier in derived:
             continue  # a CTE's or a subquery's column: its names are not in the catalog
