@@ -66,6 +66,7 @@ class AgentContext:
         (tools/sql/unused_joins.py) and joins on part of a key completed (tools/sql/join_keys.py).
         For every step that writes SQL."""
         settings, db = self.settings.generate, self.db
+        columns = db.schema.table_columns()
         notes: list[str] = []
         if settings.drop_copied_filters:
             grounded = drop_copied_filters(
@@ -75,12 +76,12 @@ class AgentContext:
             sql = grounded.sql
             notes += [grounded.detail()] if grounded.dropped else []
         if settings.drop_unused_joins:
-            unused = drop_unused_joins(sql, db.schema.table_columns(), dialect=db.config.dialect)
+            unused = drop_unused_joins(sql, columns, dialect=db.config.dialect)
             sql = unused.sql
             notes += [unused.detail()] if unused.dropped else []
         if settings.complete_join_keys:
             keys = {c.lower() for j in db.schema.joins for pair in j.on for c in pair}
-            completed = complete_join_keys(sql, db.schema.table_columns(), keys, db.unique_on, dialect=db.config.dialect)
+            completed = complete_join_keys(sql, columns, keys, db.unique_on, dialect=db.config.dialect)
             sql = completed.sql
             notes += [completed.detail()] if completed.added else []
         return Refined(sql=sql, notes=notes)

@@ -33,6 +33,7 @@ import sqlglot
 from sqlglot import exp
 
 from evals import scoring
+from tools.sql.read_tables import base_tables
 
 
 @dataclass(frozen=True)
@@ -148,14 +149,8 @@ def _tree(sql: str, dialect: str) -> exp.Expression | None:
         return None
 
 
-def _tables(tree: exp.Expression) -> dict[str, str]:
-    """Lower-cased base table -> as written (the same rule as scoring.sql_tables, on a parsed tree)."""
-    ctes = {c.alias_or_name.lower() for c in tree.find_all(exp.CTE)}
-    return {t.name.lower(): t.name for t in tree.find_all(exp.Table) if t.name and t.name.lower() not in ctes}
-
-
 def _table_diff(pred: exp.Expression, gold: exp.Expression, dialect: str) -> Failure | None:
-    p, g = _tables(pred), _tables(gold)
+    p, g = base_tables(pred), base_tables(gold)
     if p.keys() == g.keys():
         return None
     return Failure("wrong_table", f"tables {_names(p.values())} vs gold {_names(g.values())}")

@@ -55,6 +55,8 @@ import sqlglot
 from sqlglot import exp
 from sqlglot.optimizer.scope import Scope, build_scope
 
+from tools.sql.read_tables import base_tables
+
 REL_TOL = 1e-6
 ABS_TOL = 1e-4
 _EPS = 1e-9  # float noise at a ROUND boundary: 0.3575 - 0.357 is not exactly 0.0005
@@ -488,10 +490,7 @@ def has_outer_order_by(sql: str, dialect: str = "duckdb") -> bool:
 def sql_tables(sql: str, dialect: str = "duckdb") -> set[str]:
     """Base tables a statement reads (CTE names excluded), as written (case kept)."""
     tree = _parse(sql, dialect)
-    if tree is None:
-        return set()
-    ctes = {c.alias_or_name.lower() for c in tree.find_all(exp.CTE)}
-    return {t.name for t in tree.find_all(exp.Table) if t.name and t.name.lower() not in ctes}
+    return set() if tree is None else set(base_tables(tree).values())
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,7 @@ from sqlglot import exp, parse_one
 from sqlglot.errors import SqlglotError
 
 from tools.sql.introspect import DatabaseSchema
+from tools.sql.read_tables import base_tables
 
 _WORD = re.compile(r"[a-z0-9]+")
 _STOP = set(
@@ -77,9 +78,7 @@ def _reads_only(sql: str, schema: DatabaseSchema) -> bool:
         tree = parse_one(sql, read="duckdb")
     except SqlglotError:
         return False
-    ctes = {c.alias_or_name.lower() for c in tree.find_all(exp.CTE)}
-    names = {t.name.lower() for t in schema.tables}
-    return all(t.name.lower() in names or t.name.lower() in ctes for t in tree.find_all(exp.Table))
+    return base_tables(tree).keys() <= {t.name.lower() for t in schema.tables}
 
 
 class Retrieve(dspy.Module):

@@ -6,6 +6,7 @@ import functools
 import re
 import threading
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 
 from pydantic import BaseModel
@@ -94,19 +95,22 @@ class Database:
                     break  # several team-seasons in those years: the franchise is the right filter
         return None
 
-    @functools.lru_cache(maxsize=4096)  # noqa: B019 - one Database per file, kept for the process
-    def key_rows(self, column: str, value: str) -> int:
-        """The most rows any table has with `column = value`: a franchise's team-seasons in Teams."""
-        literal = "'" + value.replace("'", "''") + "'"
+    def _most_in_any_table(self, column: str, count: Callable[[str, str], str]) -> int:
+        """The largest `count(table, column)` query result over the tables that have `column`
+        (both names quoted as the table spells them)."""
         most = 0
         for table in self.schema.tables:
             name = next((c.name for c in table.columns if c.name.lower() == column.lower()), None)
             if name is not None:
-                rows = self.sandbox.execute(
-                    f"SELECT count(*) FROM {quote_identifier(table.name)} WHERE {quote_identifier(name)} = {literal}"
-                ).rows
+                rows = self.sandbox.execute(count(quote_identifier(table.name), quote_identifier(name))).rows
                 most = max(most, int(rows[0][0]) if rows else 0)
         return most
+
+    @functools.lru_cache(maxsize=4096)  # noqa: B019 - one Database per file, kept for the process
+    def key_rows(self, column: str, value: str) -> int:
+        """The most rows any table has with `column = value`: a franchise's team-seasons in Teams."""
+        literal = "'" + value.replace("'", "''") + "'"
+        return self._most_in_any_table(column, lambda table, col: f"SELECT count(*) FROM {table} WHERE {col} = {literal}")
 
     @functools.lru_cache(maxsize=1024)  # noqa: B019 - one Database per file, kept for the process
     def unique_on(self, table: str, columns: tuple[str, ...]) -> bool:
@@ -119,15 +123,7 @@ class Database:
     def distinct_values(self, column: str) -> int:
         """The most distinct values any table holds in `column`: many for ids and seasons, few for
         flags, leagues and award names."""
-        most = 0
-        for table in self.schema.tables:
-            name = next((c.name for c in table.columns if c.name.lower() == column.lower()), None)
-            if name is not None:
-                rows = self.sandbox.execute(
-                    f"SELECT count(DISTINCT {quote_identifier(name)}) FROM {quote_identifier(table.name)}"
-                ).rows
-                most = max(most, int(rows[0][0]) if rows else 0)
-        return most
+        return self._most_in_any_table(column, lambda table, col: f"SELECT count(DISTINCT {col}) FROM {table}")
 
     def close(self) -> None:
         self.sandbox.close()

@@ -121,7 +121,7 @@ def drop_copied_filters(
     hints = {str(v).lower() for v in hint_values}
     dropped: list[CopiedFilter] = []
     for where in list(tree.find_all(exp.Where)):
-        kept = []
+        before, kept = len(dropped), []
         for condition in conjuncts(where.this):
             found = _column_and_values(condition)
             if found is not None:
@@ -134,7 +134,7 @@ def drop_copied_filters(
                     dropped.append(CopiedFilter(condition=condition.sql(dialect=dialect), value=leaked[0]))
                     continue
             kept.append(condition)
-        if len(kept) == len(list(conjuncts(where.this))):
+        if len(dropped) == before:
             continue
         if kept:
             where.set("this", exp.and_(*kept))

@@ -51,11 +51,13 @@ def complete_join_keys(
     added: list[str] = []
     for select in tree.find_all(exp.Select):
         aliases: dict[str, tuple[str, list[str]]] = {}
+        written: dict[str, str] = {}  # alias as the query spells it (T1, not t1)
         sources = [select.args.get("from_") or select.args.get("from")] + list(select.args.get("joins") or [])
         for source in sources:
             table = source.this if source is not None else None
             if isinstance(table, exp.Table) and table.name.lower() in catalog and table.name.lower() not in ctes:
                 aliases[table.alias_or_name.lower()] = catalog[table.name.lower()]
+                written[table.alias_or_name.lower()] = table.alias_or_name
         for join in select.args.get("joins") or []:
             on = join.args.get("on")
             pairs: dict[tuple[str, str], list[tuple[str, str]]] = {}
@@ -74,9 +76,8 @@ def complete_join_keys(
                 extra = _missing_key(aliases[a], aliases[b], joined, key_columns, unique_on)
                 if extra is None:
                     continue
-                qualifier = {t.alias_or_name.lower(): t.alias_or_name for t in select.find_all(exp.Table)}
-                condition = exp.EQ(this=exp.column(extra[0], table=qualifier.get(a, a)),
-                                   expression=exp.column(extra[1], table=qualifier.get(b, b)))
+                condition = exp.EQ(this=exp.column(extra[0], table=written[a]),
+                                   expression=exp.column(extra[1], table=written[b]))
                 join.set("on", exp.and_(on, condition))
                 on = join.args["on"]
                 added.append(condition.sql(dialect=dialect))
