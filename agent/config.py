@@ -143,6 +143,9 @@ class GenerateSettings(Section):
     complete_join_keys: bool = True
     # Drop a plain join whose table the query never reads (tools/sql/unused_joins.py).
     drop_unused_joins: bool = True
+    # When the question asks for ties, the outer ORDER BY ... LIMIT N keeps every row tied within the
+    # top N (tools/sql/ties.py).
+    keep_ties: bool = True
 
 
 class AnswerSettings(Section):

@@ -20,6 +20,7 @@ from tools.sql.database import Database
 from tools.sql.entities import EntityMapping
 from tools.sql.grounding import drop_copied_filters
 from tools.sql.join_keys import complete_join_keys
+from tools.sql.ties import keep_ties
 from tools.sql.unused_joins import drop_unused_joins
 
 
@@ -63,7 +64,8 @@ class AgentContext:
     def refine(self, sql: str, question: str, mappings: Sequence[EntityMapping], examples: Sequence[Example]) -> Refined:
         """The SQL a step wrote, with the mistakes that have one fix fixed without the LM: filters
         copied from a worked example dropped (tools/sql/grounding.py), joins nothing reads dropped
-        (tools/sql/unused_joins.py) and joins on part of a key completed (tools/sql/join_keys.py).
+        (tools/sql/unused_joins.py), joins on part of a key completed (tools/sql/join_keys.py) and
+        the rows tied at the top kept when the question asks for ties (tools/sql/ties.py).
         For every step that writes SQL."""
         settings, db = self.settings.generate, self.db
         columns = db.schema.table_columns()
@@ -84,6 +86,10 @@ class AgentContext:
             completed = complete_join_keys(sql, columns, keys, db.unique_on, dialect=db.config.dialect)
             sql = completed.sql
             notes += [completed.detail()] if completed.added else []
+        if settings.keep_ties:
+            kept = keep_ties(sql, question, dialect=db.config.dialect)
+            sql = kept.sql
+            notes += [kept.detail] if kept.detail else []
         return Refined(sql=sql, notes=notes)
 
     def module(self, step: str) -> dspy.Module:

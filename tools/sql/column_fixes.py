@@ -91,13 +91,21 @@ def fix_unknown_columns(
             respelt = {c for names in scope.values() for c in names if _squash(c) == _squash(name)}
             if len(respelt) == 1:
                 column.set("this", exp.to_identifier(respelt.pop()))
-            elif owners or undefined or unique_on is None:
+            elif owners or unique_on is None or (undefined and len(sources) != 1):
                 continue
             else:
-                anchor = qualifier or (next(iter(sources)) if len(sources) == 1 else "")
-                if not _join_lookup(tree, column, anchor, alias_tables, catalog, joins, unique_on, added):
+                # p.nameFirst with no p in the query (FROM AwardsPlayers a1 alone): the lookup table
+                # joined as p to the one table there is.
+                anchor = next(iter(sources)) if undefined or not qualifier else qualifier
+                if len(sources) != 1 and not qualifier:
+                    anchor = ""
+                if not _join_lookup(tree, column, anchor, alias_tables, catalog, joins, unique_on, added,
+                                    qualifier if undefined else None):
                     continue
-        fixes.append(ColumnFix(before=before, after=column.sql(dialect=dialect)))
+        after = column.sql(dialect=dialect)
+        if after == before:  # the undefined alias now names a joined lookup table: say which
+            after += next((f" (joined {t} AS {a})" for (_, t), a in added.items() if a == column.table.lower()), "")
+        fixes.append(ColumnFix(before=before, after=after))
     if not fixes:
         return FixedColumns(sql=sql)
     return FixedColumns(sql=tree.sql(dialect=dialect), fixes=fixes)
@@ -106,7 +114,7 @@ def fix_unknown_columns(
 def _join_lookup(
     tree: exp.Expression, column: exp.Column, alias: str, alias_tables: dict[str, str],
     catalog: dict[str, list[str]], joins: Sequence[JoinEdge], unique_on: Callable[[str, tuple[str, ...]], bool],
-    added: dict[tuple[str, str], str],
+    added: dict[tuple[str, str], str], new_alias: str | None = None,
 ) -> bool:
     """Re-point `column` to the one lookup table that has it, joined to `alias` by a join path:
     `m.nameFirst` on Managers -> `JOIN People AS p ON m.playerID = p.playerID` and `p.nameFirst`.
@@ -132,7 +140,8 @@ def _join_lookup(
     key = (alias, lookup.lower())
     if key not in added:
         taken = set(alias_tables) | set(added.values())
-        new = next(c for c in (lookup[0].lower(), lookup[:2].lower(), f"{lookup.lower()}_1") if c not in taken)
+        new = next(c for c in (new_alias, lookup[0].lower(), lookup[:2].lower(), f"{lookup.lower()}_1")
+                   if c and c not in taken)
         condition = exp.and_(*(exp.EQ(this=exp.column(a, table=_as_written(tree, alias)), expression=exp.column(b, table=new))
                                for a, b in on))
         select.join(exp.alias_(exp.to_table(lookup), new, table=True), on=condition, copy=False)

@@ -53,3 +53,38 @@ def where_unknown(tree: exp.Expression, name: str, columns: dict[str, dict[str, 
             if scope_tables and not any(low in columns.get(t.lower(), {}) for t in scope_tables):
                 found.append(f"none of {', '.join(scope_tables)} has a column {name}")
     return "; ".join(dict.fromkeys(found))
+
+
+def replacement_tables(
+    tree: exp.Expression, name: str, columns: dict[str, dict[str, str]], tables: dict[str, str]
+) -> tuple[str, list[str]]:
+    """(the table that lacks `name`, the tables that have every column the query reads from it
+    plus `name`), e.g. ('Teams', ['Managers', 'Pitching']) for `SELECT W, L FROM Teams WHERE
+    playerID = ...`: the table to read instead, not merely some table with a playerID (twenty have
+    one). ('', []) when the reference cannot be placed. Catalog arguments as for `where_unknown`."""
+    low = name.lower()
+    sources: dict[str, str] = {}
+    for table in tree.find_all(exp.Table):
+        if table.name.lower() in tables:
+            sources.setdefault(table.alias_or_name.lower(), table.name.lower())
+    wrong = ""
+    for column in tree.find_all(exp.Column):
+        if column.name.lower() != low:
+            continue
+        if column.table:
+            candidate = sources.get(column.table.lower(), "")
+        else:
+            candidate = next(iter(sources.values())) if len(set(sources.values())) == 1 else ""
+        if candidate and low not in columns.get(candidate, {}):
+            wrong = candidate
+            break
+    if not wrong:
+        return "", []
+    aliases = {a for a, t in sources.items() if t == wrong}
+    single = len(set(sources.values())) == 1
+    read = {
+        c.name.lower() for c in tree.find_all(exp.Column)
+        if (c.table and c.table.lower() in aliases) or (not c.table and single)
+    } | {low}  # fmt: skip
+    fits = sorted(tables[t] for t, cols in columns.items() if t != wrong and read <= cols.keys())
+    return tables[wrong], fits
