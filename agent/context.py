@@ -43,7 +43,10 @@ class AgentContext:
 
     def __post_init__(self) -> None:
         if self.retrieve is None:
-            examples = load_examples(resolve_path(self.settings.retrieval.example_bank))
+            # A worked example that reads a hidden table or column would show it to the LM: the role's
+            # bank holds only the examples its view can show.
+            bank = load_examples(resolve_path(self.settings.retrieval.example_bank))
+            examples = [e for e in bank if not self.db.reads_hidden(e.sql)]
             self.retrieve = Retrieve(
                 self.db.schema,
                 examples,
@@ -58,7 +61,7 @@ class AgentContext:
             raise ValueError(f"AgentContext.modules lacks the LM steps {', '.join(missing)} (agent/steps.py)")
         self.compiled = load_compiled_modules(
             self.modules, resolve_path(self.settings.prompts.compiled_dir), self.settings.prompts.use_compiled,
-            schema=self.db.schema,
+            schema=self.db.full_schema,  # which database the artifacts were optimized on, whatever the role
         )
 
     def refine(self, sql: str, question: str, mappings: Sequence[EntityMapping], examples: Sequence[Example]) -> Refined:
@@ -68,7 +71,9 @@ class AgentContext:
         the rows tied at the top kept when the question asks for ties (tools/sql/ties.py).
         For every step that writes SQL."""
         settings, db = self.settings.generate, self.db
-        columns = db.schema.table_columns()
+        # What the SQL reads is judged on the real tables (the policy then refuses a hidden column);
+        # a join key the fix adds comes from the role's view.
+        columns = db.full_schema.table_columns()
         notes: list[str] = []
         if settings.drop_copied_filters:
             grounded = drop_copied_filters(

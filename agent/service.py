@@ -183,11 +183,20 @@ class Agent:
                              answer=problem, thread_id=thread_id)
         return None
 
+    def _thread_config(self, thread_id: str) -> dict:
+        """The checkpoint key of a thread. A narrowed role keeps its threads apart: a thread begun by
+        a role that sees everything holds mappings and clarification candidates from hidden columns,
+        which a follow-up under the narrower role would carry on (a chosen candidate becomes a
+        mapping). The default role's key is the thread id itself, as before."""
+        db = self.context.db
+        key = thread_id if db.hidden.empty else f"{thread_id}@role:{db.role.name}"
+        return {"configurable": {"thread_id": key}}
+
     def _run(self, question: str, thread_id: str) -> AskResult:
         bad = self._bad_input(question, thread_id)
         if bad:
             return bad
-        config = {"configurable": {"thread_id": thread_id}}
+        config = self._thread_config(thread_id)
         before = len(self.graph.get_state(config).values.get("nodes", []) or [])
         try:
             final = self.graph.invoke(turn_input(question), config=config, context=self.context)
@@ -199,7 +208,7 @@ class Agent:
         bad = self._bad_input(question, thread_id)
         if bad:
             return bad
-        config = {"configurable": {"thread_id": thread_id}}
+        config = self._thread_config(thread_id)
         before = len(self.graph.get_state(config).values.get("nodes", []) or [])
         sent = 0
         try:

@@ -1,7 +1,8 @@
 """Tool: describe tables of the database (columns, types, comments, sample values, join paths).
 
 The one schema renderer: the retrieve step's compact prompt text and the full description a user or
-a tool-calling model asks for both come from here, so the role's column rules apply to both.
+a tool-calling model asks for both come from here. Both render `db.schema`, the role's view
+(tools/sql/role_view.py): a hidden table is an unknown one here, a hidden column is not listed.
 """
 
 from __future__ import annotations
@@ -105,15 +106,13 @@ def describe_schema(db: Database, args: DescribeSchemaArgs) -> SchemaDescription
     keys = {a.lower() for j in joins for pair in j.on for a in pair} if compact else set()
     described_keys: set[str] = set()
     selected = {name.lower(): {c.lower() for c in cols} for name, cols in (args.columns or {}).items()}
-    denied = {c.lower() for c in db.role.denied_columns.get("*", [])}
     blocks = []
     for table in found:
-        hidden = denied | {c.lower() for c in db.role.denied_columns.get(table.name, [])}
         keep = selected.get(table.name.lower())
         lines = [_table_line(table, args)]
         for col in table.columns:
             low = col.name.lower()
-            if low in hidden or (keep is not None and low not in keep):
+            if keep is not None and low not in keep:
                 continue
             if compact:
                 lines.append(_compact_line(col, args.with_comments and low not in described_keys))

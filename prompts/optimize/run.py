@@ -209,7 +209,7 @@ def optimize_module(name: str, items, dataset, ctx, runner, options: OptimizeOpt
         "seed": options.seed,
         "lm": lm_name,
         "code_instructions": code_instructions,
-        "database": {"name": Path(ctx.db.path).name, "schema_digest": schema_digest(ctx.db.schema)},
+        "database": {"name": Path(ctx.db.path).name, "schema_digest": schema_digest(ctx.db.full_schema)},
         "dataset": {"path": _relative(dataset.path), "sha256": dataset.sha256,
                     "split_digests": {s: data.digest(sorted(e.id for e in splits[s])) for s in data.SPLITS},
                     "counts": report.counts},
@@ -255,7 +255,7 @@ def run_optimize(options: OptimizeOptions, settings=None, lms=None, ctx=None) ->
     out = resolve_path(options.out)
     options.out = str(out)
     options.cache_dir = str(resolve_path(options.cache_dir))
-    loaded = load_compiled_modules(ctx.modules, out, True, schema=ctx.db.schema)
+    loaded = load_compiled_modules(ctx.modules, out, True, schema=ctx.db.full_schema)
     if loaded:
         _say(f"current compiled modules (the baseline to beat): {', '.join(loaded)}")
     dataset = load_dataset(resolve_path(options.dataset))

@@ -14,6 +14,7 @@ from pydantic import BaseModel
 from tools.sql.descriptions import apply_descriptions, load_descriptions
 from tools.sql.introspect import DatabaseSchema, load_schema, quote_identifier
 from tools.sql.policy import AccessRole, Catalog, SqlPolicy, default_role_name, load_roles
+from tools.sql.role_view import HiddenParts, hidden_parts, reads_hidden, role_schema
 from tools.sql.sandbox import Sandbox
 from tools.sql.values import ValueIndex
 
@@ -35,13 +36,14 @@ class DatabaseConfig(BaseModel):
 
 
 class Database:
+    """One database as one role sees it. `schema` is the role's view (tools/sql/role_view.py): every
+    step reads it, and the value index is built from it. Only the policy, which must recognise a
+    hidden column to refuse it, and the SQL fixes, which must read a query as the database would,
+    see `full_schema`."""
+
     def __init__(self, config: DatabaseConfig, role: str | None = None):
         self.config = config
         self.path = config.path
-        self.schema: DatabaseSchema = load_schema(config.path, config.catalog_cache_dir)
-        if config.descriptions:
-            self.schema = apply_descriptions(self.schema, load_descriptions(config.descriptions))
-        self.values = ValueIndex.open(config.path, self.schema, config.catalog_cache_dir)
         roles = load_roles(config.access_file)
         role_name = role or default_role_name(config.access_file)
         if role_name not in roles:
@@ -49,8 +51,14 @@ class Database:
                 f"Unknown role {role_name!r}; roles in {config.access_file.name}: {', '.join(sorted(roles))}."
             )
         self.role: AccessRole = roles[role_name]
+        self.full_schema: DatabaseSchema = load_schema(config.path, config.catalog_cache_dir)
+        if config.descriptions:
+            self.full_schema = apply_descriptions(self.full_schema, load_descriptions(config.descriptions))
+        self.hidden: HiddenParts = hidden_parts(self.full_schema, self.role)
+        self.schema: DatabaseSchema = role_schema(self.full_schema, self.hidden)
+        self.values = ValueIndex.open(config.path, self.schema, config.catalog_cache_dir)
         self.policy = SqlPolicy(
-            Catalog(tables=self.schema.table_columns()),
+            Catalog(tables=self.full_schema.table_columns()),
             limit_cap=config.limit_cap,
             dialect=config.dialect,
             role=self.role,
@@ -124,6 +132,10 @@ class Database:
         """The most distinct values any table holds in `column`: many for ids and seasons, few for
         flags, leagues and award names."""
         return self._most_in_any_table(column, lambda table, col: f"SELECT count(DISTINCT {col}) FROM {table}")
+
+    def reads_hidden(self, sql: str) -> bool:
+        """Whether showing `sql` (a worked example) would show this role a hidden table or column."""
+        return reads_hidden(sql, self.hidden, self.config.dialect)
 
     def close(self) -> None:
         self.sandbox.close()

@@ -398,7 +398,10 @@ class SqlPolicy:
                 )
             if name not in self._tables:
                 original = original_table.name if original_table.name.lower() == name else name
-                hint = difflib.get_close_matches(name, list(self._tables), n=1, cutoff=0.75)
+                # Suggest only tables the role may read: "Salarie" must not teach the public role "Salaries".
+                readable = [t for t in self._tables if t not in self._denied_tables
+                            and (self._allowed_tables is None or t in self._allowed_tables)]
+                hint = difflib.get_close_matches(name, readable, n=1, cutoff=0.75)
                 suffix = f" Did you mean '{self._tables[hint[0]]}'?" if hint else ""
                 raise _Refusal("unknown_table", f"Unknown table '{original}'.{suffix}")
             if name in self._denied_tables or (
