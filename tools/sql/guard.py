@@ -231,7 +231,9 @@ def _visible(text: str) -> str:
             continue  # zero-width space/joiner, BOM, bidi overrides, soft hyphen, NUL ...
         kept.append(ch)
     # Curly quotes and apostrophes behave like ASCII ones for the SQL-ish rules.
-    return "".join(kept).translate(str.maketrans({"\u2018": "'", "\u2019": "'", "\u201c": '"', "\u201d": '"'}))
+    return "".join(kept).translate(
+        str.maketrans({"\u2018": "'", "\u2019": "'", "\u201c": '"', "\u201d": '"'})
+    )
 
 
 def normalise(text: str) -> str:

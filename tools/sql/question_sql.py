@@ -50,7 +50,7 @@ def _candidates(text: str) -> list[tuple[str, bool]]:
     spans = [(m.group(1) or m.group(2) or "", True) for m in _FENCE.finditer(text)]
     unfenced = _FENCE.sub(" ", text)
     for m in _START.finditer(unfenced):
-        rest = unfenced[m.start():]
+        rest = unfenced[m.start() :]
         spans.append((rest, False))
         line = rest.split("\n", 1)[0]
         if line != rest:
