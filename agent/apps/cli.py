@@ -1,4 +1,8 @@
-"""The `sqlagent` command."""
+"""The `sqlagent` command.
+
+Exit codes: 0 done; 1 the command failed (a refusal, an error, a missing database); 2 bad input (an
+argument that is not valid UTF-8, holds a NUL byte, is empty or too long), said in one line.
+"""
 
 from __future__ import annotations
 
@@ -8,17 +12,32 @@ import sys
 import time
 from typing import Any
 
+from pydantic import ValidationError
+
 import agent  # noqa: F401  (sets the offline switches before any library import)
+from agent.apps.bad_input import TextKind, text_problem, validation_message
 from agent.apps.render import table, timeline
 from agent.config import load_settings
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
 
+# What each text argument holds (argparse dest -> kind; any other string argument is a name) and
+# what the one-line error calls it.
+_TEXT_KINDS: dict[str, TextKind] = {
+    "question": "text", "sql": "text",
+    "db": "path", "out": "path", "golden": "path", "dataset": "path", "baseline": "path", "from_dir": "path",
+    "to": "path", "cache_dir": "path",
+}  # fmt: skip
+_CALLED = {"question": "The question", "sql": "The SQL", "trace_id": "The trace id", "from_dir": "--from"}
+
+
+def _printable(text: str) -> str:
+    # Undecodable argv bytes arrive as lone surrogates, which stdout cannot encode: print them as \udcXX.
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
 
 def _print_json(obj: Any) -> None:
-    text = json.dumps(obj, indent=2, default=str, ensure_ascii=False)
-    # Undecodable argv bytes arrive as lone surrogates, which stdout cannot encode: print them as \udcXX.
-    print(text.encode("utf-8", "backslashreplace").decode("utf-8"))
+    print(_printable(json.dumps(obj, indent=2, default=str, ensure_ascii=False)))
 
 
 def cmd_ask(args: argparse.Namespace) -> int:
@@ -32,6 +51,11 @@ def cmd_ask(args: argparse.Namespace) -> int:
     except Exception as exc:  # a missing database, an unknown role, a model that will not load
         return _fail(args, f"{type(exc).__name__}: {exc}")
     result = bot.ask(args.question, thread_id=args.thread)
+    if result.error_kind == "bad_input":  # empty or too long: one line, like every other bad argument
+        if args.json:
+            _print_json(result.model_dump())
+            return EXIT_USAGE
+        return _fail(args, result.error or "The question is not valid.", EXIT_USAGE)
     if args.json:
         _print_json(result.model_dump())
     else:
@@ -53,13 +77,17 @@ def cmd_sql(args: argparse.Namespace) -> int:
     from tools.run_sql import RunSqlArgs
     from tools.sql.database import open_database
 
+    try:
+        sql_args = RunSqlArgs(sql=args.sql)
+    except ValidationError as exc:  # empty, too long, not UTF-8: the tool's own limits, said in one line
+        return _fail(args, validation_message(exc, "The SQL"), EXIT_USAGE)
     settings = load_settings(tracking={"enabled": False})
     setup_tracing(settings)
     try:
         db = open_database(settings.database_config(args.db), args.role)
     except Exception as exc:
         return _fail(args, f"{type(exc).__name__}: {exc}")
-    result = registry().call("run_sql", db, RunSqlArgs(sql=args.sql))
+    result = registry().call("run_sql", db, sql_args)
     if args.json:
         _print_json(result.model_dump())
     elif result.status == "ok":
@@ -132,12 +160,24 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _fail(args: argparse.Namespace, message: str) -> int:
+def _fail(args: argparse.Namespace, message: str, code: int = EXIT_FAIL) -> int:
     if getattr(args, "json", False):
         _print_json({"status": "error", "error": message})
     else:
-        print(f"error: {message}", file=sys.stderr)
-    return EXIT_FAIL
+        print(f"error: {_printable(message)}", file=sys.stderr)
+    return code
+
+
+def _bad_argument(args: argparse.Namespace) -> str | None:
+    """The first text argument that no command can use (not UTF-8, a NUL byte, an empty name ...)."""
+    for dest, value in vars(args).items():
+        if dest == "command" or not isinstance(value, str):
+            continue
+        called = _CALLED.get(dest, f"--{dest.replace('_', '-')}")
+        problem = text_problem(value, called, _TEXT_KINDS.get(dest, "name"))
+        if problem:
+            return problem
+    return None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -202,9 +242,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    problem = _bad_argument(args)
+    if problem:
+        return _fail(args, problem, EXIT_USAGE)
     started = time.perf_counter()
     code = args.func(args)
-    if not getattr(args, "json", False) and args.command in ("ask",):
+    if not getattr(args, "json", False) and args.command in ("ask",) and code != EXIT_USAGE:
         print(f"({time.perf_counter() - started:.1f} s)", file=sys.stderr)
     return code
 

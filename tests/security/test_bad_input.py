@@ -1,8 +1,9 @@
 """Bad input and broken dependencies: the agent answers with a clear error, never a traceback or a hang.
 
-Covered: empty / blank / too long / non-UTF-8 questions (service and CLI), a missing or corrupt
-database file (CLI), and an LM that is down, slow or returns garbage (service, CLI, and the trace's
-node span in error). Every test runs under a SIGALRM watchdog (pytest-timeout is not installed).
+Covered: empty / blank / too long / non-UTF-8 questions (service and CLI), every text argument of
+every CLI command (not UTF-8, a NUL byte, empty, too long: one `error:` line, exit 2, the command
+never starts), a missing or corrupt database file (CLI), and an LM that is down, slow or returns
+garbage (service, CLI, and the trace's node span in error). Every test runs under a SIGALRM watchdog (pytest-timeout is not installed).
 
 Bounding a slow LM: `dspy.LM(..., timeout=s)` bounds the HTTP read for provider/OpenAI-compatible
 models (lm15's default read timeout is 600 s, and agent/lm/embedded.py's build_lm sets none). A custom
@@ -11,7 +12,9 @@ models (lm15's default read timeout is 600 s, and agent/lm/embedded.py's build_l
 
 from __future__ import annotations
 
+import argparse
 import http.server
+import json
 import os
 import signal
 import socket
@@ -23,9 +26,12 @@ import dspy
 import mlflow
 import pytest
 from dspy.lm15 import Message, Response, TextPart, Usage
+from pydantic import BaseModel, Field, ValidationError
 
+import agent.apps.cli as cli
 import agent.service as service
 import agent.tracing as tracing
+from agent.apps.bad_input import text_problem, validation_message
 from agent.apps.cli import main as cli_main
 from agent.config import Settings, load_settings
 from agent.service import Agent
@@ -135,9 +141,132 @@ def test_bad_question_service(settings, question, needle):
 def test_bad_question_cli(cli_env, capsys, question, needle, as_json):
     code = cli_main(["ask", question, *(["--json"] if as_json else [])])
     out = capsys.readouterr()
-    assert code == 1
-    assert needle in out.out
+    assert code == 2
     assert "Traceback" not in out.err + out.out
+    if as_json:
+        assert needle in json.loads(out.out)["error"]
+    else:
+        _assert_one_error_line(out, needle)
+
+
+# --- every command's text arguments --------------------------------------------------------------
+
+NUL = "Who won\x00 in 2001?"
+LONG_NAME = "t" * 300
+
+# (id, argv, needle). Every command that takes text, every kind of text it takes.
+BAD_ARGUMENTS = [
+    ("sql-non-utf8", ["sql", f"SELECT {NON_UTF8} FROM Teams"], "The SQL is not valid UTF-8 text (byte 0xFF"),
+    ("sql-empty", ["sql", ""], "The SQL is empty."),
+    ("sql-too-long", ["sql", "SELECT 1 " + "x" * 20_000], "the limit is 20000"),
+    ("sql-nul", ["sql", "SELECT 1\x00"], "The SQL contains a NUL byte"),
+    ("sql-replacement", ["sql", "SELECT '\ufffd'"], "The SQL is not valid UTF-8 text (U+FFFD"),
+    ("sql-role", ["sql", "SELECT 1", "--role", NON_UTF8], "--role is not valid UTF-8"),
+    ("sql-db-nul", ["sql", "SELECT 1", "--db", "x\x00.duckdb"], "--db contains a NUL byte"),
+    ("ask-nul", ["ask", NUL], "The question contains a NUL byte"),
+    ("ask-thread-non-utf8", ["ask", QUESTION, "--thread", NON_UTF8], "--thread is not valid UTF-8"),
+    ("ask-thread-empty", ["ask", QUESTION, "--thread", " "], "--thread is empty."),
+    ("ask-thread-long", ["ask", QUESTION, "--thread", LONG_NAME], "--thread is 300 characters long"),
+    ("ask-thread-control", ["ask", QUESTION, "--thread", "a\x1bb"], "--thread contains a control character"),
+    ("ask-role-empty", ["ask", QUESTION, "--role", ""], "--role is empty."),
+    ("ask-lm-non-utf8", ["ask", QUESTION, "--lm", NON_UTF8], "--lm is not valid UTF-8"),
+    ("ask-db-nul", ["ask", QUESTION, "--db", "\x00"], "--db contains a NUL byte"),
+    ("trace-non-utf8", ["trace", NON_UTF8], "The trace id is not valid UTF-8"),
+    ("trace-empty", ["trace", ""], "The trace id is empty."),
+    ("eval-split", ["eval", "--split", NON_UTF8], "--split is not valid UTF-8"),
+    ("eval-tag-nul", ["eval", "--tag", "a\x00"], "--tag contains a NUL byte"),
+    ("eval-dataset-nul", ["eval", "--dataset", "g\x00.jsonl"], "--dataset contains a NUL byte"),
+    ("eval-lm-empty", ["eval", "--lm", ""], "--lm is empty."),
+    ("eval-accept-from-nul", ["eval-accept", "--from", "out\x00"], "--from contains a NUL byte"),
+    ("optimize-lm", ["optimize", "--lm", NON_UTF8], "--lm is not valid UTF-8"),
+    ("optimize-out-nul", ["optimize", "--out", "x\x00"], "--out contains a NUL byte"),
+    ("init-db-nul", ["init", "--db", "x\x00.duckdb"], "--db contains a NUL byte"),
+    ("init-lm", ["init", "--db", "x.duckdb", "--lm", NON_UTF8], "--lm is not valid UTF-8"),
+    ("serve-host", ["serve", "--host", NON_UTF8], "--host is not valid UTF-8"),
+    ("serve-golden-nul", ["serve", "--golden", "g\x00"], "--golden contains a NUL byte"),
+]
+# Commands that load a model, read the tracking store or start a server: in this sweep they are
+# replaced by a recorder, so a check that lets bad text through shows up as a recorded run.
+_HEAVY = {"trace", "eval", "eval-accept", "optimize", "init", "serve", "doctor"}
+
+
+def _assert_one_error_line(out, needle: str) -> None:
+    lines = [line for line in out.err.strip().splitlines() if not line.startswith("(")]
+    assert len(lines) == 1 and lines[0].startswith("error: "), out.err
+    assert needle in lines[0], lines[0]
+    assert "Traceback" not in out.err + out.out and "pydantic" not in out.err and "https://" not in out.err
+
+
+@pytest.fixture
+def started(monkeypatch) -> list[str]:
+    """The heavy commands that were started; the real parser otherwise."""
+    runs: list[str] = []
+    build = cli.build_parser
+
+    def parser() -> argparse.ArgumentParser:
+        built = build()
+        (commands,) = [a for a in built._actions if isinstance(a, argparse._SubParsersAction)]
+        for name, sub in commands.choices.items():
+            if name in _HEAVY:
+                sub.set_defaults(func=lambda args: runs.append(args.command) or 0)
+        return built
+
+    monkeypatch.setattr(cli, "build_parser", parser)
+    return runs
+
+
+@pytest.mark.parametrize(("argv", "needle"), [(a, n) for _, a, n in BAD_ARGUMENTS], ids=[i for i, _, _ in BAD_ARGUMENTS])
+def test_bad_argument_cli(cli_env, started, capsys, argv, needle):
+    code = cli_main(argv)
+    out = capsys.readouterr()
+    assert code == 2, (code, out.err)
+    _assert_one_error_line(out, needle)
+    assert out.out == "" and started == []
+
+
+@pytest.mark.parametrize("argv", [["sql", ""], ["sql", f"SELECT {NON_UTF8}"], ["ask", QUESTION, "--thread", ""]])
+def test_bad_argument_cli_json(cli_env, capsys, argv):
+    code = cli_main([*argv, "--json"])
+    out = capsys.readouterr()
+    assert code == 2 and out.err == ""
+    assert json.loads(out.out)["status"] == "error"
+
+
+def test_good_arguments_still_run(cli_env, started, capsys):
+    """The checks refuse bad text, not unusual text: a non-UTF-8 *path* is a legal POSIX file name."""
+    assert cli_main(["sql", "SELECT 'tab\tand\nnewline' AS s"]) == 0
+    assert cli_main(["trace", "tr-0123456789abcdef"]) == 0 and started == ["trace"]
+    assert cli_main(["sql", "SELECT 1", "--db", f"/nonexistent/{NON_UTF8}.duckdb"]) == 1  # the OS judges it
+    assert "does not exist" in capsys.readouterr().err
+
+
+class _Args(BaseModel):
+    sql: str = Field(min_length=1, max_length=5)
+    n: int = 0
+
+
+@pytest.mark.parametrize(
+    ("data", "expected"),
+    [
+        ({"sql": ""}, "The SQL is empty."),
+        ({"sql": "SELECT 1"}, "The SQL is 8 characters long; the limit is 5."),
+        ({"sql": NON_UTF8}, "The SQL is not valid UTF-8 text (byte 0xFF at character 1)."),
+        ({"sql": "x", "n": "many"}, "The SQL (n): input should be a valid integer, unable to parse string as an integer."),
+        ({"sql": "", "n": "many"}, "The SQL is empty (and 1 more problem)."),
+    ],
+)
+def test_validation_message_is_one_sentence(data, expected):
+    with pytest.raises(ValidationError) as caught:
+        _Args(**data)
+    assert validation_message(caught.value, "The SQL") == expected
+
+
+def test_text_problem_kinds():
+    assert text_problem("Who won?\n\tIn 2001?", "The question") is None
+    assert text_problem(" ", "The question") is None  # emptiness of a question is the service's to say
+    assert text_problem(" ", "--role", "name") == "--role is empty."
+    assert text_problem(NON_UTF8, "--db", "path") is None
+    assert text_problem("\ud800", "x") == "x is not valid UTF-8 text (a lone surrogate U+D800 at character 1)."
 
 
 # --- the database --------------------------------------------------------------------------------

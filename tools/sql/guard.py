@@ -14,8 +14,19 @@ Codes:
   write_request     - a request to change data, in words ("delete all players ...", "drop the Salaries
                       table", "add me to the People table", "modify the database") or as a literal SQL
                       write statement (UPDATE ... SET, INSERT INTO, DROP TABLE, ...).
-  outside_database  - files, paths, URLs, downloads, extensions, environment variables, the shell,
-                      credentials, and the database's own settings.
+  outside_database  - files, paths, URLs, fetching from the internet, extensions, environment variables, the
+                      shell, processes, credentials, other databases, and the database's own settings.
+
+The line between a request and a question: what the question asks the database (or the machine) to do
+is judged, not what the user will do with the answer. "Save the 1998 standings to a CSV file",
+"export the standings as a spreadsheet", "...and download the results" ask for rows, which the user
+then keeps; they are allowed. A destination outside the answer is refused: a path or file name, the
+server's disk or a folder, a bucket, a URL, an email address, another database, a table of this one.
+So is fetching from outside ("download the latest release", "... from GitHub").
+
+SQL typed into the question is judged by sqlglot (tools/sql/question_sql.py: the policy's node types
+and function rules), after the patterns: COPY, ATTACH, PRAGMA, INSTALL, read_csv() are what they are,
+whatever the English words "copy", "attach" or "load" mean in a question.
 
 False positives matter as much as misses: a baseball question says "dropped", "traded", "drafted",
 "record", "Mudcat Grant", "the biggest drop in ERA". So the ambiguous verbs (drop, update, delete,
@@ -31,6 +42,8 @@ from __future__ import annotations
 import re
 import unicodedata
 from typing import Literal, NamedTuple
+
+from tools.sql.question_sql import sql_refusal
 
 __all__ = ["GuardDecision", "RULES", "check_question", "normalise"]
 
@@ -88,7 +101,7 @@ _RULES_SPEC: list[tuple[str, str, str]] = [
      r"(?:the\s+|your\s+|any\s+|all\s+|its\s+)?(?:safety|security|sandbox|read[- ]only|policy|policies|"
      r"guard\w*|filters?|restrictions?|access\s+control|checks?|validation|timeout)\b"),
     ("prompt_injection", "imitates the model's prompt format",
-     r"\[\[\s*##|<\|?\s*(?:system|im_start|im_end|assistant|user)\s*\|?>|(?:^|\s)(?:###\s*)?"
+     r"\[\[\s*##|<\|?\s*(?:system|im_start|im_end|assistant|user)\s*\|?>|(?:^|(?<![\w,])\s)(?:###\s*)?"
      r"(?:system|assistant)\s*:\s|\[/?inst\]|<</?sys>>"),
     ("prompt_injection", "contains SQL-injection syntax",
      r"'\s*\)*\s*;|'\s*(?:or|and)\s+'?[\w]+'?\s*=\s*'?[\w]+|\bor\s+'?1'?\s*=\s*'?1\b|;\s*--"),
@@ -100,7 +113,7 @@ _RULES_SPEC: list[tuple[str, str, str]] = [
      r"|\bcreate\s+(?:or\s+replace\s+)?(?:temp\w*\s+|unique\s+|persistent\s+)?" + _SQL_OBJECT + r"\b"
      r"|\btruncate\s+(?:table\s+)?[\w.\"]+\s*(?:;|$|\))|\b(?:grant|revoke)\s+(?:all|select|insert|update|"
      r"delete|usage|create|execute|privileges?)(?![\w-])"
-     r"|\b(?:vacuum|checkpoint)\s*(?:;|$)|\bexport\s+database\b|\bset\s+(?:global\s+|session\s+)?[a-z_]+\s*="
+     r"|\b(?:vacuum|checkpoint)\s*(?:;|$)|\bset\s+(?:global\s+|session\s+)?[a-z_]+\s*="
      r"|;\s*" + _SQL_STACKED + r"\b|\bcall\s+\w+\s*\("),
     # ---- write intent in words --------------------------------------------------------------------
     ("write_request", "asks to change the database, which is read-only",
@@ -125,8 +138,9 @@ _RULES_SPEC: list[tuple[str, str, str]] = [
      r"(?:\bin\s+the\s+(?:database|db|table)|\btable\b))"
      r"|\bupdate\b[^.?!]{0,60}?\b(?:record|stats?|statistics|row|entry|value|total)s?\s+(?:to|=)\s*[\d'\"]"),
     ("write_request", "asks to change the database, which is read-only",
-     r"\b(?:add(?!\s+up\b)|insert|put|append|save|store|inject|load|import)\b" + _W + r"{0,6}?\s+"
-     r"(?:to|into|in|onto)\s+(?:the\s+|this\s+|your\s+|a\s+|my\s+)?(?:[\w'-]+\s+)?(?:table|database|db)\b"),
+     r"\b(?:add(?!\s+up\b)|insert|put|append|save|store|inject|load|import|copy)\b" + _W + r"{0,6}?\s+"
+     r"(?:to|into|in|onto)\s+(?:(?:the|this|your|my|our)\s+(?:[\w'-]+\s+)?|(?:an?\s+)?(?:new|another|separate|"
+     r"temp\w*)\s+(?=table\b)|(?:an?\s+)?(?=(?:table|database|db)\s+(?:called|named)\b))(?:table|database|db)\b"),
     ("write_request", "asks to change the database, which is read-only",
      r"\binsert\s+(?:a|an|new|the|me|my|this|these|rows?|records?|data)\b"
      r"|\bcreate\s+(?:a\s+|an\s+)?(?:new\s+)?(?:temp\w*\s+)?(?:table|view)\s+(?:called|named|in|inside)\b"
@@ -146,29 +160,44 @@ _RULES_SPEC: list[tuple[str, str, str]] = [
      r"\b[\w-]+\.(?:csv|tsv|parquet|json|jsonl|ndjson|txt|xlsx?|sh|bash|py|env|ini|conf|cfg|log|key|pem|"
      r"sqlite3?|duckdb|db|yaml|yml|toml|pdf|zip|gz)\b"),
     ("outside_database", "asks for files, the network or the system outside the database",
-     r"\b(?:read|open|cat|show|display|print|dump|load|import|access|list|view|fetch|get)\b" + _W
+     r"\b(?:read|open|cat|dump|load|import|access|view|browse)\b" + _W
      + r"{0,3}?\s+(?:the|a|an|this|that|any|some|my|your|all|these|those)\s+(?:[\w-]+\s+)?"
      r"(?:files?|director(?:y|ies)|folders?|filesystem|file\s+system|disk)\b"
-     r"|\bcontents?\s+of\s+(?:the\s+|a\s+)?(?:files?|director(?:y|ies)|folders?)\b"
-     r"|\b(?:save|write|export|dump|copy|send|email|e-mail|upload|post)\b" + _W + r"{0,4}?\s+"
-     r"(?:to|into|as|in|on)\s+(?:a\s+|the\s+|my\s+|an?\s+)?(?:[\w-]+\s+)?(?:files?|disk|folder|directory|csv|"
-     r"spreadsheet|server|url|webhook|website|email|inbox|bucket|cloud)\b"),
+     r"|\b(?:show|display|print|list|fetch|get|find)\b" + _W
+     + r"{0,3}?\s+(?:the|any|some|my|your|all|these|those)\s+(?:[\w-]+\s+)?"
+     r"(?:files|director(?:y|ies)|folders?|filesystem|file\s+system|disk)\b"
+     r"|\bcontents?\s+of\s+(?:the\s+|a\s+|this\s+|that\s+|your\s+|my\s+)?(?:[\w-]+\s+)?(?:files?|director(?:y|ies)|"
+     r"folders?)\b"
+     r"|\b(?:save|write|export|dump|copy|send|email|e-mail|upload|post)\b" + _W + r"{0,6}?\s+"
+     r"(?:to|into|as|in|on)\s+(?:a\s+|the\s+|my\s+|your\s+|an?\s+)?(?:[\w-]+\s+)?(?:disk|drive|folder|directory|"
+     r"path|server|host|machine|filesystem|url|webhook|website|email|e-mail|inbox|bucket|cloud|s3|ftp)\b"
+     r"|\bfiles?\s+(?:called|named)\b|(?:^|[.;:!?]\s*|\b(?:please|and|then|also)\s+)e-?mail\b"
+     r"|[\w.+-]+@[\w-]+\.[a-z]{2,}"),
     ("outside_database", "asks for files, the network or the system outside the database",
-     r"\bdownload\w*|\bupload\w*|\binstall\b|\b(?:load|enable|add)\s+(?:the\s+|an?\s+)?(?:\w+\s+)?"
+     r"\bdownload\w*\b(?=[^.?!]{0,60}?\b(?:(?:from|off|via)\s+(?:the\s+|a\s+|an\s+|my\s+|your\s+)?(?:internet|"
+     r"web|net|online|url|link|site|website|server|github|cloud|bucket|remote|external|outside)|releases?|"
+     r"versions?|packages?|extensions?|plugins?|installers?|weights|datasets?)\b)|\bupload\w*|\binstall\b|\b(?:load|enable|add)\s+(?:the\s+|an?\s+)?(?:\w+\s+)?"
      r"(?:extensions?|plugins?|packages?|modules?|librar(?:y|ies))\b|\bextensions?\s+(?:httpfs|sqlite|postgres|"
      r"mysql|spatial|excel|fts)\b|\bhttpfs\b"),
     ("outside_database", "asks for files, the network or the system outside the database",
-     r"\b(?:export|copy)\b" + _W + r"{0,5}?\s+(?:to|into|as)\b|\bwith\s+copy\b|\bcopy\s+\(?\s*select\b"
+     r"\b(?:export|copy)\b" + _W + r"{0,5}?\s+(?:to|into)\s+(?:another|other|a\s+different|an?\s+external|"
+     r"a\s+second|my|your)\s+(?:\w+\s+)?(?:database|db|server|machine|computer|system)\b"
+     r"|\bwith\s+copy\b|\bcopy\s+\(?\s*select\b|\bexport\s+database\b"
      r"|\b(?:attach|connect\s+to|open)\s+(?:to\s+)?(?:another|other|a\s+different|an?\s+external|a\s+second|"
-     r"a\s+new|my|your)\s+(?:\w+\s+)?(?:database|db|server)\b|\battach\b"),
+     r"a\s+new|my|your)\s+(?:\w+\s+)?(?:database|db|server)\b"
+     r"|\battach\b" + _W + r"{0,4}?\s+(?:as\s+)?(?:an?\s+|the\s+)?(?:\w+\s+)?(?:database|db|schema|file)\b"
+     r"|\battach\s+(?:database\s+)?['\"]"),
     ("outside_database", "asks for files, the network or the system outside the database",
      r"\benvironment(?:al)?\s+variables?\b|\benv\s+vars?\b|\bgetenv\b|\$\{?[a-z_]+\b"
      r"|\b(?:api|secret|access|private|ssh)\s+keys?\b|\bpasswords?\b|\bcredentials?\b"),
     ("outside_database", "asks for files, the network or the system outside the database",
-     r"\bshell\b|\bbash\b|\bterminal\b|\bcommand[\s-]line\b|\bsubprocess\b|\bos\.system\b|\bpowershell\b"
+     r"\bshell\b|\bbash\b(?!\s+brothers)|\bterminal\b|\bcommand[\s-]line\b|\bsubprocess\b|\bos\.system\b|\bpowershell\b"
      r"|\bcmd\.exe\b|\brm\s+-rf\b|\bsudo\b|\bcurl\b|\bwget\b|\bnetcat\b|\bping\s+\S+\.\w"
      r"|\b(?:execute|run|launch|spawn)\s+(?:a\s+|an\s+|the\s+|this\s+|these\s+|some\s+|my\s+|arbitrary\s+)?"
-     r"(?:\w+\s+)?(?:commands?|scripts?|code|python|binary|executable)\b"),
+     r"(?:\w+\s+)?(?:commands?|scripts?|code|python|binary|executable)\b"
+     r"|\b(?:kill|terminate|shut\s+down|restart|reboot|crash)\s+(?:the\s+|a\s+|this\s+|your\s+|all\s+|every\s+)?"
+     r"(?:\w+\s+){0,2}(?:process(?:es)?|server|database|db|connections?|sessions?|pid|machine|sandbox|quer(?:y|ies)|"
+     r"jobs?|threads?)\b"),
     ("outside_database", "asks for the database's own settings, not its data",
      r"\b(?:settings?|configuration|config|pragmas?|version|memory\s+limit|extensions|users|permissions|"
      r"privileges|secrets|internals|catalog)\s+(?:of|for|in|on)\s+(?:the\s+|this\s+|your\s+)?"
@@ -186,10 +215,14 @@ RULES: list[tuple[str, str, re.Pattern[str]]] = [
 ]
 
 _SPACE = re.compile(r"\s+")
+_SQL_REASONS = {
+    "write_request": "contains a SQL statement that changes the database",
+    "outside_database": "contains SQL that reaches outside the database (files, settings, other databases)",
+}
 
 
-def normalise(text: str) -> str:
-    """NFKC, invisible format/control characters removed, casefolded, whitespace collapsed."""
+def _visible(text: str) -> str:
+    """NFKC, invisible format/control characters removed, curly quotes made straight; case and lines kept."""
     text = unicodedata.normalize("NFKC", text)
     kept = []
     for ch in text:
@@ -197,10 +230,15 @@ def normalise(text: str) -> str:
         if cat == "Cf" or (cat == "Cc" and not ch.isspace()):
             continue  # zero-width space/joiner, BOM, bidi overrides, soft hyphen, NUL ...
         kept.append(ch)
-    text = "".join(kept).casefold()
     # Curly quotes and apostrophes behave like ASCII ones for the SQL-ish rules.
-    text = text.translate(str.maketrans({"\u2018": "'", "\u2019": "'", "\u201c": '"', "\u201d": '"'}))
-    return _SPACE.sub(" ", text).strip()
+    return "".join(kept).translate(
+        str.maketrans({"\u2018": "'", "\u2019": "'", "\u201c": '"', "\u201d": '"'})
+    )
+
+
+def normalise(text: str) -> str:
+    """NFKC, invisible format/control characters removed, casefolded, whitespace collapsed."""
+    return _SPACE.sub(" ", _visible(text).casefold()).strip()
 
 
 def check_question(text: str) -> GuardDecision:
@@ -213,4 +251,9 @@ def check_question(text: str) -> GuardDecision:
         if match:
             quoted = match.group(0).strip()[:60]
             return GuardDecision(False, f'The question {reason} ("{quoted}").', code)
+    found = sql_refusal(_visible(text))
+    if found:
+        code, what = found
+        reason = _SQL_REASONS[code]
+        return GuardDecision(False, f"The question {reason} (SQL: {what}).", code)
     return ALLOWED
