@@ -7,6 +7,7 @@ import threading
 import time
 
 import mlflow
+from mlflow.tracing.constant import TraceMetadataKey
 
 log = logging.getLogger(__name__)
 
@@ -41,16 +42,20 @@ class TraceWaiter:
         return {t.info.trace_id for t in traces}
 
     def _readable(self, waiting: set[str]) -> set[str]:
-        """Of the waited-for traces, those listed AND readable: a trace is listed as soon as its first
-        spans are written, readable by `mlflow.get_trace` (what feedback uses) once complete."""
+        """Of the waited-for traces, those listed AND complete. A trace is listed, and even readable
+        by `mlflow.get_trace`, as soon as its spans are written; its trace info (the user and session
+        metadata that decide who may give feedback on it) comes after, in the store's start_trace,
+        which marks it finalized. Under concurrent questions that gap was seen: 3 of 5 traces
+        without metadata when the client already had the answer."""
         listed = self._recent_ids() & waiting
         out = set()
         for trace_id in listed:
             try:
-                if mlflow.get_trace(trace_id) is not None:
-                    out.add(trace_id)
+                trace = mlflow.get_trace(trace_id, silent=True)
             except Exception:
-                pass
+                continue
+            if trace is not None and (trace.info.trace_metadata or {}).get(TraceMetadataKey.TRACE_INFO_FINALIZED):
+                out.add(trace_id)
         return out
 
     def wait(self, trace_id: str | None, timeout_s: float = 5.0) -> bool:

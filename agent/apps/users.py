@@ -73,6 +73,7 @@ class UserStore:
 
     def _connect(self) -> sqlite3.Connection:
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.path.touch(mode=0o600, exist_ok=True)  # whoever can write it can grant themselves review
         conn = sqlite3.connect(self.path, timeout=5)
         conn.execute(_SCHEMA)
         return conn

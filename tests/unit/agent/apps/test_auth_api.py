@@ -222,6 +222,25 @@ def test_trace_metadata_has_user_and_session(env, alice_asked):
     assert mlflow.get_trace(again["trace_id"]).info.trace_metadata[SESSION_KEY] == metas[2][SESSION_KEY]
 
 
+def test_feedback_right_after_concurrent_answers(env):
+    """The answer is only sent once its trace info (with the user) is stored: feedback posted at once,
+    from several users at a time, is never refused as someone else's (bench/bench_api.py found it)."""
+    statuses: list[int] = []
+
+    def one(name: str, n: int) -> None:
+        asked = ask(env, name, f"Who hit the most home runs in {1950 + n}?")
+        r = env["client"].post("/api/feedback", json={"trace_id": asked["trace_id"], "value": True},
+                               headers=auth(env, name))
+        statuses.append(r.status_code)
+
+    threads = [threading.Thread(target=one, args=(name, n)) for n, name in enumerate(["alice", "bob"] * 2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert statuses == [200] * 4
+
+
 def test_stream_carries_the_user_too(env):
     with env["client"].stream("GET", "/api/ask/stream", params={"question": QUESTION, "thread_id": "s-1"},
                               headers=auth(env, "carol")) as r:

@@ -18,6 +18,7 @@ def test_tokens_are_stored_hashed(tmp_path):
     assert token.startswith("sqa_") and len(token) > 40
     raw = (tmp_path / "users.sqlite").read_bytes()
     assert token.encode() not in raw and token[4:].encode() not in raw
+    assert (tmp_path / "users.sqlite").stat().st_mode & 0o077 == 0  # not readable by other users
     (stored,) = sqlite3.connect(tmp_path / "users.sqlite").execute("SELECT token_sha256 FROM users").fetchone()
     assert stored == hashlib.sha256(token.encode()).hexdigest()
     assert store.authenticate(token) == user
