@@ -195,7 +195,8 @@ const SqlAgent = (() => {
     const maps = mappings(r.mappings);
     if (maps) container.append(el("h3", {}, "Entity mappings"), maps);
     if (r.sql) container.append(el("h3", {}, "SQL"), el("pre", { class: "sql" }, el("code", {}, r.sql)));
-    if (r.columns && r.columns.length) {
+    if (r.rows_withheld) container.append(el("p", { class: "muted withheld" }, `Rows not shown: ${r.rows_withheld}`));
+    else if (r.columns && r.columns.length) {
       container.append(el("h3", {}, `Result (${r.rows.length}${r.truncated ? "+" : ""} rows)`));
       const c = chart(r.columns, r.rows);
       if (c) container.append(c);
