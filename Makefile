@@ -53,12 +53,14 @@ bench: setup
 	$(PY) -m bench.bench_agent --spider "$(SPIDER)" $(BENCH_ARGS)
 	$(PY) bench/bench_lm.py --model 1.5b
 
-# The HTTP API and the feedback/review web app on http://127.0.0.1:8000 (HOST=0.0.0.0 to expose it: no auth).
+# The HTTP API and the feedback/review web app on http://127.0.0.1:8000, without tokens on loopback.
+# HOST=0.0.0.0 exposes it with tokens (`sqlagent users add NAME --role public --permissions ask,feedback`).
 HOST ?= 127.0.0.1
 PORT ?= 8000
+LOOPBACK := 127.0.0.1 localhost ::1
 .PHONY: serve
 serve: setup
-	$(SQLAGENT) serve --host $(HOST) --port $(PORT)
+	$(SQLAGENT) serve --host $(HOST) --port $(PORT) $(if $(filter $(LOOPBACK),$(HOST)),--no-auth)
 
 ui: setup
 	.venv/bin/mlflow ui --backend-store-uri "$$($(PY) -c 'from agent.config import load_settings; print(load_settings().tracking.resolved_uri())')" --host 127.0.0.1 --port 5000 --workers 1

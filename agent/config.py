@@ -179,6 +179,17 @@ class TrackingSettings(Section):
         return self.uri
 
 
+class ServerSettings(Section):
+    """`sqlagent serve`: who may use the HTTP API, and how much (agent/apps/auth.py, limits.py)."""
+
+    # Bearer tokens (`sqlagent users add`). Off is only allowed on a loopback address: `make serve`
+    # on 127.0.0.1 turns it off with --no-auth; any other bind address needs it.
+    auth: bool = True
+    users_file: str = "mlruns/users.sqlite"  # token hashes, roles and permissions, never a token
+    max_concurrent_questions: int = Field(2, ge=1)  # per user, queued or running
+    questions_per_minute: int = Field(10, ge=1)      # per user, a sliding 60 s window
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="SQLAGENT_",
@@ -197,6 +208,7 @@ class Settings(BaseSettings):
     tools: ToolSettings = Field(default_factory=ToolSettings)
     prompts: PromptSettings = Field(default_factory=PromptSettings)
     tracking: TrackingSettings = Field(default_factory=TrackingSettings)
+    server: ServerSettings = Field(default_factory=ServerSettings)
 
     def database_config(self, path: str | Path | None = None) -> DatabaseConfig:
         """The database section and the limits, paths resolved: what tools.sql.database opens."""

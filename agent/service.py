@@ -17,6 +17,7 @@ from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
 from langgraph.checkpoint.sqlite import SqliteSaver
 from mlflow.entities import SpanType
+from mlflow.tracing.constant import TraceMetadataKey
 from pydantic import BaseModel, Field
 
 from agent.config import Settings
@@ -137,17 +138,18 @@ class Agent:
             return "The question is not valid UTF-8 text."
         return None
 
-    def ask(self, question: str, thread_id: str | None = None) -> AskResult:
+    def ask(self, question: str, thread_id: str | None = None, user: str | None = None) -> AskResult:
         thread_id = thread_id or uuid.uuid4().hex
         with mlflow.start_span(name="sqlagent.ask", span_type=SpanType.AGENT) as root:
             root.set_inputs({"question": question, "thread_id": thread_id})
+            self._identify(thread_id, user)
             result = self._run(question, thread_id)
             trace_id = self._close_root(root, result, thread_id)
         result.trace_id = trace_id
         self._keep_prompt_cache(result)
         return result
 
-    def ask_stream(self, question: str, thread_id: str | None = None) -> Iterator[StreamEvent]:
+    def ask_stream(self, question: str, thread_id: str | None = None, user: str | None = None) -> Iterator[StreamEvent]:
         """Like `ask`, in the same `sqlagent.ask` root span (so the same trace), but yielding one
         `("node", NodeRun)` event per node as it finishes, then `("result", AskResult)`.
 
@@ -156,11 +158,22 @@ class Agent:
         thread_id = thread_id or uuid.uuid4().hex
         with mlflow.start_span(name="sqlagent.ask", span_type=SpanType.AGENT) as root:
             root.set_inputs({"question": question, "thread_id": thread_id})
+            self._identify(thread_id, user)
             result = yield from self._run_stream(question, thread_id)
             trace_id = self._close_root(root, result, thread_id)
         result.trace_id = trace_id
         self._keep_prompt_cache(result)
         yield "result", result
+
+    def _identify(self, thread_id: str, user: str | None) -> None:
+        """Who asked, on which conversation, as MLflow's own trace metadata (`mlflow.trace.user`,
+        `mlflow.trace.session`): the MLflow UI groups traces by them. Set inside the root span."""
+        if not self.tracing or mlflow.get_current_active_span() is None:
+            return
+        metadata = {TraceMetadataKey.TRACE_SESSION: thread_id}
+        if user:
+            metadata[TraceMetadataKey.TRACE_USER] = user
+        mlflow.update_current_trace(metadata=metadata)
 
     def _close_root(self, root: Any, result: AskResult, thread_id: str) -> str | None:
         root.set_outputs(result.model_dump(exclude={"rows", "nodes"}))

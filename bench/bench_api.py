@@ -78,6 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     import uvicorn
 
     from agent.apps.server import create_app
+    from agent.apps.users import UserStore
     from agent.config import load_settings
     from agent.service import Agent
     from tests.fake_lm import fake_lm
@@ -94,7 +95,11 @@ def main(argv: list[str] | None = None) -> int:
 
     golden = tmp / "golden.jsonl"
     golden.write_text("")
-    app = create_app(settings, agent_factory=factory, golden_path=golden)
+    # With tokens, one user per client: feedback is recorded under the token's user, which is what
+    # the check below reads back (and the per-user limits hold no client back: one question each).
+    users = UserStore(tmp / "users.sqlite")
+    tokens = {n: users.add(f"bench-{n}", "analyst", ["ask", "feedback"])[1] for n in range(-1, args.clients)}
+    app = create_app(settings, agent_factory=factory, golden_path=golden, auth=True, users=users)
     port = _free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
@@ -105,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
 
     # Warm up: the first ask builds the agent (schema, value index) and imports what DSPy needs.
     started = time.perf_counter()
-    with httpx.Client(base_url=base, timeout=args.timeout) as c:
+    with httpx.Client(base_url=base, timeout=args.timeout, headers={"Authorization": f"Bearer {tokens[-1]}"}) as c:
         warm = c.post("/api/ask", json={"question": "Who hit the most home runs in 1927?"})
         warm.raise_for_status()
     warmup_s = time.perf_counter() - started
@@ -116,7 +121,8 @@ def main(argv: list[str] | None = None) -> int:
 
     def client(n: int) -> None:
         record: dict = {"n": n, "errors": []}
-        with httpx.Client(base_url=base, timeout=max(1.0, deadline - time.monotonic())) as c:
+        with httpx.Client(base_url=base, timeout=max(1.0, deadline - time.monotonic()),
+                          headers={"Authorization": f"Bearer {tokens[n]}"}) as c:
             t0 = time.perf_counter()
             try:
                 r = c.post("/api/ask", json={"question": f"Who hit the most home runs in {1950 + n}?"})
@@ -130,7 +136,7 @@ def main(argv: list[str] | None = None) -> int:
                         record["errors"].append(f"ask status {body.get('status')}: {body.get('error')}")
                     t1 = time.perf_counter()
                     f = c.post("/api/feedback", json={"trace_id": body["trace_id"], "value": n % 2 == 0,
-                                                      "comment": f"client {n}", "user": f"bench-{n}"})
+                                                      "comment": f"client {n}"})
                     record["feedback_ms"] = (time.perf_counter() - t1) * 1000
                     if f.status_code != 200:
                         record["errors"].append(f"feedback {f.status_code}: {f.text[:200]}")

@@ -154,9 +154,15 @@ def cmd_init(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    from agent.apps.auth import ServeRefused
     from agent.apps.server import serve  # the HTTP API and the feedback/review web app
 
-    serve(load_settings(), host=args.host, port=args.port, golden_path=args.golden)
+    try:
+        serve(load_settings(), host=args.host, port=args.port, golden_path=args.golden,
+              auth=False if args.no_auth else None)
+    except ServeRefused as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     return EXIT_OK
 
 
@@ -216,10 +222,16 @@ def build_parser() -> argparse.ArgumentParser:
     doctor.set_defaults(func=cmd_doctor)
 
     serve = sub.add_parser("serve", help="run the HTTP API and the feedback/review web app")
-    serve.add_argument("--host", default="127.0.0.1", help="bind address (default loopback: there is no auth)")
+    serve.add_argument("--host", default="127.0.0.1", help="bind address (default loopback)")
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--golden", help="golden set file that promotions go to (default evals/golden.jsonl)")
+    serve.add_argument("--no-auth", action="store_true",
+                       help="no tokens: everyone who can connect may do everything (refused unless --host is loopback)")
     serve.set_defaults(func=cmd_serve)
+
+    from agent.apps.users_cli import add_users_parser  # `users add|list|revoke`: the API's tokens
+
+    add_users_parser(sub)
 
     from evals.cli import add_eval_parser  # `eval` and `eval-accept` live with the evals
 

@@ -1,5 +1,6 @@
-"""The web app end to end in headless Chromium: ask, see SQL, rows and chart, thumbs-down with a
-corrected SQL, promote it from the review page; then check MLflow and the (temporary) golden file."""
+"""The web app end to end in headless Chromium, with auth on: refused without a token, the token
+pasted into the page, ask, see SQL, rows and chart, thumbs-down with a corrected SQL, promote it
+from the review page; then check MLflow (under the token's user) and the (temporary) golden file."""
 
 from __future__ import annotations
 
@@ -48,6 +49,7 @@ def server(tmp_path_factory):
     import uvicorn
 
     from agent.apps.server import create_app
+    from agent.apps.users import UserStore
     from agent.service import Agent
     from tests.fake_lm import fake_lm
     from tests.tracking_store import temporary_tracking
@@ -62,7 +64,9 @@ def server(tmp_path_factory):
 
     with temporary_tracking(tmp, "web-test") as settings:
         port = _free_port()
-        app = create_app(settings, agent_factory=factory, golden_path=golden)
+        users = UserStore(tmp / "users.sqlite")
+        _, token = users.add("rev", "analyst", ["ask", "feedback", "review"])
+        app = create_app(settings, agent_factory=factory, golden_path=golden, auth=True, users=users)
         uv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
         thread = threading.Thread(target=uv.run, daemon=True)
         thread.start()
@@ -71,7 +75,7 @@ def server(tmp_path_factory):
             time.sleep(0.05)
         assert uv.started, "uvicorn did not start"
         try:
-            yield {"url": f"http://127.0.0.1:{port}", "golden": golden, "tmp": tmp}
+            yield {"url": f"http://127.0.0.1:{port}", "golden": golden, "tmp": tmp, "token": token}
         finally:
             uv.should_exit = True
             thread.join(timeout=10)
@@ -97,8 +101,25 @@ def test_ask_feedback_review_promote(server, browser):
     external: list[str] = []
     page.on("request", lambda r: None if r.url.startswith(base) else external.append(r.url))
 
-    # Ask: the node timeline streams in, then the result with SQL, rows and a chart.
+    # No token yet: the server's 401 is shown, saying where the token goes.
     page.goto(base + "/")
+    page.fill("#question", QUESTION)
+    page.click("#ask-button")
+    page.wait_for_selector("#timeline li.failed", timeout=15_000)
+    assert "Authentication required" in page.inner_text("#timeline") and "token" in page.inner_text("#timeline")
+    # The token field (shown because auth is on) keeps it in localStorage and says whose it is.
+    page.fill("#token", server["token"])
+    page.click("#token-save")
+    page.wait_for_function("document.getElementById('whoami').textContent.startsWith('rev ')", timeout=15_000)
+    assert "role analyst" in page.inner_text("#whoami")
+    # A question the server refuses (422): its one-line reason, not a dump.
+    page.fill("#question", "home runs \ufffd")
+    page.click("#ask-button")
+    page.wait_for_function("document.querySelector('#timeline li.failed')?.textContent.includes('UTF-8')",
+                           timeout=15_000)
+    assert page.inner_text("#timeline li.failed") == "The question is not valid UTF-8 text."
+
+    # Ask: the node timeline streams in, then the result with SQL, rows and a chart.
     page.fill("#question", QUESTION)
     page.click("#ask-button")
     page.wait_for_selector("#result-card:not([hidden])", timeout=30_000)
@@ -138,6 +159,8 @@ def test_ask_feedback_review_promote(server, browser):
     by_name = {a.name: a for a in trace.info.assessments}
     assert by_name["user_correctness"].value is False
     assert by_name["user_correctness"].source.source_type == "HUMAN"
+    assert by_name["user_correctness"].source.source_id == "rev"  # the token's user
+    assert trace.info.trace_metadata["mlflow.trace.user"] == "rev"
     assert by_name["user_correctness"].rationale == "Only his Yankees years were asked for"
     assert by_name["expected_sql"].value == CORRECTED
     assert by_name["user_rubric"].value == "wrong"

@@ -37,7 +37,6 @@ KNOWN_LONG = {
     "data/build_lahman.py": 452,
     "evals/report.py": 439,
     "agent/apps/init_db.py": 477,
-    "agent/apps/server.py": 460,
     "agent/lm/embedded.py": 500,
     "evals/scoring.py": 963,
     "tools/sql/policy.py": 589,

@@ -19,22 +19,87 @@ const SqlAgent = (() => {
     return node;
   }
 
+  // --- the server: a bearer token from localStorage on every request ---------------------------
+  const TOKEN_KEY = "sqlagent.token";
+  const token = () => localStorage.getItem(TOKEN_KEY) || "";
+
+  function headers(extra = {}) {
+    const out = { ...extra };
+    if (token()) out.Authorization = `Bearer ${token()}`;
+    return out;
+  }
+
+  // The server's `detail` is one readable line; an older list form is joined into one.
+  async function failure(response) {
+    let data = null;
+    try { data = await response.json(); } catch (_) { /* not JSON */ }
+    let detail = data && data.detail;
+    if (Array.isArray(detail)) detail = detail.map((d) => `${(d.loc || []).slice(1).join(".")}: ${d.msg}`).join("; ");
+    if (response.status === 401) detail = `${detail || "Authentication required."} Paste your token in the field at the top.`;
+    const error = new Error(detail || `${response.status} ${response.statusText}`);
+    error.status = response.status;
+    return error;
+  }
+
   async function api(method, url, body) {
     const response = await fetch(url, {
       method,
-      headers: body ? { "Content-Type": "application/json" } : {},
+      headers: headers(body ? { "Content-Type": "application/json" } : {}),
       body: body ? JSON.stringify(body) : undefined,
     });
-    let data = null;
-    try { data = await response.json(); } catch (_) { /* not JSON */ }
-    if (!response.ok) {
-      let detail = data && data.detail;
-      if (Array.isArray(detail)) detail = detail.map((d) => `${(d.loc || []).slice(1).join(".")}: ${d.msg}`).join("; ");
-      const error = new Error(detail || `${response.status} ${response.statusText}`);
-      error.status = response.status;
-      throw error;
+    if (!response.ok) throw await failure(response);
+    return response.json();
+  }
+
+  // Server-sent events over fetch (EventSource cannot send an Authorization header): calls
+  // onEvent(name, data) per `text/event-stream` block until the server closes the stream.
+  async function stream(url, onEvent, signal) {
+    const response = await fetch(url, { headers: headers({ Accept: "text/event-stream" }), signal });
+    if (!response.ok) throw await failure(response);
+    const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
+    let buffer = "";
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) return;
+      buffer += value;
+      let cut;
+      while ((cut = buffer.indexOf("\n\n")) >= 0) {
+        const block = buffer.slice(0, cut);
+        buffer = buffer.slice(cut + 2);
+        let name = "message", data = "";
+        for (const line of block.split("\n")) {
+          if (line.startsWith("event: ")) name = line.slice(7);
+          else if (line.startsWith("data: ")) data += line.slice(6);
+        }
+        if (data) onEvent(name, JSON.parse(data));
+      }
     }
-    return data;
+  }
+
+  // The token field: shown when the server has auth on; says whose token it is.
+  async function initAuth() {
+    const form = document.getElementById("token-form");
+    const input = document.getElementById("token");
+    const who = document.getElementById("whoami");
+    let health = null;
+    try { health = await api("GET", "/api/health"); } catch (_) { return; }
+    if (!health.auth) return;
+    form.hidden = false;
+    input.value = token();
+    const show = async () => {
+      if (!token()) { who.textContent = "No token: paste one."; return; }
+      try {
+        const me = await api("GET", "/api/me");
+        who.textContent = `${me.name} · role ${me.role} · ${me.permissions.join(", ")}`;
+      } catch (error) { who.textContent = error.message; }
+    };
+    form.addEventListener("submit", (event) => {
+      event.preventDefault();
+      if (input.value.trim()) localStorage.setItem(TOKEN_KEY, input.value.trim());
+      else localStorage.removeItem(TOKEN_KEY);
+      show();
+    });
+    await show();
   }
 
   const fmtMs = (ms) => (ms >= 1000 ? `${(ms / 1000).toFixed(1)} s` : `${Math.round(ms)} ms`);
@@ -130,7 +195,8 @@ const SqlAgent = (() => {
     const maps = mappings(r.mappings);
     if (maps) container.append(el("h3", {}, "Entity mappings"), maps);
     if (r.sql) container.append(el("h3", {}, "SQL"), el("pre", { class: "sql" }, el("code", {}, r.sql)));
-    if (r.columns && r.columns.length) {
+    if (r.rows_withheld) container.append(el("p", { class: "muted withheld" }, `Rows not shown: ${r.rows_withheld}`));
+    else if (r.columns && r.columns.length) {
       container.append(el("h3", {}, `Result (${r.rows.length}${r.truncated ? "+" : ""} rows)`));
       const c = chart(r.columns, r.rows);
       if (c) container.append(c);
@@ -222,45 +288,52 @@ const SqlAgent = (() => {
     const result = document.getElementById("result");
     const fb = document.getElementById("feedback");
     let thread = sessionStorage.getItem("sqlagent.thread") || newThread();
-    let source = null;
+    let current = null; // the AbortController of the question being streamed
     document.getElementById("new-thread").addEventListener("click", () => { thread = newThread(); input.focus(); });
+    const failed = (text) => {
+      timeline.querySelector(".pending")?.remove();
+      timeline.append(el("li", { class: "node failed" }, text));
+    };
 
-    form.addEventListener("submit", (event) => {
+    form.addEventListener("submit", async (event) => {
       event.preventDefault();
       const question = input.value.trim();
       if (!question) return;
-      if (source) source.close();
+      if (current) current.abort();
+      const controller = (current = new AbortController());
       timeline.replaceChildren(el("li", { class: "pending" }, "Waiting for the model…"));
       traceLink.textContent = "";
       card.hidden = true;
       button.disabled = true;
       const started = performance.now();
       const params = new URLSearchParams({ question, thread_id: thread });
-      source = new EventSource(`/api/ask/stream?${params}`);
-      source.addEventListener("node", (e) => {
-        const n = JSON.parse(e.data);
-        timeline.querySelector(".pending")?.remove();
-        timeline.append(el("li", { class: n.detail.startsWith("failed") ? "node failed" : "node" },
-          el("span", { class: "name" }, n.name), el("span", { class: "time" }, fmtMs(n.duration_ms)),
-          el("span", { class: "tokens" }, n.tokens ? `${n.tokens} tok` : ""), el("span", { class: "detail", title: n.detail }, short(n.detail))));
-      });
-      const finish = () => { source.close(); source = null; button.disabled = false; };
-      source.addEventListener("result", (e) => {
-        finish();
-        const r = JSON.parse(e.data);
-        timeline.querySelector(".pending")?.remove();
-        traceLink.textContent = `${fmtMs(performance.now() - started)} total` + (r.trace_id ? ` · trace ${r.trace_id}` : "");
-        card.hidden = false;
-        renderResult(result, r);
-        fb.replaceChildren(r.trace_id ? feedbackForm(r.trace_id, r.sql) : el("p", { class: "muted" }, "Tracing is off: no feedback."));
-      });
-      source.addEventListener("failure", (e) => { finish(); timeline.append(el("li", { class: "node failed" }, JSON.parse(e.data).error)); });
-      source.onerror = () => { // the server closed the stream without a result: do not let EventSource re-ask
-        if (!source) return;
-        finish();
-        timeline.querySelector(".pending")?.remove();
-        timeline.append(el("li", { class: "node failed" }, "The connection to the server was lost."));
+      let ended = false;
+      const onEvent = (kind, data) => {
+        if (kind === "node") {
+          timeline.querySelector(".pending")?.remove();
+          timeline.append(el("li", { class: data.detail.startsWith("failed") ? "node failed" : "node" },
+            el("span", { class: "name" }, data.name), el("span", { class: "time" }, fmtMs(data.duration_ms)),
+            el("span", { class: "tokens" }, data.tokens ? `${data.tokens} tok` : ""), el("span", { class: "detail", title: data.detail }, short(data.detail))));
+        } else if (kind === "result") {
+          ended = true;
+          timeline.querySelector(".pending")?.remove();
+          traceLink.textContent = `${fmtMs(performance.now() - started)} total` + (data.trace_id ? ` · trace ${data.trace_id}` : "");
+          card.hidden = false;
+          renderResult(result, data);
+          fb.replaceChildren(data.trace_id ? feedbackForm(data.trace_id, data.sql) : el("p", { class: "muted" }, "Tracing is off: no feedback."));
+        } else if (kind === "failure") {
+          ended = true;
+          failed(data.error);
+        }
       };
+      try {
+        await stream(`/api/ask/stream?${params}`, onEvent, controller.signal);
+        if (!ended) failed("The connection to the server was lost.");
+      } catch (error) {
+        if (error.name !== "AbortError") failed(error.message); // 401, 403, 422 (a bad question), 429
+      } finally {
+        if (current === controller) { current = null; button.disabled = false; }
+      }
     });
     input.focus();
   }
@@ -319,5 +392,5 @@ const SqlAgent = (() => {
     }
   }
 
-  return { initAsk, initReview, chart, renderResult };
+  return { initAuth, initAsk, initReview, chart, renderResult };
 })();

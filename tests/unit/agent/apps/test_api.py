@@ -53,7 +53,7 @@ def app_env(tmp_path_factory):
         return Agent(s, db_path=db, role=role, lms={"default": lm}, persistent_threads=False)
 
     with temporary_tracking(tmp, "api-test") as settings:
-        app = create_app(settings, agent_factory=factory, golden_path=golden)
+        app = create_app(settings, agent_factory=factory, golden_path=golden, auth=False)  # the local mode
         with TestClient(app) as client:
             yield client, golden, made
 
@@ -122,13 +122,16 @@ def test_ask_stream_one_event_per_node_then_result(client):
     assert [s.name for s in nodes] == [f"node.{n}" for n in NODES]
 
 
-def test_stream_and_ask_agree_on_bad_input(client):
-    r = client.post("/api/ask", json={"question": "   "})
-    assert r.status_code == 200 and r.json()["error_kind"] == "bad_input"
-    with client.stream("GET", "/api/ask/stream", params={"question": " "}) as s:
-        events = _sse(s.read().decode())
-    assert [k for k, _ in events] == ["result"]
-    assert events[0][1]["error_kind"] == "bad_input"
+def test_stream_and_ask_agree_on_bad_input(client, app_env):
+    """A question that cannot be asked is a 422 with the agent's own one-line reason, before it queues."""
+    made = len(app_env[2])
+    for question, reason in [("   ", "The question is empty"), ("x" * 2001, "the limit is 2000"),
+                             ("home runs \ufffd", "not valid UTF-8")]:
+        r = client.post("/api/ask", json={"question": question})
+        assert r.status_code == 422 and reason in r.json()["detail"], r.text
+        s = client.get("/api/ask/stream", params={"question": question})
+        assert s.status_code == 422 and s.json() == r.json()
+    assert len(app_env[2]) == made  # no agent was asked
 
 
 @pytest.mark.parametrize("payload", [
@@ -145,7 +148,7 @@ def test_stream_and_ask_agree_on_bad_input(client):
 def test_ask_bad_payloads_are_4xx(client, payload):
     r = client.post("/api/ask", json=payload)
     assert r.status_code == 422, r.text
-    assert "detail" in r.json()
+    assert isinstance(r.json()["detail"], str) and "http" not in r.json()["detail"]
 
 
 def test_malformed_bodies_do_not_crash(client):
@@ -154,14 +157,19 @@ def test_malformed_bodies_do_not_crash(client):
                         (b'"just a string"', "application/json"), (b"", "application/json")]:
         r = client.post("/api/ask", content=body, headers={"content-type": ctype})
         assert r.status_code in (400, 422), (body, r.status_code, r.text)
-        assert "detail" in r.json()
+        detail = r.json()["detail"]  # one readable line, not pydantic's list with documentation URLs
+        assert isinstance(detail, str) and "\n" not in detail and "http" not in detail, detail
     # A lone surrogate (a JSON escape that is not text): a clear 422, not a 500.
     r = client.post("/api/ask", content=b'{"question": "home runs \\ud800"}', headers={"content-type": "application/json"})
-    assert r.status_code == 422 and r.json()["detail"][0]["type"] in ("json_invalid", "string_unicode")
-    # In a query string it reaches the agent, which answers bad_input (and the JSON still encodes).
-    with client.stream("GET", "/api/ask/stream?question=home%20runs%FF%FE") as s:
-        events = _sse(s.read().decode())
-    assert [k for k, _ in events] == ["result"] and events[0][1]["error_kind"] == "bad_input"
+    assert r.status_code == 422 and r.json()["detail"] == "The question is not valid UTF-8 text.", r.text
+    # The same for a corrected SQL, through the JSON escape or the character invalid bytes decode to.
+    for sql in ("SELECT 1 \\ud800", "SELECT '\\ufffd'"):
+        r = client.post("/api/feedback", content=b'{"trace_id": "x", "value": false, "corrected_sql": "%s"}' % sql.encode(),
+                        headers={"content-type": "application/json"})
+        assert r.status_code == 422 and r.json()["detail"] == "The corrected_sql is not valid UTF-8 text.", r.text
+    # Invalid bytes in a query string: the same one line, and the agent is never asked.
+    r = client.get("/api/ask/stream?question=home%20runs%FF%FE")
+    assert r.status_code == 422 and r.json()["detail"] == "The question is not valid UTF-8 text.", r.text
     assert client.get("/api/ask/stream").status_code == 422
     assert client.get("/api/review", params={"limit": "many"}).status_code == 422
     assert client.get("/api/nope").status_code == 404
@@ -227,7 +235,7 @@ def test_feedback_is_readable_back(client):
     by_name = {a["name"]: a for a in view["assessments"]}
     fb = by_name["user_correctness"]
     assert fb["value"] is False and fb["rationale"] == "wrong columns"
-    assert (fb["source_type"], fb["source_id"]) == ("HUMAN", "alice")
+    assert (fb["source_type"], fb["source_id"]) == ("HUMAN", "local")  # never the name the body sends
     assert by_name["user_rubric"]["value"] == "partially"
     assert by_name["expected_sql"]["kind"] == "expectation" and by_name["expected_sql"]["value"] == CORRECTED
     assert view["review"] == "rejected" and view["expected_sql"] == CORRECTED
@@ -312,7 +320,7 @@ def test_promoted_items_pass_the_golden_set_checks(app_env):
 
 
 def test_pages_are_served(client):
-    for path, marker in [("/", "<title>sqlagent"), ("/review", "<title>sqlagent"), ("/static/app.js", "EventSource"),
+    for path, marker in [("/", "<title>sqlagent"), ("/review", "<title>sqlagent"), ("/static/app.js", "Authorization"),
                          ("/static/style.css", "body")]:
         r = client.get(path)
         assert r.status_code == 200 and marker in r.text, path

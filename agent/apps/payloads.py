@@ -1,0 +1,107 @@
+"""The API's request bodies and responses, and what a client is told when a body is wrong: one line.
+
+A validation error is `{"detail": "question: is not valid UTF-8 text"}`, not pydantic's list of
+dicts with documentation URLs; the web page shows `detail` as it is.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any, Literal
+
+from fastapi.responses import JSONResponse
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool
+
+MAX_QUESTION = 20_000  # transport bound; the agent's own limit (limits.max_question_chars) answers below it
+THREAD_PATTERN = r"^[A-Za-z0-9_.:-]+$"
+NOT_UTF8 = "is not valid UTF-8 text"
+BAD_BODY = "The request body is not valid JSON in UTF-8: send a JSON object, e.g. {\"question\": \"...\"}."
+
+
+def not_utf8(text: str) -> bool:
+    """A lone surrogate (a JSON escape such as \\ud800, undecodable argv) or U+FFFD, which is what an
+    invalid byte in a query string decodes to."""
+    return "\ufffd" in text or any(0xD800 <= ord(ch) <= 0xDFFF for ch in text)
+
+
+def _text(value: str) -> str:
+    if not_utf8(value):
+        raise ValueError(NOT_UTF8)
+    return value
+
+
+Text = Annotated[str, AfterValidator(_text)]
+
+
+def question_problem(question: str, max_chars: int) -> str | None:
+    """Why a question cannot be asked at all (the agent's own wording, agent/service.py), or None.
+    Checked before it is queued, so a bad one costs no place in the model's queue."""
+    if not_utf8(question):
+        return f"The question {NOT_UTF8}."
+    if not question.strip():
+        return "The question is empty: ask something about the database."
+    if len(question) > max_chars:
+        return f"The question is {len(question)} characters long; the limit is {max_chars} (limits.max_question_chars)."
+    return None
+
+
+class Payload(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class AskIn(Payload):
+    question: str = Field(max_length=MAX_QUESTION)  # checked by question_problem, as in the stream's query
+    thread_id: str | None = Field(None, min_length=1, max_length=200, pattern=THREAD_PATTERN)
+    db: str | None = Field(None, min_length=1, max_length=1000)
+    role: str | None = Field(None, min_length=1, max_length=100)
+
+
+class Rubric(Payload):
+    label: Literal["correct", "partially", "wrong"]
+    reason: Text | None = Field(None, max_length=2000)
+
+
+class FeedbackIn(Payload):
+    trace_id: str = Field(min_length=1, max_length=200)
+    value: StrictBool
+    comment: Text | None = Field(None, max_length=4000)
+    corrected_sql: Text | None = Field(None, max_length=20_000)
+    rubric: Rubric | None = None
+    # Ignored: feedback is recorded under the caller (the token's user). Accepted so that an older
+    # client that still sends a name is not refused.
+    user: str | None = Field(None, max_length=100)
+
+
+class GoldenIn(Payload):
+    trace_id: str = Field(min_length=1, max_length=200)
+
+
+class SafeJSONResponse(JSONResponse):
+    """JSON with non-ASCII escaped: a lone surrogate from a malformed question cannot break encoding."""
+
+    def render(self, content: Any) -> bytes:
+        return json.dumps(content, ensure_ascii=True, allow_nan=False, default=str, separators=(",", ":")).encode()
+
+
+def _one(error: dict[str, Any]) -> str:
+    loc = [str(part) for part in error.get("loc", ()) if part not in ("body", "query", "path")]
+    field = ".".join(loc)
+    kind, msg = error.get("type", ""), str(error.get("msg", "")).removeprefix("Value error, ")
+    if kind == "json_invalid":
+        return BAD_BODY
+    if kind in ("model_attributes_type", "dict_type") and not field:
+        return "The request body must be a JSON object."
+    if kind == "missing":
+        return f"{field or 'the request body'} is required."
+    if kind == "extra_forbidden":
+        return f"{field} is not a field of this request."
+    if kind == "string_unicode" or msg == NOT_UTF8:  # pydantic's check or ours (_text): one wording
+        return f"The {field or 'request'} {NOT_UTF8}."
+    return f"{field}: {msg}" if field else msg
+
+
+def validation_message(errors: list[dict[str, Any]]) -> str:
+    """All problems on one line, bounded (a body with a thousand bad fields is still one line)."""
+    text = "; ".join(dict.fromkeys(_one(e) for e in errors)) or "The request is invalid."
+    text = " ".join(text.split())
+    return text if len(text) <= 500 else text[:499] + "…"

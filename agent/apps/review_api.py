@@ -1,0 +1,147 @@
+"""The API routes over stored traces: read one, post feedback on it, the review queue, promotion.
+
+Who may touch which trace: its own user (the `mlflow.trace.user` metadata the agent wrote), or
+anyone with the `review` permission. Rows (and the answer that quotes them) are only shown to a
+reader with the role the question ran with or an unrestricted one, and a corrected SQL runs with
+the caller's role: a reviewer bound to `public` cannot read Salaries through an analyst's trace or
+through a "correction".
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, HTTPException, Query
+from mlflow.tracing.constant import TraceMetadataKey
+
+from agent.apps.auth import Auth, Principal, unscoped_thread
+from agent.apps.payloads import FeedbackIn, GoldenIn, SafeJSONResponse
+from agent.config import Settings, resolve_path
+from evals import feedback, promotion
+
+
+def trace_user(trace) -> str | None:
+    return (trace.info.trace_metadata or {}).get(TraceMetadataKey.TRACE_USER)
+
+
+def review_routes(settings: Settings, gate: Auth, golden_file: Path) -> APIRouter:
+    router = APIRouter(default_response_class=SafeJSONResponse)
+    access_file = resolve_path(settings.database.access_file)
+    # Defaults, not Annotated aliases: with postponed annotations FastAPI cannot see local names.
+    anyone, giver, reviewer = Depends(gate.principal), Depends(gate.require("feedback")), Depends(gate.require("review"))
+
+    def load_trace(trace_id: str, who: Principal):
+        try:
+            trace = feedback.get_trace(trace_id)
+        except feedback.TraceNotFound as exc:
+            raise HTTPException(404, str(exc)) from None
+        if who.authenticated and not who.can("review") and trace_user(trace) != who.name:
+            raise HTTPException(403, f"Trace {trace_id} is another user's question: reading or reviewing it "
+                                     "needs the 'review' permission.")
+        return trace
+
+    def trace_role(trace) -> str:
+        from tools.sql.policy import default_role_name
+
+        return (trace.info.tags or {}).get(feedback.ROLE_TAG) or default_role_name(access_file)
+
+    def sees_rows(who: Principal, trace) -> bool:
+        """The rows a question returned are shown to a reader with its role, or with a role that
+        restricts nothing (every field of it but its name and description empty: a restriction
+        added to roles later counts as one)."""
+        from tools.sql.policy import load_roles
+
+        if not who.authenticated or trace_role(trace) == who.role:
+            return True
+        role = load_roles(access_file).get(who.role or "")
+        return role is not None and all(
+            value in (None, [], {}, "") for key, value in role.model_dump().items() if key not in ("name", "description"))
+
+    def trace_db(trace, who: Principal):
+        """The trace's database, with the caller's role (the trace's own without auth)."""
+        from tools.sql.database import open_database
+
+        tags = trace.info.tags or {}
+        role = who.role if who.authenticated else tags.get(feedback.ROLE_TAG) or None
+        return open_database(settings.database_config(tags.get(feedback.DB_TAG) or None), role)
+
+    @router.get("/api/traces/{trace_id}")
+    def get_trace(trace_id: str, who: Principal = anyone) -> dict[str, Any]:
+        from agent.apps.trace_view import trace_timeline
+
+        trace = load_trace(trace_id, who)
+        try:
+            view = trace_timeline(settings, trace_id)
+        except LookupError as exc:
+            raise HTTPException(404, str(exc)) from None
+        root = feedback.root_span(trace)
+        outputs = (root.outputs if root else None) or {}
+        outputs = outputs if isinstance(outputs, dict) else {}
+        execute = [n for n in view["nodes"] if n["name"] == "execute"]
+        last = execute[-1]["outputs"] if execute else {}
+        info = feedback.summary(trace)
+        withheld = not sees_rows(who, trace)
+        return {
+            **view,
+            "nodes": [{k: n[k] for k in ("name", "duration_ms", "tokens", "detail")} for n in view["nodes"]],
+            "thread_id": unscoped_thread(who, info["thread_id"]),
+            "user": trace_user(trace),
+            "rewritten_question": outputs.get("rewritten_question"),
+            "mappings": outputs.get("mappings") or [],
+            "sql": outputs.get("sql"),
+            "answer": None if withheld else outputs.get("answer"),
+            "error": outputs.get("error"),
+            "columns": last.get("columns") or outputs.get("columns") or [],
+            "rows": [] if withheld else last.get("rows") or [],
+            "rows_withheld": f"The question ran with role {trace_role(trace)!r}, not yours ({who.role!r})."
+                             if withheld else None,
+            "truncated": bool(last.get("truncated")),
+            "review": info["review"],
+            "feedback": info["feedback"],
+            "expected_sql": info["expected_sql"],
+            "golden_id": info["golden_id"],
+            "assessments": feedback.assessments(trace),
+        }
+
+    @router.post("/api/feedback")
+    def post_feedback(body: FeedbackIn, who: Principal = giver) -> dict[str, Any]:
+        trace = load_trace(body.trace_id, who)
+        corrected = None
+        sql = (body.corrected_sql or "").strip() or None
+        if sql:
+            try:
+                corrected = promotion.check_sql(trace_db(trace, who), sql)
+            except promotion.PromotionError as exc:
+                raise HTTPException(422, f"The corrected SQL was rejected: {exc}") from None
+            corrected["rows"] = corrected["rows"][:100]
+            sql = corrected["sql"]
+        ids = feedback.log_feedback(  # under the caller, whatever name the body carries (body.user)
+            body.trace_id, body.value, user=who.name, comment=(body.comment or "").strip() or None,
+            rubric=body.rubric.label if body.rubric else None,
+            rubric_reason=((body.rubric.reason or "").strip() or None) if body.rubric else None,
+            corrected_sql=sql,
+        )
+        return {"trace_id": body.trace_id, "assessment_ids": ids, "corrected": corrected, "user": who.name}
+
+    @router.get("/api/review")
+    def review(limit: Annotated[int, Query(ge=1, le=200)] = 50, who: Principal = reviewer) -> dict[str, Any]:
+        items = feedback.review_queue(limit)
+        return {"items": [{k: v for k, v in it.items() if k != "is_agent_trace"} for it in items]}
+
+    @router.post("/api/golden", status_code=201)
+    def promote(body: GoldenIn, who: Principal = reviewer) -> dict[str, Any]:
+        trace = load_trace(body.trace_id, who)
+        tags = trace.info.tags or {}
+        if tags.get(feedback.GOLDEN_TAG):
+            raise HTTPException(409, f"The trace is already in the golden set as {tags[feedback.GOLDEN_TAG]!r}.")
+        if tags.get(feedback.DB_TAG):
+            raise HTTPException(422, "The golden set is for the default database; this trace used another one.")
+        try:
+            return promotion.promote(trace, trace_db(trace, who), golden_file)
+        except promotion.DuplicateItem as exc:
+            raise HTTPException(409, str(exc)) from None
+        except promotion.PromotionError as exc:
+            raise HTTPException(422, str(exc)) from None
+
+    return router
