@@ -16,12 +16,16 @@ from tools.schema_info import brief
 from tools.sql.column_fixes import fix_unknown_columns
 from tools.sql.empty_result import explain_empty
 from tools.sql.group_fixes import fix_ungrouped, ungrouped_column
+from tools.sql.read_tables import base_tables
 from tools.sql.unknown_columns import replacement_tables
 
 _UNKNOWN_COLUMN = re.compile(r"Unknown column '([^']+)'")
 
 
-def column_hint(ctx: AgentContext, error: str, linked_tables: list[str], sql: str | None = None) -> str:
+def column_hint(
+    ctx: AgentContext, error: str, linked_tables: list[str], sql: str | None = None, question: str = "",
+    example_sqls: list[str] | None = None,
+) -> str:
     """Where the unknown column of a policy error really lives, and how to join to it.
 
     The linked schema shows a few columns of a few tables, so the model often reaches for a column
@@ -42,6 +46,11 @@ def column_hint(ctx: AgentContext, error: str, linked_tables: list[str], sql: st
     lines = []
     wrong, fits = _replacements(ctx, sql, name)
     if fits:
+        # The 1.5B model takes the first table named: the one a worked example reads, then the one
+        # the question points at most (Pitching, not Managers, for "Pedro Martinez's record").
+        shown = {t.lower() for e in example_sqls or [] for t in _read_tables(e, ctx.db.config.dialect)}
+        scores = ctx.retrieve.table_scores(question) if question else {}
+        fits = sorted(fits, key=lambda t: (t.lower() not in shown, -scores.get(t, 0.0), t))
         # The table to read instead says more than the first few of twenty tables with a playerID.
         lines.append(f"{wrong} has no {name}; tables with {name} and every other column the query reads "
                      f"from {wrong}: {', '.join(fits[:4])}.")
@@ -61,6 +70,13 @@ def column_hint(ctx: AgentContext, error: str, linked_tables: list[str], sql: st
     if similar and not (owners and {t.name for t, _ in owners} & set(linked_tables)):
         lines.append(f"Similar columns in the linked tables: {', '.join(similar)}.")
     return "\n".join(lines)
+
+
+def _read_tables(sql: str, dialect: str) -> set[str]:
+    try:
+        return set(base_tables(parse_one(sql, read=dialect)))
+    except SqlglotError:
+        return set()
 
 
 def _replacements(ctx: AgentContext, sql: str | None, name: str) -> tuple[str, list[str]]:
@@ -107,7 +123,8 @@ def repair(state: AgentState, ctx: AgentContext) -> dict:
     error = state.error or ""
     hint = ""
     if state.error_kind == "unknown_column":
-        hint = column_hint(ctx, error, state.linked_tables, state.sql)
+        hint = column_hint(ctx, error, state.linked_tables, state.sql, state.standalone_question,
+                           [e.sql for e in state.examples])
     elif state.error_kind == "empty_result" and state.sql:
         # Which clause emptied the result: told only "no rows", the model wrote the same query again.
         hint = explain_empty(state.sql, lambda sql: ctx.db.sandbox.execute(sql).rows, dialect=ctx.db.config.dialect)
