@@ -25,6 +25,7 @@ from agent.context import AgentContext
 from agent.graph import build_graph
 from agent.lm import prompt_cache
 from agent.nodes.instrument import NodeFailure
+from agent.question_check import question_problem
 from agent.state import AgentState, ErrorKind, NodeRun, Status, turn_input
 from agent.steps import LM_STEPS
 from agent.tracing import checkpoint_path, setup_tracing
@@ -129,14 +130,7 @@ class Agent:
             prompt_cache.save_prompt_cache(server, str(self.context.db.path))
 
     def _invalid(self, question: str) -> str | None:
-        if not question or not question.strip():
-            return "The question is empty: ask something about the database."
-        limit = self.settings.limits.max_question_chars
-        if len(question) > limit:
-            return f"The question is {len(question)} characters long; the limit is {limit} (limits.max_question_chars)."
-        if "\ufffd" in question or any(0xD800 <= ord(ch) <= 0xDFFF for ch in question):
-            return "The question is not valid UTF-8 text."
-        return None
+        return question_problem(question, self.settings.limits.max_question_chars)
 
     def ask(self, question: str, thread_id: str | None = None, user: str | None = None) -> AskResult:
         thread_id = thread_id or uuid.uuid4().hex

@@ -12,16 +12,12 @@ from typing import Annotated, Any, Literal
 from fastapi.responses import JSONResponse
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool
 
+from agent.question_check import not_utf8
+
 MAX_QUESTION = 20_000  # transport bound; the agent's own limit (limits.max_question_chars) answers below it
 THREAD_PATTERN = r"^[A-Za-z0-9_.:-]+$"
 NOT_UTF8 = "is not valid UTF-8 text"
 BAD_BODY = "The request body is not valid JSON in UTF-8: send a JSON object, e.g. {\"question\": \"...\"}."
-
-
-def not_utf8(text: str) -> bool:
-    """A lone surrogate (a JSON escape such as \\ud800, undecodable argv) or U+FFFD, which is what an
-    invalid byte in a query string decodes to."""
-    return "\ufffd" in text or any(0xD800 <= ord(ch) <= 0xDFFF for ch in text)
 
 
 def _text(value: str) -> str:
@@ -31,18 +27,6 @@ def _text(value: str) -> str:
 
 
 Text = Annotated[str, AfterValidator(_text)]
-
-
-def question_problem(question: str, max_chars: int) -> str | None:
-    """Why a question cannot be asked at all (the agent's own wording, agent/service.py), or None.
-    Checked before it is queued, so a bad one costs no place in the model's queue."""
-    if not_utf8(question):
-        return f"The question {NOT_UTF8}."
-    if not question.strip():
-        return "The question is empty: ask something about the database."
-    if len(question) > max_chars:
-        return f"The question is {len(question)} characters long; the limit is {max_chars} (limits.max_question_chars)."
-    return None
 
 
 class Payload(BaseModel):

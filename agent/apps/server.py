@@ -50,13 +50,13 @@ from agent.apps.payloads import (
     THREAD_PATTERN,
     AskIn,
     SafeJSONResponse,
-    question_problem,
     validation_message,
 )
 from agent.apps.review_api import review_routes
 from agent.apps.trace_wait import EXPORT_INTERVAL_ENV, TraceWaiter
 from agent.apps.users import UserStore
 from agent.config import PROJECT_ROOT, Settings, resolve_path
+from agent.question_check import question_problem
 from agent.tracing import setup_tracing
 from evals import feedback
 
