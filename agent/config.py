@@ -152,7 +152,7 @@ class AnswerSettings(Section):
     # template: said from the question and the rows, no LM call; lm: the LM words it; auto: the
     # template for small results (at most template_max_rows rows of template_max_columns), else the LM.
     mode: Literal["auto", "template", "lm"] = "auto"
-    template_max_rows: int = 5
+    template_max_rows: int = 20
     template_max_columns: int = 4
 
 
