@@ -41,13 +41,15 @@ def column_hint(
     linked = [table for t in linked_tables if (table := schema.table(t)) is not None]
     similar = difflib.get_close_matches(name, sorted({c.name for t in linked for c in t.columns}), n=4, cutoff=0.5)
     similar = [s for s in similar if s.lower() != name.lower()]
-    owners = [(t, c) for t in schema.tables for c in t.columns if c.name.lower() == name.lower()]
-    owners = sorted(owners, key=lambda tc: tc[0].name not in linked_tables)[:4]  # the prompt's tables first
+    # Catalog order: ranking these by the prompt's tables or by the question's words moved the
+    # 1.5B model, which takes the first one named, off AllstarFull for "All-Star seasons".
+    owners = [(t, c) for t in schema.tables for c in t.columns if c.name.lower() == name.lower()][:4]
     lines = []
     wrong, fits = _replacements(ctx, sql, name)
     if fits:
-        # The 1.5B model takes the first table named: the one a worked example reads, then the one
-        # the question points at most (Pitching, not Managers, for "Pedro Martinez's record").
+        # A narrow set, named in the order the model should try them: a table a worked example reads
+        # first, then the one the question points at most (Pitching, not Managers, for "Pedro
+        # Martinez's record").
         shown = {t.lower() for e in example_sqls or [] for t in _read_tables(e, ctx.db.config.dialect)}
         scores = ctx.retrieve.table_scores(question) if question else {}
         fits = sorted(fits, key=lambda t: (t.lower() not in shown, -scores.get(t, 0.0), t))
