@@ -467,11 +467,11 @@ class SqlPolicy:
         for table in targets:
             missing = sorted(self._denied[table] - excluded)
             if missing:
-                shown = ", ".join(self._columns[table][c] for c in missing)
+                # Not named: the query did not name them, and the role's view hides that they exist.
                 raise _Refusal(
                     "access_denied",
-                    f"SELECT * on {self._tables[table]} would include column(s) {shown}, not available to role "
-                    f"'{role}'; name the columns you need (or use * EXCLUDE ({shown})).",
+                    f"SELECT * on {self._tables[table]} would include columns not available to role "
+                    f"'{role}'; name the columns you need.",
                 )
 
     def _check_columns(self, norm: exp.Expression) -> set[str]:
