@@ -91,11 +91,11 @@ def fix_unknown_columns(
             respelt = {c for names in scope.values() for c in names if _squash(c) == _squash(name)}
             if len(respelt) == 1:
                 column.set("this", exp.to_identifier(respelt.pop()))
-            elif owners or unique_on is None or (undefined and len(sources) != 1):
+            elif owners or unique_on is None or (undefined and len(set(alias_tables.values())) != 1):
                 continue
             else:
-                # p.nameFirst with no p in the query (FROM AwardsPlayers a1 alone): the lookup table
-                # joined as p to the one table there is.
+                # p.nameFirst with no p in the query (FROM AwardsPlayers a1, alone or joined to
+                # itself): the lookup table joined as p to the one table there is.
                 anchor = next(iter(sources)) if undefined or not qualifier else qualifier
                 if len(sources) != 1 and not qualifier:
                     anchor = ""
@@ -104,7 +104,9 @@ def fix_unknown_columns(
                     continue
         after = column.sql(dialect=dialect)
         if after == before:  # the undefined alias now names a joined lookup table: say which
-            after += next((f" (joined {t} AS {a})" for (_, t), a in added.items() if a == column.table.lower()), "")
+            proper = {t.lower(): t for t in columns}
+            after += next((f" (joined {proper.get(t, t)} AS {a})" for (_, t), a in added.items()
+                           if a == column.table.lower()), "")
         fixes.append(ColumnFix(before=before, after=after))
     if not fixes:
         return FixedColumns(sql=sql)

@@ -174,7 +174,13 @@ def test_a_lookup_table_is_joined_under_the_alias_the_query_used(lahman):
                                 unique_on=lahman.unique_on)
     assert fixed.sql == ("SELECT DISTINCT p.nameFirst, p.nameLast FROM AwardsPlayers AS a1 JOIN People AS p "
                          "ON a1.playerID = p.playerID WHERE a1.awardID = 'Most Valuable Player'")
-    assert fixed.detail().startswith("p.nameFirst -> p.nameFirst (joined people AS p)")
+    assert fixed.detail().startswith("p.nameFirst -> p.nameFirst (joined People AS p)")
+    # The same with the table joined to itself (back-to-back awards).
+    sql = ("SELECT p.nameLast FROM AwardsPlayers AS a1 JOIN AwardsPlayers AS a2 ON a1.playerID = a2.playerID "
+           "WHERE a1.yearID = a2.yearID - 1")
+    fixed = fix_unknown_columns(sql, lahman.schema.table_columns(), joins=lahman.schema.joins,
+                                unique_on=lahman.unique_on)
+    assert "JOIN People AS p ON a1.playerID = p.playerID" in fixed.sql and lahman.policy.check(fixed.sql).allowed
     # Teams has no join path to People: nothing to join, the model is asked.
     sql = "SELECT COUNT(*) FROM Teams WHERE WSWin = 'Y' AND p.playerID = 'jeterde01'"
     assert fix_unknown_columns(sql, lahman.schema.table_columns(), joins=lahman.schema.joins,
