@@ -132,18 +132,21 @@ class Agent:
     def _invalid(self, question: str) -> str | None:
         return question_problem(question, self.settings.limits.max_question_chars)
 
-    def ask(self, question: str, thread_id: str | None = None, user: str | None = None) -> AskResult:
+    def ask(self, question: str, thread_id: str | None = None, user: str | None = None,
+            tags: dict[str, str] | None = None) -> AskResult:
+        """`tags`: trace tags, written with the trace itself (the server's db and role)."""
         thread_id = thread_id or uuid.uuid4().hex
         with mlflow.start_span(name="sqlagent.ask", span_type=SpanType.AGENT) as root:
             root.set_inputs({"question": question, "thread_id": thread_id})
-            self._identify(thread_id, user)
+            self._identify(thread_id, user, tags)
             result = self._run(question, thread_id)
             trace_id = self._close_root(root, result, thread_id)
         result.trace_id = trace_id
         self._keep_prompt_cache(result)
         return result
 
-    def ask_stream(self, question: str, thread_id: str | None = None, user: str | None = None) -> Iterator[StreamEvent]:
+    def ask_stream(self, question: str, thread_id: str | None = None, user: str | None = None,
+                   tags: dict[str, str] | None = None) -> Iterator[StreamEvent]:
         """Like `ask`, in the same `sqlagent.ask` root span (so the same trace), but yielding one
         `("node", NodeRun)` event per node as it finishes, then `("result", AskResult)`.
 
@@ -152,22 +155,24 @@ class Agent:
         thread_id = thread_id or uuid.uuid4().hex
         with mlflow.start_span(name="sqlagent.ask", span_type=SpanType.AGENT) as root:
             root.set_inputs({"question": question, "thread_id": thread_id})
-            self._identify(thread_id, user)
+            self._identify(thread_id, user, tags)
             result = yield from self._run_stream(question, thread_id)
             trace_id = self._close_root(root, result, thread_id)
         result.trace_id = trace_id
         self._keep_prompt_cache(result)
         yield "result", result
 
-    def _identify(self, thread_id: str, user: str | None) -> None:
+    def _identify(self, thread_id: str, user: str | None, tags: dict[str, str] | None = None) -> None:
         """Who asked, on which conversation, as MLflow's own trace metadata (`mlflow.trace.user`,
-        `mlflow.trace.session`): the MLflow UI groups traces by them. Set inside the root span."""
+        `mlflow.trace.session`): the MLflow UI groups traces by them. Set inside the root span, and
+        so are the caller's tags: they reach the store with the trace or not at all, never a trace
+        without them (a tag set afterwards fails on its own when the store is down)."""
         if not self.tracing or mlflow.get_current_active_span() is None:
             return
         metadata = {TraceMetadataKey.TRACE_SESSION: thread_id}
         if user:
             metadata[TraceMetadataKey.TRACE_USER] = user
-        mlflow.update_current_trace(metadata=metadata)
+        mlflow.update_current_trace(metadata=metadata, tags=tags or None)
 
     def _close_root(self, root: Any, result: AskResult, thread_id: str) -> str | None:
         root.set_outputs(result.model_dump(exclude={"rows", "nodes"}))

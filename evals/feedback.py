@@ -27,11 +27,33 @@ class TraceNotFound(LookupError):
     pass
 
 
+class StoreUnavailable(RuntimeError):
+    """The tracking store cannot be read or written right now (unwritable, locked, moved): retry later."""
+
+
+# MLflow's sqlalchemy store turns every sqlite OperationalError (read-only file, cannot open the
+# database or its journal, locked past the busy timeout) into this code.
+_UNAVAILABLE = "TEMPORARILY_UNAVAILABLE"
+
+
+def store_problem(exc: MlflowException, doing: str) -> StoreUnavailable | None:
+    if exc.error_code != _UNAVAILABLE:
+        return None
+    cause = " ".join(str(exc.__cause__ or exc).split())
+    cause = cause if len(cause) <= 200 else cause[:199] + "…"
+    return StoreUnavailable(f"The tracking store cannot {doing} right now ({cause}); retry in a few seconds.")
+
+
 def get_trace(trace_id: str):
-    """The trace, or TraceNotFound (an unknown or malformed id, or a trace of another program)."""
+    """The trace; TraceNotFound for an unknown or malformed id or a trace of another program, and
+    StoreUnavailable when the store cannot be read (mlflow.get_trace says None to both: a client
+    told "no such trace" would never retry)."""
     try:
-        trace = mlflow.get_trace(trace_id)
-    except MlflowException:
+        trace = mlflow.MlflowClient().get_trace(trace_id)
+    except MlflowException as exc:
+        problem = store_problem(exc, "be read")
+        if problem is not None:
+            raise problem from exc
         trace = None
     if trace is None:
         raise TraceNotFound(f"No trace {trace_id!r} in the tracking store.")
@@ -53,7 +75,20 @@ def log_feedback(
     rubric_reason: str | None = None,
     corrected_sql: str | None = None,
 ) -> list[str]:
-    """Log the human assessments on the trace; returns their ids."""
+    """Log the human assessments on the trace; returns their ids. StoreUnavailable when the store
+    refuses a write (the assessments this call logged before it stay)."""
+    try:
+        return _log_feedback(trace_id, value, user=user, comment=comment, rubric=rubric, rubric_reason=rubric_reason,
+                             corrected_sql=corrected_sql)
+    except MlflowException as exc:
+        problem = store_problem(exc, "record the feedback")
+        if problem is not None:
+            raise problem from exc
+        raise
+
+
+def _log_feedback(trace_id: str, value: bool, *, user: str, comment: str | None, rubric: str | None,
+                  rubric_reason: str | None, corrected_sql: str | None) -> list[str]:
     source = AssessmentSource(source_type="HUMAN", source_id=user)
     metadata = {"rubric": rubric} if rubric else None
     ids = [mlflow.log_feedback(trace_id=trace_id, name=CORRECTNESS, value=bool(value), rationale=comment or None,

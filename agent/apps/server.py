@@ -15,6 +15,8 @@ Who may do what (agent/apps/auth.py): with `server.auth` on, every /api route bu
 with the token's role; feedback needs `feedback` and is recorded under the token's user; the review
 queue, promotion and other users' traces need `review`. Questions are limited per user
 (agent/apps/limits.py: 429 with Retry-After). Without auth (loopback only) everything is allowed.
+While the tracking store cannot be read or written, the routes that need it are 503 with
+Retry-After (a question is still answered: its trace tags travel inside the trace).
 
 Concurrency: the embedded llama.cpp model has one slot, and a trace's root span is only the current
 span on the thread that opened it. So every agent job (creating an Agent, `ask`, a whole
@@ -25,6 +27,7 @@ the corrected-SQL sandbox run) runs concurrently on the request threads.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import os
@@ -35,11 +38,12 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
-import mlflow
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, StreamingResponse
 from fastapi.staticfiles import StaticFiles
+from mlflow.exceptions import MlflowException
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from agent.apps.auth import Auth, Principal, check_bind, role_for, scoped_thread, unscoped_thread
@@ -64,6 +68,7 @@ log = logging.getLogger(__name__)
 
 WEB_DIR = Path(__file__).resolve().parent / "web"
 DEFAULT_GOLDEN = "evals/golden.jsonl"
+STORE_RETRY_S = 2  # Retry-After of a 503 while the tracking store cannot be read or written
 
 AgentFactory = Callable[[Settings, str | None, str | None], Any]
 
@@ -103,12 +108,11 @@ class AgentUnavailable(RuntimeError):
     pass
 
 
-def _tag(trace_id: str | None, db: str | None, role: str | None) -> None:
-    if not trace_id:
-        return
-    for key, value in ((feedback.DB_TAG, db), (feedback.ROLE_TAG, role)):
-        if value:
-            mlflow.set_trace_tag(trace_id, key, value)
+def _tags(db: str | None, role: str | None) -> dict[str, str]:
+    """The trace tags of a question: which database and role it ran with (review_api reads them to
+    decide who sees its rows). Written inside the trace: a tag set after the answer was lost, and
+    the answer was a 500, when the store refused that one write."""
+    return {key: value for key, value in ((feedback.DB_TAG, db), (feedback.ROLE_TAG, role)) if value}
 
 
 def _check_db(db: str | None) -> str | None:
@@ -191,6 +195,22 @@ def create_app(
             detail = BAD_BODY
         return SafeJSONResponse({"detail": detail}, status_code=exc.status_code, headers=exc.headers)
 
+    @app.exception_handler(feedback.StoreUnavailable)
+    async def _store_down(request: Request, exc: feedback.StoreUnavailable):
+        # The store comes back (a full disk cleared, a lock released): say so, rather than a 500.
+        return SafeJSONResponse({"detail": str(exc)}, status_code=503, headers={"Retry-After": str(STORE_RETRY_S)})
+
+    @app.exception_handler(MlflowException)
+    async def _store_error(request: Request, exc: MlflowException):
+        # Any other route's store call (the review queue, a promotion's tag): the same 503 when the
+        # store is down; anything else is ours to fix, logged, and one line for the client.
+        problem = feedback.store_problem(exc, "be used")
+        if problem is not None:
+            return await _store_down(request, problem)
+        log.error("tracking store error on %s", request.url.path, exc_info=exc)
+        return SafeJSONResponse({"detail": f"Tracking store error: {' '.join(str(exc).split())[:300]}"},
+                                status_code=500)
+
     def admit(who: Principal, question: str) -> Callable[[], None]:
         """Refuse what cannot be asked before it takes a place in the queue; count it for `who`."""
         problem = question_problem(question, settings.limits.max_question_chars)
@@ -208,9 +228,9 @@ def create_app(
         future.add_done_callback(lambda _: release())  # the question's slot is free once the model is
         return future
 
-    def run_job(future: Future):
+    async def job_result(future: Future):
         try:
-            return future.result()
+            return await asyncio.wrap_future(future)
         except (ValueError, FileNotFoundError) as exc:  # an unknown role, a missing database
             raise HTTPException(422, f"{type(exc).__name__}: {exc}") from None
         except Exception as exc:
@@ -222,17 +242,22 @@ def create_app(
 
     # --- ask ------------------------------------------------------------------------------
 
-    @app.post("/api/ask")
-    def ask(body: AskIn, who: Principal = asker) -> dict[str, Any]:
+    def queue_ask(body: AskIn, who: Principal) -> Future:
         db, role = _check_db(body.db), _check_role(role_for(who, body.role), access_file)
         release = admit(who, body.question)
-        thread = scoped_thread(who, body.thread_id)
-        future = submit(db, role, lambda agent: agent.ask(body.question, thread_id=thread, user=who.name), release)
-        result = run_job(future)
-        # On this request thread, not the worker: the next question runs meanwhile. Once the answer
-        # is out, the trace is in the store, so feedback can be posted on it straight away.
-        traces.wait(result.trace_id)
-        _tag(result.trace_id, db, role)
+        thread, tags = scoped_thread(who, body.thread_id), _tags(db, role)
+        return submit(db, role, lambda agent: agent.ask(body.question, thread_id=thread, user=who.name, tags=tags),
+                      release)
+
+    # async: a queued question waits on the event loop, not on one of the 40 threads that serve every
+    # sync route. With 50 clients queued, a thread per waiting question left none for /api/health
+    # and feedback (the health probe timed out, answered clients waited for a thread to give feedback).
+    @app.post("/api/ask")
+    async def ask(body: AskIn, who: Principal = asker) -> dict[str, Any]:
+        result = await job_result(await run_in_threadpool(queue_ask, body, who))
+        # On a thread, not the worker: the next question runs meanwhile. Once the answer is out,
+        # the trace is in the store, so feedback can be posted on it straight away.
+        await run_in_threadpool(traces.wait, result.trace_id)
         return _user_facing(result, who)
 
     @app.get("/api/ask/stream")
@@ -251,7 +276,7 @@ def create_app(
 
         def job(agent):
             try:
-                for kind, obj in agent.ask_stream(question, thread, user=who.name):
+                for kind, obj in agent.ask_stream(question, thread, user=who.name, tags=_tags(db, role)):
                     events.put((kind, obj))
             finally:
                 events.put(done)
@@ -275,9 +300,8 @@ def create_app(
                         yield _sse("failure", {"error": f"{type(exc).__name__}: {exc}"})
                     return
                 kind, obj = item
-                if kind == "result":  # as in /api/ask: stored (and tagged) before the client sees it
+                if kind == "result":  # as in /api/ask: stored before the client sees it
                     traces.wait(obj.trace_id)
-                    _tag(obj.trace_id, db, role)
                     yield _sse(kind, _user_facing(obj, who))
                 else:
                     yield _sse(kind, obj.model_dump())
@@ -294,7 +318,7 @@ def create_app(
         return who.model_dump()
 
     @app.get("/api/health")
-    def health() -> dict[str, Any]:  # open: a load balancer's probe has no token
+    async def health() -> dict[str, Any]:  # open: a load balancer's probe has no token
         return {"status": "ok", "agents": len(pool.agents), "auth": gate.enabled}
 
     # --- pages ----------------------------------------------------------------------------

@@ -263,7 +263,7 @@ class BlockingAgent:
     def __init__(self, gate: threading.Event):
         self.gate = gate
 
-    def ask(self, question, thread_id=None, user=None):
+    def ask(self, question, thread_id=None, user=None, tags=None):
         self.gate.wait(10)
         return AskResult(question=question, status="ok", answer="ok", thread_id=thread_id)
 
