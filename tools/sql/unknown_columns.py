@@ -36,10 +36,7 @@ def where_unknown(tree: exp.Expression, name: str, columns: dict[str, dict[str, 
     cannot be placed (a CTE's columns, a name only the qualifier reported). `columns` and `tables` are
     the catalog keyed by lower-case names."""
     low = name.lower()
-    sources: dict[str, str] = {}  # alias (or table name) -> catalog table, lower-case
-    for table in tree.find_all(exp.Table):
-        if table.name.lower() in tables:
-            sources.setdefault(table.alias_or_name.lower(), table.name.lower())
+    sources = _sources(tree, tables)
     found: list[str] = []
     for column in tree.find_all(exp.Column):
         if column.name.lower() != low:
@@ -63,10 +60,7 @@ def replacement_tables(
     playerID = ...`: the table to read instead, not merely some table with a playerID (twenty have
     one). ('', []) when the reference cannot be placed. Catalog arguments as for `where_unknown`."""
     low = name.lower()
-    sources: dict[str, str] = {}
-    for table in tree.find_all(exp.Table):
-        if table.name.lower() in tables:
-            sources.setdefault(table.alias_or_name.lower(), table.name.lower())
+    sources = _sources(tree, tables)
     wrong = ""
     for column in tree.find_all(exp.Column):
         if column.name.lower() != low:
@@ -88,3 +82,12 @@ def replacement_tables(
     } | {low}  # fmt: skip
     fits = sorted(tables[t] for t, cols in columns.items() if t != wrong and read <= cols.keys())
     return tables[wrong], fits
+
+
+def _sources(tree: exp.Expression, tables: dict[str, str]) -> dict[str, str]:
+    """Alias (or table name) -> catalog table, lower-case, for every catalog table the query reads."""
+    sources: dict[str, str] = {}
+    for table in tree.find_all(exp.Table):
+        if table.name.lower() in tables:
+            sources.setdefault(table.alias_or_name.lower(), table.name.lower())
+    return sources

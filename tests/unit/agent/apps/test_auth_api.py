@@ -17,7 +17,7 @@ from fastapi.testclient import TestClient
 from agent.apps.server import create_app
 from agent.apps.users import UserStore
 from agent.service import Agent, AskResult
-from tests.fake_lm import fake_lm
+from tests.fake_lm import default_handlers, fake_lm
 from tests.tracking_store import temporary_tracking
 
 ROOT = next(p for p in Path(__file__).resolve().parents if (p / "pyproject.toml").is_file())
@@ -32,12 +32,8 @@ USER_KEY, SESSION_KEY = "mlflow.trace.user", "mlflow.trace.session"
 
 
 def handlers():
-    return {
-        "standalone_question": lambda i: {"standalone_question": i["follow_up"]},
-        "mentions": lambda i: {"mentions": []},
-        "sql": lambda i: {"sql": SALARY if "salary" in i.get("question", "") else RUTH},
-        "answer": lambda i: {"answer": "Babe Ruth hit 60."},
-    }
+    return {**default_handlers(lambda i: SALARY if "salary" in i.get("question", "") else RUTH),
+            "answer": lambda i: {"answer": "Babe Ruth hit 60."}}
 
 
 @pytest.fixture(scope="module")
