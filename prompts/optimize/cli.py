@@ -2,7 +2,7 @@
 
     sqlagent optimize [--module rewrite|generate|repair|answer|all] [--optimizer bootstrap|mipro|gepa|simba|labeled]
                       [--budget N] [--lm NAME] [--out DIR] [--demos N] [--limit N] [--force]
-                      [--no-test] [--no-register] [--no-progress] [--seed N] [--dataset FILE]
+                      [--[no-]test] [--score-train] [--no-register] [--no-progress] [--seed N] [--dataset FILE]
 
 Exit codes: 0 every chosen module was written (or scored no worse), 1 a module was refused by the
 dev-score guard or the run failed, 2 bad arguments.
@@ -33,7 +33,11 @@ def add_optimize_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentPar
     p.add_argument("--demos", type=int, default=2, help="demos per predictor (default 2)")
     p.add_argument("--limit", type=int, help="at most N examples per split (a quick run)")
     p.add_argument("--force", action="store_true", help="write the artifact even if its dev score is lower")
-    p.add_argument("--no-test", action="store_true", help="do not score the test split (saves LM calls)")
+    p.add_argument("--test", action=argparse.BooleanOptionalAction, default=False,
+                   help="also score the test split before and after (for the report only; default off: "
+                        "`make eval-ablation` compares test with and without the artifacts)")
+    p.add_argument("--score-train", action="store_true",
+                   help="also score the train split before and after (a report only; costs one LM call per item)")
     p.add_argument("--no-register", action="store_true", help="do not record versions in the MLflow Prompt Registry")
     p.add_argument("--no-progress", action="store_true")
     p.add_argument("--seed", type=int, default=0)
@@ -53,7 +57,7 @@ def cmd_optimize(args: argparse.Namespace) -> int:
     options = OptimizeOptions(
         module=args.module, optimizer=args.optimizer, budget=args.budget, lm=args.lm, out=args.out,
         dataset=args.dataset, cache_dir=args.cache_dir, demos=args.demos, limit=args.limit, force=args.force,
-        test=not args.no_test, register=not args.no_register, progress=not args.no_progress, seed=args.seed,
+        test=args.test, score_train=args.score_train, register=not args.no_register, progress=not args.no_progress, seed=args.seed,
     )
     try:
         reports = run_optimize(options)

@@ -5,6 +5,8 @@ corruptions, leakage exclusion, a tiny BootstrapFewShot run that writes an artif
 from __future__ import annotations
 
 import json
+import re
+from collections import Counter
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -248,7 +250,7 @@ def test_bootstrap_writes_artifact_that_loads(settings, golden, dataset_file, tm
     out = tmp_path / "compiled"
     options = OptimizeOptions(module="generate", optimizer="bootstrap", budget=4, out=str(out),
                               dataset=str(dataset_file), cache_dir=str(tmp_path / "cache"), register=False,
-                              progress=False)
+                              progress=False, test=True, score_train=True)
     [report] = run_optimize(options, ctx=ctx)
     assert report.counts == {"train": 4, "dev": 2, "test": 1}
     assert report.before["train"] == 0.75 and report.after["dev"] == 1.0 and report.written
@@ -285,6 +287,26 @@ def test_bootstrap_writes_artifact_that_loads(settings, golden, dataset_file, tm
     with pytest.warns(UserWarning, match="instruction of generate was edited"):
         assert load_compiled_modules({"generate": edited}, out, schema=ctx.db.schema) == []
     assert edited.generate.demos == []
+
+
+def test_defaults_score_dev_only(settings, golden, dataset_file, tmp_path):
+    """By default the optimizer's LM calls go to what decides: bootstrap's train tries and dev before
+    and after. Train and test scores are opt-in reports (`--score-train`, `--test`)."""
+    lm, engine = fake_lm(_handlers(golden, wrong={"teams-1990"}))
+    ctx = build_context(settings, {"default": lm})
+    options = OptimizeOptions(module="generate", optimizer="bootstrap", budget=4, out=str(tmp_path / "compiled"),
+                              dataset=str(dataset_file), cache_dir=str(tmp_path / "cache"), register=False,
+                              progress=False)
+    [report] = run_optimize(options, ctx=ctx)
+    assert report.counts == {"train": 4, "dev": 2, "test": 0}
+    assert report.before["train"] is None and report.before["test"] is None and report.before["dev"] == 1.0
+    assert report.after["dev"] == 1.0 and report.written
+    # The question as generate reads it, with each resolved name's annotation taken out again.
+    asked = Counter(re.sub(r" \([^)]*\)", "", inputs["question"]) for key, inputs in engine.calls if key == "sql")
+    questions = {s: [golden[i]["question"] for i in ids] for s, ids in (("train", TRAIN), ("dev", DEV), ("test", TEST))}
+    assert all(asked[q] == 2 for q in questions["dev"])  # before and after
+    assert not any(asked[q] for q in questions["test"])
+    assert all(asked[q] <= 1 for q in questions["train"])  # only bootstrap's own tries, never a train score
 
 
 def test_guard_refuses_worse_artifact(settings, golden, dataset_file, tmp_path, monkeypatch):
