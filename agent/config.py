@@ -8,6 +8,7 @@ config/sqlagent.yaml), then the defaults below.
 from __future__ import annotations
 
 import os
+from contextvars import ContextVar
 from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -25,6 +26,8 @@ if TYPE_CHECKING:
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG_FILE = PROJECT_ROOT / "config" / "sqlagent.yaml"
+# The YAML file of the settings being built now (`load_settings(config_file=...)`), else SQLAGENT_CONFIG.
+_config_file: ContextVar[Path | None] = ContextVar("sqlagent_config_file", default=None)
 
 
 def resolve_path(value: str | Path) -> Path:
@@ -112,6 +115,7 @@ class LimitSettings(Section):
     db_threads: int = 2
     max_repair_attempts: int = 2
     max_question_chars: int = 2000
+    approve_sql: bool = False  # pause before each query runs until a person approves it (agent/nodes/approve.py)
 
 
 class RetrievalSettings(Section):
@@ -237,7 +241,7 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        yaml_file = Path(os.environ.get("SQLAGENT_CONFIG", DEFAULT_CONFIG_FILE))
+        yaml_file = _config_file.get() or Path(os.environ.get("SQLAGENT_CONFIG", DEFAULT_CONFIG_FILE))
         if not yaml_file.exists():
             raise FileNotFoundError(
                 f"Configuration file {yaml_file} does not exist. Set SQLAGENT_CONFIG to a YAML file "
@@ -246,9 +250,15 @@ class Settings(BaseSettings):
         return (init_settings, env_settings, YamlConfigSettingsSource(settings_cls, yaml_file=yaml_file))
 
 
-def load_settings(**overrides: Any) -> Settings:
-    """Read the configuration afresh (tests and the CLI call this once, at the edge)."""
-    return Settings(**overrides)
+def load_settings(config_file: str | Path | None = None, **overrides: Any) -> Settings:
+    """Read the configuration afresh (tests and the CLI call this once, at the edge), from
+    `config_file` when given, else from SQLAGENT_CONFIG or config/sqlagent.yaml."""
+    token = _config_file.set(resolve_path(config_file)) if config_file else None
+    try:
+        return Settings(**overrides)
+    finally:
+        if token is not None:
+            _config_file.reset(token)
 
 
 @lru_cache(maxsize=1)

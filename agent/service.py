@@ -16,22 +16,20 @@ import mlflow
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
 from langgraph.checkpoint.sqlite import SqliteSaver
+from langgraph.types import Command
 from mlflow.entities import SpanType
 from mlflow.tracing.constant import TraceMetadataKey
 from pydantic import BaseModel, Field
 
 from agent.config import Settings
-from agent.context import AgentContext
 from agent.graph import build_graph
 from agent.lm import prompt_cache
 from agent.nodes.instrument import NodeFailure
 from agent.question_check import question_problem
+from agent.runtime import build_lms, open_context
 from agent.state import AgentState, ErrorKind, NodeRun, Status, turn_input
-from agent.steps import LM_STEPS
 from agent.tracing import checkpoint_path, setup_tracing
 from prompts.generate import question_text
-from tools.builtin import registry
-from tools.sql.database import open_database
 from tools.sql.entities import EntityMapping
 
 CHECKPOINT_TYPES = [
@@ -66,17 +64,6 @@ class AskResult(BaseModel):
 StreamEvent = tuple[Literal["node", "result"], "NodeRun | AskResult"]
 
 
-def build_lms(settings: Settings) -> dict[str, dspy.LM]:
-    """One LM per distinct configuration: nodes that share settings share the LM (and the server)."""
-    from agent.lm.embedded import build_lm
-
-    lms: dict[str, dspy.LM] = {"default": build_lm(settings.lm, settings.embedded)}
-    for name in LM_STEPS:
-        if name in settings.lm.nodes:
-            lms[name] = build_lm(settings.lm.for_node(name), settings.embedded)
-    return lms
-
-
 def _embedded_servers() -> list[Any]:
     from agent.lm.embedded import running_servers
 
@@ -105,8 +92,7 @@ class Agent:
     ):
         self.settings = settings
         self.tracing = setup_tracing(settings)
-        db = open_database(settings.database_config(db_path), role)
-        self.context = AgentContext(settings=settings, db=db, tools=registry(), lms=lms or build_lms(settings))
+        self.context = open_context(settings, str(db_path) if db_path else None, role, lms or build_lms(settings))
         # Thread state holds our pydantic models: allow exactly those when reading checkpoints back.
         serde = JsonPlusSerializer(allowed_msgpack_modules=CHECKPOINT_TYPES)
         if persistent_threads:
@@ -211,10 +197,17 @@ class Agent:
         config = self._thread_config(thread_id)
         before = len(self.graph.get_state(config).values.get("nodes", []) or [])
         try:
-            final = self.graph.invoke(turn_input(question), config=config, context=self.context)
+            self.graph.invoke(self._input(question, config), config=config, context=self.context)
         except Exception as exc:  # the LM server down, a bug in a node: report it, never a traceback
             return self._failed(question, thread_id, config, before, exc)
-        return self._result(question, thread_id, final, before)
+        return self._result(question, thread_id, config, before)
+
+    def _input(self, question: str, config: dict) -> dict[str, Any] | Command:
+        """A new turn, or, on a thread paused at an `interrupt()` (a clarifying question, SQL awaiting
+        approval), the reply that resumes it: the paused node decides what the reply means."""
+        if self.graph.get_state(config).interrupts:
+            return Command(resume=question)
+        return turn_input(question)
 
     def _run_stream(self, question: str, thread_id: str) -> Generator[StreamEvent, None, AskResult]:
         bad = self._bad_input(question, thread_id)
@@ -225,7 +218,7 @@ class Agent:
         sent = 0
         try:
             for update in self.graph.stream(
-                turn_input(question), config=config, context=self.context, stream_mode="updates"
+                self._input(question, config), config=config, context=self.context, stream_mode="updates"
             ):
                 for values in update.values():
                     for run in (values.get("nodes") if isinstance(values, dict) else None) or []:
@@ -236,10 +229,15 @@ class Agent:
             for run in result.nodes[sent:]:
                 yield "node", run
             return result
-        return self._result(question, thread_id, self.graph.get_state(config).values, before)
+        return self._result(question, thread_id, config, before)
 
-    def _result(self, question: str, thread_id: str, final: dict[str, Any], before: int) -> AskResult:
-        state = AgentState.model_validate(final)
+    def _result(self, question: str, thread_id: str, config: dict, before: int) -> AskResult:
+        snapshot = self.graph.get_state(config)
+        state = AgentState.model_validate(snapshot.values)
+        paused = [i.value for i in snapshot.interrupts if isinstance(i.value, dict)]
+        if paused:  # the run waits for a reply: say what it asks, in the status and the answer
+            state.status = "approve" if paused[0].get("kind") == "approve_sql" else "clarify"
+            state.answer = str(paused[0].get("message") or "")
         # What generate read: the standalone question with its resolved names annotated.
         rewritten = question_text(state.standalone_question, state.mappings) if state.standalone_question else None
         return AskResult(

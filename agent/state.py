@@ -18,10 +18,12 @@ from tools.sql.guard import GuardCode
 from tools.sql.policy import PolicyCode
 from tools.sql.sandbox import SandboxKind
 
-Status = Literal["running", "ok", "clarify", "refused", "error"]
+# "clarify" and "approve": the run is paused at an `interrupt()` (a clarifying question, the SQL
+# waiting for a person's approval) and resumes with the reply on the same thread.
+Status = Literal["running", "ok", "clarify", "approve", "refused", "error"]
 # Why a turn did not end in rows: the guard's, the policy's or the sandbox's code, an empty result
 # (answered, or sent to repair), or a failure of our own. The graph routes on these.
-ErrorKind = Literal[GuardCode, PolicyCode, SandboxKind, "empty_result", "internal"]
+ErrorKind = Literal[GuardCode, PolicyCode, SandboxKind, "empty_result", "not_approved", "internal"]
 
 
 class NodeRun(BaseModel):
@@ -67,6 +69,7 @@ class AgentState(BaseModel):
     examples: list[Example] = Field(default_factory=list)
     # Generate, safety, execute, repair.
     sql: str | None = None
+    approved: bool = False  # a person approved this SQL (limits.approve_sql); a repair asks again
     attempts: int = 0
     repairs: int = 0
     error: str | None = None

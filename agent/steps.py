@@ -27,9 +27,11 @@ class Step:
 STEPS: tuple[Step, ...] = (
     Step("guard", summary="refuses injection, writes and out-of-database requests"),
     Step("rewrite", Rewrite, "standalone question; mentions resolved to database values"),
+    Step("clarify", summary="asks which entity was meant (interrupt) and reads the reply"),
     Step("retrieve", summary="linked schema, value hints, worked examples"),
     Step("generate", Generate, "one SQL query"),
     Step("safety", summary="the static SQL policy"),
+    Step("approve", summary="a person approves the SQL before it runs (limits.approve_sql; interrupt)"),
     Step("execute", summary="the read-only sandbox"),
     Step("repair", Repair, "a failed query fixed from its error"),
     Step("answer", Answer, "a short answer grounded in the rows"),

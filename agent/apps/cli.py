@@ -68,7 +68,7 @@ def cmd_ask(args: argparse.Namespace) -> int:
         print(f"[{result.status}] {result.answer or result.error}")
         print(f"\nthread {result.thread_id}  trace {result.trace_id}")
         print(timeline([n.model_dump() for n in result.nodes]))
-    return EXIT_OK if result.status in ("ok", "clarify") else EXIT_FAIL
+    return EXIT_OK if result.status in ("ok", "clarify", "approve") else EXIT_FAIL  # the last two wait for a reply
 
 
 def cmd_sql(args: argparse.Namespace) -> int:
@@ -193,7 +193,8 @@ def build_parser() -> argparse.ArgumentParser:
     ask = sub.add_parser("ask", help="answer a question with the agent graph")
     ask.add_argument("question")
     ask.add_argument("--db", help="a DuckDB file (default: database.path from the config)")
-    ask.add_argument("--thread", help="continue a conversation (follow-ups, clarifications)")
+    ask.add_argument("--thread", help="continue a conversation: a follow-up, or the reply to a clarifying question "
+                     "or to a query awaiting approval (limits.approve_sql)")
     ask.add_argument("--role", help="access role from config/access.yaml")
     ask.add_argument("--lm", help="override lm.model, e.g. embedded/qwen2.5-coder-0.5b or openai/gpt-4o-mini")
     ask.add_argument("--json", action="store_true", help="print one JSON object")

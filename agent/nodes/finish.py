@@ -1,4 +1,4 @@
-"""Finish: close a turn that ends without an answer (clarify, refusal, error) with a readable message."""
+"""Finish: close a turn that ends without an answer (a refusal, an error) with a readable message."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from agent.state import AgentState
 
 @node("finish")
 def finish(state: AgentState, ctx: AgentContext) -> dict:
-    if state.status == "clarify":
-        return {"answer": state.clarification, "_detail": "clarify"}
+    if state.error_kind == "not_approved":
+        return {"answer": state.error, "_detail": "not approved"}
     if state.status == "refused":
         return {"answer": f"I can't run that: {state.error}", "_detail": state.error_kind or "refused"}
     attempts = ctx.settings.limits.max_repair_attempts

@@ -4,16 +4,20 @@ from __future__ import annotations
 
 from agent.context import AgentContext
 from agent.nodes.instrument import node
-from agent.state import AgentState
+from agent.state import AgentState, turn_input
 from tools.sql.guard import check_question
 
 
 @node("guard")
 def guard(state: AgentState, ctx: AgentContext) -> dict:
     decision = check_question(state.question)
+    # Every turn starts clean, whoever started it: a LangGraph API client sends only {"question": ...},
+    # and on a thread the last turn's SQL, rows and status would otherwise carry over.
+    fresh = turn_input(state.question)
     if decision.allowed:
-        return {"_detail": "allowed"}
+        return {**fresh, "_detail": "allowed"}
     return {
+        **fresh,
         "status": "refused",
         "error": decision.reason,
         "error_kind": decision.code,

@@ -21,10 +21,12 @@ from typing import Any
 
 import dspy
 import mlflow
+from langgraph.errors import GraphBubbleUp
 from langgraph.runtime import Runtime
 from mlflow.entities import SpanType
 
 from agent.context import AgentContext
+from agent.runtime import agent_context
 from agent.state import AgentState, NodeRun
 from agent.steps import step
 
@@ -83,13 +85,15 @@ def token_counts(usage_by_lm: Mapping[str, Mapping[str, Any]]) -> TokenCounts:
     return sum((usage_counts(u or {}) for u in usage_by_lm.values()), TokenCounts())
 
 
-def node(name: str) -> Callable[[NodeFn], Callable[[AgentState, Runtime[AgentContext]], dict]]:
+def node(name: str) -> Callable[[NodeFn], Callable[[AgentState, Runtime[Any]], dict]]:
     """Wrap a step function as the graph node `name`; agent/steps.py says whether it is an LM step."""
     lm = step(name).module is not None
-    def wrap(fn: NodeFn) -> Callable[[AgentState, Runtime[AgentContext]], dict]:
-        def run(state: AgentState, runtime: Runtime[AgentContext]) -> dict[str, Any]:
-            ctx = runtime.context
+
+    def wrap(fn: NodeFn) -> Callable[[AgentState, Runtime[Any]], dict]:
+        def run(state: AgentState, runtime: Runtime[Any]) -> dict[str, Any]:
+            ctx = agent_context(runtime.context)
             start = time.perf_counter()
+            paused: GraphBubbleUp | None = None
             with mlflow.start_span(name=f"node.{name}", span_type=SpanType.CHAIN) as span:
                 span.set_inputs({"question": state.question, "sql": state.sql, "attempts": state.attempts})
                 try:
@@ -100,14 +104,22 @@ def node(name: str) -> Callable[[NodeFn], Callable[[AgentState, Runtime[AgentCon
                     else:
                         update = fn(state, ctx)
                         tokens = TokenCounts()
+                except GraphBubbleUp as pause:
+                    # interrupt(): the run stops here for a person's reply and re-runs this node on
+                    # resume. Not a failure: the span ends cleanly and says so.
+                    paused = pause
+                    span.set_attributes({"sqlagent.node": name, "sqlagent.interrupted": True})
                 except Exception as exc:  # the span records the exception; the caller learns which node
                     raise NodeFailure(name, (time.perf_counter() - start) * 1000, exc) from exc
-                duration = (time.perf_counter() - start) * 1000
-                span.set_outputs({k: v for k, v in update.items() if k != "nodes"})
-                span.set_attributes({"sqlagent.node": name, "sqlagent.tokens": tokens.total,
-                                     "sqlagent.tokens_read": tokens.read, "sqlagent.tokens_cached": tokens.cached,
-                                     "sqlagent.tokens_written": tokens.written,
-                                     "sqlagent.duration_ms": round(duration, 1)})
+                else:
+                    duration = (time.perf_counter() - start) * 1000
+                    span.set_outputs({k: v for k, v in update.items() if k != "nodes"})
+                    span.set_attributes({"sqlagent.node": name, "sqlagent.tokens": tokens.total,
+                                         "sqlagent.tokens_read": tokens.read, "sqlagent.tokens_cached": tokens.cached,
+                                         "sqlagent.tokens_written": tokens.written,
+                                         "sqlagent.duration_ms": round(duration, 1)})
+            if paused is not None:
+                raise paused
             detail = str(update.pop("_detail", ""))
             update["nodes"] = [NodeRun(name=name, duration_ms=round(duration, 1), tokens=tokens.total,
                                        tokens_read=tokens.read, tokens_cached=tokens.cached,

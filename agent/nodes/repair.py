@@ -120,7 +120,7 @@ def repair(state: AgentState, ctx: AgentContext) -> dict:
     if fixed is not None:
         sql, what = fixed
         refined = ctx.refine(sql, state.standalone_question, state.mappings, state.examples)
-        return {"sql": refined.sql, "repairs": state.repairs + 1, "attempts": state.attempts + 1,
+        return {"sql": refined.sql, "repairs": state.repairs + 1, "attempts": state.attempts + 1, "approved": False,
                 "_detail": "\n".join([sql, f"fixed without the LM: {what}", *refined.notes])}
     error = state.error or ""
     hint = ""
@@ -134,4 +134,4 @@ def repair(state: AgentState, ctx: AgentContext) -> dict:
     pred = ctx.module("repair")(**inputs)
     refined = ctx.refine(pred.sql, state.standalone_question, state.mappings, state.examples)
     detail = "\n".join([pred.sql, *refined.notes])
-    return {"sql": refined.sql, "repairs": state.repairs + 1, "attempts": state.attempts + 1, "_detail": detail}
+    return {"sql": refined.sql, "repairs": state.repairs + 1, "attempts": state.attempts + 1, "approved": False, "_detail": detail}

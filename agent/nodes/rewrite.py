@@ -13,7 +13,6 @@ from tools.sql.entities import (
     Ambiguity,
     EntityMapping,
     capitalised_spans,
-    choose_candidate,
     quoted_spans,
     resolve,
     years_in,
@@ -88,22 +87,6 @@ def resolve_question(
 
 @node("rewrite")
 def rewrite(state: AgentState, ctx: AgentContext) -> dict:
-    pending = state.pending_clarification
-    if pending is not None:
-        choice = choose_candidate(state.question, pending.ambiguity)
-        if choice is not None:
-            chosen = resolve(pending.ambiguity.mention, [choice], None, ctx.db.centrality)
-            assert isinstance(chosen, EntityMapping)
-            chosen.method = "clarified"
-            mappings = [*pending.resolved, chosen]
-            return {
-                "standalone_question": pending.question,
-                "mappings": mappings,
-                "pending_clarification": None,
-                "_detail": f"clarified {chosen.mention} -> {chosen.hint()}",
-            }
-        # Not an answer to the pending question: treat it as a new question.
-
     previous = state.history[-1].standalone_question if state.history else None
     find_mentions = ctx.settings.rewrite.mentions == "lm"
     pred = ctx.module("rewrite")(question=state.question, previous_question=previous, find_mentions=find_mentions)

@@ -304,15 +304,15 @@ def test_clarify_then_answer_on_same_thread(settings, reply):
 
     first = agent.ask("How many home runs did Ken Griffey hit?", thread_id=thread)
     assert first.status == "clarify"
-    assert names(first) == ["guard", "rewrite", "finish"]
+    assert names(first) == ["guard", "rewrite"]  # then paused inside clarify, at its interrupt()
     assert first.sql is None and first.rows == []
     assert "griffke01" in first.answer and "griffke02" in first.answer
     assert "1)" in first.answer and "2)" in first.answer
     assert calls_of(engine, "sql") == []
 
-    second = agent.ask(reply, thread_id=thread)
+    second = agent.ask(reply, thread_id=thread)  # resumes the paused run with the reply
     assert second.status == "ok", second.error
-    assert names(second) == HAPPY
+    assert names(second) == ["clarify", *HAPPY[2:]]
     (mapping,) = second.mappings
     assert (mapping.column, mapping.value, mapping.method) == ("playerID", "griffke02", "clarified")
     assert "griffke02" in second.rewritten_question
@@ -336,6 +336,7 @@ def test_clarify_reply_that_is_not_an_answer_is_a_new_question(settings):
     assert result.status == "ok", result.error
     assert result.rows == [[26]]
     assert result.mappings == []
+    assert names(result) == ["clarify", *HAPPY]  # the reply started a turn of its own, guard first
 
 
 # --- follow-up on a thread ---------------------------------------------------------------------

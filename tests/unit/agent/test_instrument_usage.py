@@ -109,7 +109,7 @@ def test_a_node_without_lm_has_no_tokens():
     def fn(state, ctx):
         return {}
 
-    (run,) = node("safety")(fn)(AgentState(question="q"), SimpleNamespace(context=None))["nodes"]
+    (run,) = node("safety")(fn)(AgentState(question="q"), SimpleNamespace(context=SimpleNamespace()))["nodes"]
     assert (run.tokens, run.tokens_read, run.tokens_cached, run.tokens_written) == (0, 0, 0, 0)
 
 

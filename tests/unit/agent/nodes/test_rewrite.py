@@ -79,13 +79,22 @@ def test_follow_up_reads_the_previous_standalone_question(settings, db):
     assert update["standalone_question"] == "Who won the NL MVP in 2001?"
 
 
-def test_an_ambiguous_name_asks_and_the_reply_resolves_it(settings, db):
+def test_an_ambiguous_name_asks_and_the_reply_resolves_it(settings, db, monkeypatch):
     ctx, _ = _context(settings, db, ["Ken Griffey"])
     asked = run(ctx, AgentState(question="How many home runs did Ken Griffey hit?"))
     assert asked["status"] == "clarify" and "griffke02" in asked["clarification"]
     pending = asked["pending_clarification"]
     assert isinstance(pending, PendingClarification)
-    answered = run(ctx, AgentState(question="the one from 2005", pending_clarification=pending))
+    # The clarify node reads the reply from interrupt(), which returns it when the run resumes
+    # (the graph-level pause and resume: tests/unit/agent/test_interrupts.py).
+    from agent.nodes import clarify
+
+    shown = []
+    monkeypatch.setattr(clarify, "interrupt", lambda payload: shown.append(payload) or "the one from 2005")
+    paused = AgentState(question="How many home runs did Ken Griffey hit?", status="clarify",
+                        clarification=asked["clarification"], pending_clarification=pending)
+    answered = clarify.clarify.step(paused, ctx)
+    assert shown[0]["kind"] == "clarify" and shown[0]["message"] == asked["clarification"]
     assert pairs(answered) == [("Ken Griffey", "playerID", "griffke02")]
     assert answered["mappings"][0].method == "clarified" and answered["pending_clarification"] is None
     assert answered["standalone_question"] == "How many home runs did Ken Griffey hit?"
