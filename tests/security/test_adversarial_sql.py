@@ -198,7 +198,11 @@ def _run(sandbox: Sandbox, sql: str) -> tuple[str, str, float]:
             if message.startswith(("Parser Error:", "Catalog Error:", "Binder Error:")):
                 return "invalid", message, elapsed
         return error.kind, message, elapsed
-    return ("rows" if result.row_count else "no_rows"), f"{result.row_count} rows", time.perf_counter() - start
+    return (
+        ("rows" if result.row_count else "no_rows"),
+        f"{result.row_count} rows",
+        time.perf_counter() - start,
+    )
 
 
 def _dangerous_nodes(sql: str) -> list[str]:
@@ -224,6 +228,64 @@ def test_case(env: dict, category: str, sql: str, policy: str, sandbox: str) -> 
     assert elapsed < TIMEOUT_S + SLACK_S, f"took {elapsed:.2f} s"
     OUTCOMES[f"policy:{decision.code or 'allowed'}/sandbox:{outcome}"] += 1
     _assert_intact(env)
+
+
+# The same cases in the other dialects, policy only (their engines' sandboxes are tested against real
+# servers in tests/integration). A refused case is sent as written and must be refused with the same
+# code, except where the text is not SQL of that dialect at all (a parse error refuses it too). An
+# allowed case is transpiled from DuckDB first, as the golden set is, and must stay allowed, except
+# where sqlglot's transpilation has no equivalent of DuckDB's range() in FROM.
+OTHER_DIALECTS = ["postgres", "spark", "databricks", "snowflake"]
+FOREIGN_SYNTAX = {  # sql -> the dialects that cannot parse it: refused as parse_error there
+    "SELECT nameLast FROM People;\nATTACH 'evil.duckdb'": set(OTHER_DIALECTS),  # no ATTACH statement
+    "SELECT * FROM glob('/*')": set(OTHER_DIALECTS),  # GLOB is an operator, not a function, elsewhere
+    "ATTACH 'evil.duckdb' AS evil": set(OTHER_DIALECTS),
+    "WITH d AS (DELETE FROM People RETURNING *) SELECT * FROM d": {"snowflake"},  # no RETURNING
+}
+TRANSPILE_GAPS = {  # allowed DuckDB bombs whose transpilation is not a query of that dialect
+    ("spark", "SELECT count(*) FROM range(100000000000) a, range(10) b"),  # EXPLODE(SEQUENCE(..), _u(a))
+    ("databricks", "SELECT count(*) FROM range(100000000000) a, range(10) b"),
+    ("spark", "SELECT sum(x.generate_series) FROM generate_series(1, 100000000000) x"),
+    ("databricks", "SELECT sum(x.generate_series) FROM generate_series(1, 100000000000) x"),
+    (
+        "snowflake",
+        "SELECT count(*) FROM range(100000000000) a, range(10) b",
+    ),  # FROM ARRAY_GENERATE_RANGE(...)
+    ("snowflake", "SELECT sum(x.generate_series) FROM generate_series(1, 100000000000) x"),
+    ("snowflake", "SELECT length(repeat('x', 100000000)) AS n FROM range(100)"),
+}
+_CATALOG = Catalog(tables={"People": ["playerID", "nameFirst", "nameLast", "birthCity"],
+                           "Batting": ["playerID", "yearID", "2B"]})  # fmt: skip
+
+
+@pytest.fixture(scope="module", params=OTHER_DIALECTS)
+def dialect_policy(request: pytest.FixtureRequest) -> SqlPolicy:
+    return SqlPolicy(_CATALOG, limit_cap=100, dialect=request.param)
+
+
+@pytest.mark.parametrize(
+    ("category", "sql", "policy"), [c[:3] for c in CASES], ids=[f"{c}-{i}" for i, (c, *_) in enumerate(CASES)]
+)
+def test_case_in_every_dialect(dialect_policy: SqlPolicy, category: str, sql: str, policy: str) -> None:
+    dialect = dialect_policy.dialect
+    if policy != "allowed":
+        decision = dialect_policy.check(sql)
+        expected = "parse_error" if dialect in FOREIGN_SYNTAX.get(sql, set()) else policy
+        assert (decision.allowed, decision.code) == (False, expected), decision.reason or decision.sql
+        try:  # the attack as the dialect would write it, where sqlglot can write it
+            translated = ";\n".join(sqlglot.transpile(sql, read="duckdb", write=dialect))
+        except sqlglot.errors.SqlglotError:
+            return
+        assert not dialect_policy.check(translated).allowed, translated
+        return
+    translated = ";\n".join(sqlglot.transpile(sql, read="duckdb", write=dialect))
+    decision = dialect_policy.check(translated)
+    if (dialect, sql) in TRANSPILE_GAPS:
+        assert (decision.allowed, decision.code) == (False, "forbidden_function"), translated
+        return
+    assert decision.allowed, f"{translated}: {decision.reason}"
+    tree = sqlglot.parse_one(decision.sql, dialect=dialect)
+    assert not [n for n in tree.walk() if isinstance(n, FORBIDDEN_NODES)]
 
 
 def test_only_metadata_reads_rely_on_the_policy_alone() -> None:

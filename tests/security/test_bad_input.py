@@ -2,8 +2,9 @@
 
 Covered: empty / blank / too long / non-UTF-8 questions (service and CLI), every text argument of
 every CLI command (not UTF-8, a NUL byte, empty, too long: one `error:` line, exit 2, the command
-never starts), a missing or corrupt database file (CLI), and an LM that is down, slow or returns
-garbage (service, CLI, and the trace's node span in error). Every test runs under a SIGALRM watchdog (pytest-timeout is not installed).
+never starts), a missing or corrupt database file (CLI), an LM that is down, slow or returns
+garbage (service, CLI, and the trace's node span in error), and bad SQL text in every dialect's
+policy (one readable sentence, never an exception). Every test runs under a SIGALRM watchdog (pytest-timeout is not installed).
 
 Bounding a slow LM: `dspy.LM(..., timeout=s)` bounds the HTTP read for provider/OpenAI-compatible
 models (lm15's default read timeout is 600 s, and agent/lm/embedded.py's build_lm sets none). A custom
@@ -37,11 +38,13 @@ from agent.config import Settings, load_settings
 from agent.service import Agent
 from tests.fake_lm import ScriptedEngine, default_handlers, fake_lm
 from tests.tracking_store import temporary_tracking
+from tools.sql.policy import Catalog, SqlPolicy
 
 SQL = "SELECT nameFirst, nameLast FROM People WHERE playerID = 'ruthba01'"
 QUESTION = "Who hit the most home runs in 1927?"
 NON_UTF8 = b"\xff\xfe".decode("utf-8", "surrogateescape")  # what Python makes of undecodable argv bytes
 WATCHDOG_S = 30
+DIALECTS = ["duckdb", "postgres", "spark", "databricks", "snowflake"]
 
 
 @pytest.fixture(autouse=True)
@@ -369,9 +372,11 @@ def test_custom_engine_cannot_be_given_a_timeout():
         dspy.LM("fake/x", engine=ScriptedEngine({}), cache=False, timeout=1)
 
 
-def test_lm_garbage_sql_text_is_refused_not_run(settings):
+@pytest.mark.parametrize("dialect", DIALECTS)
+def test_lm_garbage_sql_text_is_refused_not_run(settings, dialect):
     # Prose in the sql field parses (sqlglot reads `lorem ipsum` as a column with an alias): the policy
-    # refuses it as a non-SELECT statement, terminally, and nothing runs.
+    # refuses it as a non-SELECT statement, terminally, and nothing runs. In every dialect's policy.
+    settings = settings.model_copy(update={"database": settings.database.model_copy(update={"dialect": dialect})})
     lm, engine = fake_lm(default_handlers("lorem ipsum"))
     result = Agent(settings, lms={"default": lm}, persistent_threads=False).ask(QUESTION)
     assert result.status == "refused" and result.error_kind == "not_read_only"
@@ -396,6 +401,56 @@ def test_lm_garbage_unparseable_cli(cli_env, capsys):
     assert code == 1
     assert "The generate step failed: AdapterParseError" in out.out
     assert "Traceback" not in out.err + out.out
+
+
+# --- bad SQL text, in every dialect's policy -------------------------------------------------------
+
+BAD_SQL = [
+    ("empty", "", "empty"),
+    ("semicolons", " ;; ; ", "empty"),
+    ("comment-only", "-- nothing /* here */", "empty"),
+    ("nul", "SELECT 1\x00", "invisible_character"),
+    ("escape-char", "SELECT nameFirst\x1b[31m FROM People", "invisible_character"),
+    ("bidi", "SELECT nameFirst FROM People -- \u202e", "invisible_character"),
+    ("lone-surrogate", "SELECT '\ud800' AS x, nameFirst\ud800 FROM People", "invisible_character"),
+    ("unterminated-string", "SELECT 'abc FROM People", "parse_error"),
+    ("unterminated-comment", "SELECT 1 /* forever", None),  # some dialects end the comment at the text's end
+    ("unbalanced", "SELECT ((((1 FROM People", "parse_error"),
+    ("deep-nesting", "SELECT " + "(" * 2000 + "1" + ")" * 2000, None),  # refused or allowed, never an exception
+    ("prose", "lorem ipsum", "not_read_only"),
+    ("binary", "\x89PNG\r\n\x1a\n\x00\x00", "invisible_character"),
+    ("huge", "SELECT " + ", ".join(["1"] * 5000), None),
+]
+
+
+@pytest.mark.parametrize("dialect", DIALECTS)
+@pytest.mark.parametrize(("sql", "code"), [(s, c) for _, s, c in BAD_SQL], ids=[i for i, _, _ in BAD_SQL])
+def test_bad_sql_text_gets_one_readable_sentence(sql, code, dialect):
+    policy = SqlPolicy(Catalog(tables={"People": ["playerID", "nameFirst"]}), limit_cap=100, dialect=dialect)
+    decision = policy.check(sql)
+    if code is not None:
+        assert (decision.allowed, decision.code) == (False, code), decision.reason or decision.sql
+    if not decision.allowed:
+        reason = decision.reason or ""
+        assert reason and "\n" not in reason and len(reason) <= 500, reason
+        assert "Traceback" not in reason and decision.sql == ""
+
+
+@pytest.mark.parametrize(
+    ("dialect", "sql", "needle"),
+    [
+        ("duckdb", "SELECT read_text('/etc/passwd')", "Function read_text is not allowed: it reads files"),
+        ("postgres", "SELECT lo_import('/etc/passwd')", "Function lo_import is not allowed"),
+        ("spark", "SELECT reflect('java.lang.Runtime', 'getRuntime')", "Function reflect is not allowed"),
+        ("databricks", "SELECT * FROM read_files('/etc')", "Function read_files is not allowed"),
+        ("snowflake", "SELECT $1 FROM @stage/x.csv", "looks like a file path or stage"),
+    ],
+)
+def test_sql_cli_refuses_in_the_configured_dialect(cli_env, capsys, monkeypatch, dialect, sql, needle):
+    monkeypatch.setenv("SQLAGENT_DATABASE__DIALECT", dialect)
+    code = cli_main(["sql", sql, "--json"])
+    out = json.loads(capsys.readouterr().out)
+    assert code == 1 and out["status"] == "refused" and needle in out["error"], out
 
 
 # --- traces of failures ------------------------------------------------------------------------------

@@ -187,13 +187,14 @@ def _hub_tables(schema: DatabaseSchema) -> dict[str, str]:
     return hubs
 
 
-_open: dict[tuple[str, str | None], Database] = {}
+_open: dict[tuple[str, str, str | None], Database] = {}
 _lock = threading.Lock()
 
 
 def open_database(config: DatabaseConfig, role: str | None = None) -> Database:
-    """The process-wide Database for (path, role); introspection and the index are cached on disk too."""
-    key = (str(config.path), role)
+    """The process-wide Database for (path, dialect, role); introspection and the index are cached on
+    disk too. The dialect is part of the key: its policy allows other functions."""
+    key = (str(config.path), config.dialect, role)
     with _lock:
         if key not in _open:
             _open[key] = Database(config, role)

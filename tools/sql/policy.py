@@ -3,6 +3,8 @@
 Every SQL text (from the LM or typed by an operator) goes through `SqlPolicy.check` before it reaches
 `tools.sql.sandbox.Sandbox`. The policy is the first of two layers: the sandbox connection is read-only with
 external access disabled, so a gap here must still not reach files, the network or the database file.
+It speaks the engine's dialect (`dialect`: duckdb, postgres, spark, databricks, snowflake; another one
+is refused when the policy is built) and allows, per dialect, only what a read-only analytical query needs.
 
 What `check` does, in order (the first failure wins and is reported as one readable sentence):
 
@@ -11,20 +13,24 @@ What `check` does, in order (the first failure wins and is reported as one reada
    format characters (zero-width space/joiner, bidi overrides, ...) are refused anywhere outside string
    literals - including quoted identifiers and comments. Inside string literals they are kept (data can
    contain them). NFKC also applies inside literals: a fullwidth value is compared as ASCII.
-2. Parse with sqlglot (DuckDB dialect). Exactly one statement: trailing `;` and comment-only trailing
+2. Parse with sqlglot in the dialect. Exactly one statement: trailing `;` and comment-only trailing
    statements (`SELECT 1; -- note`) are ignored; anything else is `multiple_statements`.
 3. The root must be SELECT, a set operation (UNION/INTERSECT/EXCEPT) or a parenthesised query; no
-   DML/DDL/commands anywhere in the tree (data-modifying CTEs, `SELECT ... INTO`, `exp.Command`
-   fall-backs such as LOAD/CALL/EXPLAIN, `CHECKPOINT` which sqlglot parses as a bare column).
-4. Functions are matched on their lower-cased SQL name anywhere in the tree (scalar, table function,
-   method-call syntax `'x'.read_text()`, schema-qualified `main.read_csv(...)`), against a deny-list of
-   file/network/system/catalog functions. In FROM, only the harmless generators `range`,
-   `generate_series` and `unnest` are accepted; `generate_series(1, 1e12)` can still be a CPU bomb - the
-   sandbox timeout is the backstop for that.
+   DML/DDL/commands anywhere in the tree (data-modifying CTEs, `SELECT ... INTO`, row locks, Spark's
+   `TRANSFORM ... USING`, `exp.Command` fall-backs such as LOAD/CALL/EXPLAIN/ADD JAR, `CHECKPOINT` which
+   sqlglot parses as a bare column). QUALIFY only where the dialect can write it.
+4. Functions: an allow-list per dialect (tools/sql/function_rules.py, data in sql_functions.yaml).
+   Every call anywhere in the tree (scalar, aggregate, window, table function, DuckDB's method-call
+   syntax `'x'.read_text()`) must be a typed sqlglot value function (aggregates, math, text, dates,
+   arrays, JSON, conditionals, casts) or a name on the dialect's list; schema-qualified calls are
+   refused outside DuckDB (`myschema.f()` can reach a user-defined function). Rows in FROM, LATERAL or
+   TABLE(...) come only from the dialect's generators (DuckDB `range`, `generate_series`, `unnest`);
+   `generate_series(1, 1e12)` can still be a CPU bomb - the sandbox timeout is the backstop for that.
 5. Known tables only: every table reference that is not a CTE in scope (resolved with sqlglot's scope
-   analysis, so a CTE named like a real table cannot hide it) must be in the catalog (case-insensitive),
-   optionally qualified with `main` (or the catalog's database name). Quoted paths (`FROM '/etc/passwd'`)
-   and system schemas (information_schema, pg_catalog) are refused.
+   analysis, so a CTE named like a real table cannot hide it) must be in the catalog (case-insensitive
+   in every dialect), optionally qualified with the dialect's schema (`main`, `public`, `default`, or the
+   catalog's `schema_name`) and catalog. Quoted paths (`FROM '/etc/passwd'`), stages (`@stage`), Spark
+   data sources (`parquet.`/path``) and system schemas (information_schema, pg_catalog) are refused.
 6. Role: tables outside `allowed_tables` are refused; denied columns are refused wherever they are
    referenced (select list, WHERE, JOIN, ...), including through `SELECT *`, `t.*`, `COLUMNS(...)`,
    positional `#n` columns, whole-row references (`SELECT p FROM People p`) and column-renaming table
@@ -33,7 +39,7 @@ What `check` does, in order (the first failure wins and is reported as one reada
 8. LIMIT cap on the outer query: added when missing, reduced when larger, refused when not a literal.
 9. Output `sql` is generated from the validated tree with comments dropped (a `--` comment containing
    `*/` would otherwise be re-emitted as a block comment and could break out of it), and re-parsed to
-   check it round-trips to a single read-only statement.
+   check it round-trips to a single read-only statement whose calls all pass step 4.
 
 `check` never raises: an unexpected error becomes `allowed=False, code="parse_error"`.
 """
@@ -50,15 +56,20 @@ import sqlglot
 import yaml
 from pydantic import BaseModel, Field
 from sqlglot import exp
+from sqlglot.dialects.dialect import Dialect, NormalizationStrategy
 from sqlglot.errors import OptimizeError, ParseError, TokenError
 from sqlglot.optimizer.normalize_identifiers import normalize_identifiers
 from sqlglot.optimizer.qualify import qualify
 from sqlglot.optimizer.scope import traverse_scope
+from sqlglot.schema import MappingSchema
 from sqlglot.tokens import TokenType
 
+from tools.sql.function_rules import dialect_rules, forbidden_function_reason, plain_function_names
 from tools.sql.unknown_columns import unknown_column_message
 
-__all__ = ["AccessRole", "Catalog", "PolicyDecision", "SqlPolicy", "default_role_name", "load_roles"]
+# forbidden_function_reason is re-exported: the guard and the fuzz tests read it from here.
+__all__ = ["AccessRole", "Catalog", "PolicyDecision", "SqlPolicy", "default_role_name", "forbidden_function_reason",
+           "load_roles"]  # fmt: skip
 
 
 class Catalog(BaseModel):
@@ -67,6 +78,8 @@ class Catalog(BaseModel):
     tables: dict[str, list[str]]
     # Optional database (catalog) name, e.g. "lahman": `lahman.main.People` is then accepted too.
     database: str | None = None
+    # The schema the tables live in, when not the dialect's default (main, public, default).
+    schema_name: str | None = None
 
 
 class AccessRole(BaseModel):
@@ -133,29 +146,17 @@ class _Refusal(Exception):
 
 
 # ---------------------------------------------------------------------------------------------------
-# Deny-lists
+# What may appear in a query
 # ---------------------------------------------------------------------------------------------------
 
-_FILE_FUNCS = {"read_text", "read_blob", "glob", "parquet_scan", "sniff_csv", "st_read", "load_extension"}
-_FILE_PREFIXES = ("read_", "parquet_", "iceberg_", "delta_", "st_read", "excel", "csv_", "json_execute")
-_NETWORK_PREFIXES = ("http", "sqlite_", "postgres_", "mysql_", "odbc_", "s3", "gcs", "azure", "httpfs")
-_SYSTEM_FUNCS = {
-    "getenv", "system", "query", "query_table", "current_setting", "which_secret", "nextval", "currval",
-    "checkpoint", "force_checkpoint", "sql_auto_complete", "json_execute_serialized_sql", "setseed",
-    "getvariable", "enable_profiling", "disable_profiling", "test_all_types", "information_schema",
-    "pg_catalog", "current_database", "current_catalog", "current_schemas", "version", "shell",
-}  # fmt: skip
-_SYSTEM_PREFIXES = ("duckdb_", "pragma_", "pg_", "has_", "information_schema", "icu_", "sql_")
-_SYSTEM_ALLOWED = {"pg_typeof"}
-_TABLE_FUNCS_ALLOWED = {"range", "generate_series", "unnest"}
-_SYSTEM_SCHEMAS = {"information_schema", "pg_catalog", "system", "temp"}
+_SYSTEM_SCHEMAS = {"information_schema", "pg_catalog", "pg_toast", "system", "temp", "sys", "account_usage"}
 
 # Statement/expression types that must never appear anywhere in an allowed tree.
 _FORBIDDEN_NODE_NAMES = [
     "Insert", "Update", "Delete", "Merge", "Create", "Drop", "Alter", "Command", "Copy", "Attach",
     "Detach", "Install", "Pragma", "Set", "Use", "Into", "Transaction", "Commit", "Rollback", "LoadData",
     "Describe", "Summarize", "TruncateTable", "Analyze", "Show", "Refresh", "Grant", "Revoke", "Export",
-    "Kill", "Cache", "Uncache", "Comment", "Declare", "Load",
+    "Kill", "Cache", "Uncache", "Comment", "Declare", "Load", "Lock", "QueryTransform",
 ]  # fmt: skip
 FORBIDDEN_NODES: tuple[type[exp.Expression], ...] = tuple(
     getattr(exp, n) for n in _FORBIDDEN_NODE_NAMES if isinstance(getattr(exp, n, None), type)
@@ -165,31 +166,10 @@ _QUOTED_TOKENS = {
     TokenType.STRING, TokenType.NATIONAL_STRING, TokenType.RAW_STRING, TokenType.HEREDOC_STRING,
     TokenType.BYTE_STRING, TokenType.HEX_STRING, TokenType.BIT_STRING, TokenType.UNICODE_STRING,
 }  # fmt: skip
+_UPPERCASE = (NormalizationStrategy.UPPERCASE, NormalizationStrategy.CASE_INSENSITIVE_UPPERCASE)
 _INVISIBLE_CATEGORIES = {"Cc", "Cf", "Cs", "Co", "Zl", "Zp"}
-
-
-def function_name(node: exp.Func) -> str:
-    """The lower-cased SQL name of a function node (typed or anonymous)."""
-    if isinstance(node, exp.Anonymous):
-        return str(node.name).lower()
-    try:
-        return node.sql_name().lower()
-    except Exception:  # pragma: no cover - defensive
-        return type(node).__name__.lower()
-
-
-def forbidden_function_reason(name: str) -> str | None:
-    """Why a function name is denied, or None if it is allowed."""
-    n = name.lower().strip('"')
-    if n in _SYSTEM_ALLOWED:
-        return None
-    if n in _FILE_FUNCS or n.startswith(_FILE_PREFIXES):
-        return f"Function {n} is not allowed: it reads files outside the database."
-    if n.startswith(_NETWORK_PREFIXES) or (n.endswith("_scan") and n not in _FILE_FUNCS):
-        return f"Function {n} is not allowed: it reads other databases, files or the network."
-    if n in _SYSTEM_FUNCS or n.startswith(_SYSTEM_PREFIXES) or n.endswith("_attach"):
-        return f"Function {n} is not allowed: it exposes system settings or catalog information."
-    return None
+_DESCRIBED = {"Into": "SELECT ... INTO", "Lock": "SELECT ... FOR UPDATE/SHARE (a row lock)",
+              "QueryTransform": "TRANSFORM ... USING (an external program)"}  # fmt: skip
 
 
 def _describe_root(node: exp.Expression | None) -> str:
@@ -199,9 +179,7 @@ def _describe_root(node: exp.Expression | None) -> str:
         return str(node.this).upper()
     if isinstance(node, exp.Column):
         return str(node.name).upper()
-    if isinstance(node, exp.Into):
-        return "SELECT ... INTO"
-    return node.key.upper()
+    return _DESCRIBED.get(type(node).__name__, node.key.upper())
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -217,6 +195,10 @@ class SqlPolicy:
         self.limit_cap = int(limit_cap)
         self.dialect = dialect
         self.role = role
+        self._rules = dialect_rules(dialect)  # raises for a dialect without an allow-list
+        schemas = [catalog.schema_name] if catalog.schema_name else self._rules.schemas
+        self._schemas = {s.lower() for s in schemas}
+        self._catalogs = {c.lower() for c in self._rules.catalogs} | {(catalog.database or "").lower()}
         # lower-cased name -> spelling in the database
         self._tables = {name.lower(): name for name in catalog.tables}
         self._columns = {name.lower(): {c.lower(): c for c in cols} for name, cols in catalog.tables.items()}
@@ -281,9 +263,11 @@ class SqlPolicy:
 
         self._check_root(tree)
         self._check_functions(tree)
+        plain_function_names(tree)
 
         self._tree = tree
-        norm = normalize_identifiers(tree.copy(), dialect=self.dialect)
+        # Names are compared case-insensitively, as the catalog holds them (DuckDB's rule, in every dialect).
+        norm = normalize_identifiers(tree.copy(), dialect="duckdb")
         tables = self._check_tables(norm)
         self._check_role_shapes(norm)
         self._apply_limit(tree)
@@ -346,20 +330,9 @@ class SqlPolicy:
                 )
 
     def _check_functions(self, tree: exp.Expression) -> None:
-        for node in tree.walk():
-            if isinstance(node, exp.Func):
-                reason = forbidden_function_reason(function_name(node))
-                if reason:
-                    raise _Refusal("forbidden_function", reason)
-            if isinstance(node, exp.Table) and not isinstance(node.this, exp.Identifier):
-                inner = node.this
-                name = function_name(inner) if isinstance(inner, exp.Func) else type(inner).__name__.lower()
-                if name not in _TABLE_FUNCS_ALLOWED or node.args.get("db") or node.args.get("catalog"):
-                    raise _Refusal(
-                        "forbidden_function",
-                        forbidden_function_reason(name)
-                        or f"Function {name} is not allowed in FROM: only the database's tables can be queried.",
-                    )
+        found = self._rules.syntax_refusal(tree) or self._rules.tree_refusal(tree)
+        if found:
+            raise _Refusal(*found)  # type: ignore[arg-type]
 
     def _check_tables(self, norm: exp.Expression) -> set[str]:
         """Every table reference must be a CTE in scope or a catalog table; returns real tables (lower)."""
@@ -385,22 +358,26 @@ class SqlPolicy:
                     "system_catalog",
                     f"Table '{shown}' is not available: system catalogs cannot be queried.",
                 )
-            if any(ch in name for ch in "/\\:.~") or name.startswith("$"):
+            if db in self._rules.file_sources and not cat:
+                raise _Refusal(
+                    "file_path",
+                    f"Table '{shown}' reads files through the {db} data source; only the database's tables can be queried.",
+                )
+            if any(ch in name for ch in "/\\:.~") or name.startswith(("$", "@")):
                 raise _Refusal(
                     "file_path",
                     f"Table '{name}' looks like a file path or URL; only the database's tables can be queried.",
                 )
-            database = (self.catalog.database or "").lower()
-            if (db and db != "main") or (cat and cat != database):
+            if (db and db not in self._schemas) or (cat and cat not in self._catalogs):
                 raise _Refusal(
                     "unknown_table",
-                    f"Unknown table '{shown}': only tables of the main schema can be queried.",
+                    f"Unknown table '{shown}': only tables of the {' or '.join(sorted(self._schemas))} schema can be queried.",
                 )
             if name not in self._tables:
                 original = original_table.name if original_table.name.lower() == name else name
                 # Suggest only tables the role may read: "Salarie" must not teach the public role "Salaries".
                 readable = [t for t in self._tables if t not in self._denied_tables
-                            and (self._allowed_tables is None or t in self._allowed_tables)]
+                            and (self._allowed_tables is None or t in self._allowed_tables)]  # fmt: skip
                 hint = difflib.get_close_matches(name, readable, n=1, cutoff=0.75)
                 suffix = f" Did you mean '{self._tables[hint[0]]}'?" if hint else ""
                 raise _Refusal("unknown_table", f"Unknown table '{original}'.{suffix}")
@@ -479,17 +456,27 @@ class SqlPolicy:
         for table in qualified.find_all(exp.Table):  # db/catalog were validated above
             table.set("db", None)
             table.set("catalog", None)
+        schema: dict | MappingSchema = self._schema
+        if Dialect.get_or_raise(self.dialect).normalization_strategy in _UPPERCASE:
+            # Snowflake upper-cases unquoted names and keeps quoted ones ("2b" would not match 2B): give
+            # the qualifier the copy and the schema upper-cased and quoted alike (the engine, not the
+            # policy, tells "a" from "A").
+            for identifier in qualified.find_all(exp.Identifier):
+                identifier.set("this", identifier.name.upper())
+                identifier.set("quoted", True)
+            upper = {t.upper(): {c.upper(): k for c, k in cols.items()} for t, cols in self._schema.items()}
+            schema = MappingSchema(upper, dialect=self.dialect, normalize=False)
         try:
             qualified = qualify(
                 qualified,
-                schema=self._schema,
+                schema=schema,
                 dialect=self.dialect,
                 validate_qualify_columns=True,
                 quote_identifiers=False,
             )
         except OptimizeError as error:
             message = unknown_column_message(_first_line(error), self._tree, self._columns, self._tables,
-                                             self._original_name)
+                                             self._original_name)  # fmt: skip
             raise _Refusal("unknown_column", message) from None
 
         seen: set[str] = set()
@@ -498,7 +485,7 @@ class SqlPolicy:
                 source = scope.sources.get(column.table)
                 if not isinstance(source, exp.Table):
                     continue
-                table, col = source.name, column.name
+                table, col = source.name.lower(), column.name.lower()
                 if table not in self._columns or col not in self._columns[table]:
                     continue
                 if col in self._denied.get(table, set()):
@@ -551,13 +538,15 @@ class SqlPolicy:
         reparsed = [s for s in sqlglot.parse(out, dialect=self.dialect) if s is not None]
         if len(reparsed) != 1 or not isinstance(reparsed[0], _ALLOWED_ROOTS):
             raise _Refusal("parse_error", "The query could not be normalised safely.")
-        for node in reparsed[0].walk():
-            if isinstance(node, FORBIDDEN_NODES):
-                raise _Refusal("parse_error", "The query could not be normalised safely.")
+        # What runs is the regenerated text: it must hold no statement and no call the policy refuses.
+        root = reparsed[0]
+        if any(isinstance(n, FORBIDDEN_NODES) for n in root.walk()) or self._rules.tree_refusal(root):
+            raise _Refusal("parse_error", "The query could not be normalised safely.")
 
     # -- helpers -----------------------------------------------------------------------------------
 
     def _original_name(self, lowered: str) -> str:
+        lowered = lowered.lower()
         for node in self._tree.find_all(exp.Column, exp.Identifier):
             if node.name.lower() == lowered:
                 return node.name
