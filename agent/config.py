@@ -13,7 +13,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -98,8 +98,24 @@ class EmbeddedSettings(Section):
 
 
 class DatabaseSettings(Section):
-    path: str = "data/lahman.duckdb"
-    dialect: str = "duckdb"
+    # A DuckDB file (relative paths are resolved against the project root) or an engine URL:
+    # postgresql://reader@host:5432/db (tools/sql/engines/__init__.py).
+    url: str = "data/lahman.duckdb"
+    # The SQL dialect the model writes and the policy parses: null = the engine's (duckdb, postgres).
+    # Another one only changes the prompt and the policy (e.g. to test a dialect's policy on the
+    # DuckDB demo); the engine still runs its own.
+    dialect: str | None = None
+    # The environment variable holding the server password (never the password itself); libpq's own
+    # PGPASSWORD and ~/.pgpass work too.
+    password_env: str | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _renamed(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "path" in data:
+            raise ValueError("database.path is now database.url (a DuckDB file path or an engine URL): rename the "
+                             "key in the YAML, or set SQLAGENT_DATABASE__URL instead of SQLAGENT_DATABASE__PATH.")
+        return data
     # YAML of table/column descriptions (written by `sqlagent init`), laid over the database's comments.
     descriptions: str | None = None
     catalog_cache_dir: str = "~/.cache/sqlagent/catalogs"
@@ -109,10 +125,14 @@ class DatabaseSettings(Section):
 class LimitSettings(Section):
     query_timeout_s: float = 10
     max_rows: int = 1000
+    max_result_bytes: int = 5_000_000
     limit_cap: int = 1000
     rows_in_prompt: int = 20
     memory_limit: str = "2GB"
     db_threads: int = 2
+    work_mem: str = "64MB"
+    connect_timeout_s: float = 5
+    db_pool_size: int = 4
     max_repair_attempts: int = 2
     max_question_chars: int = 2000
     approve_sql: bool = False  # pause before each query runs until a person approves it (agent/nodes/approve.py)
@@ -214,23 +234,41 @@ class Settings(BaseSettings):
     tracking: TrackingSettings = Field(default_factory=TrackingSettings)
     server: ServerSettings = Field(default_factory=ServerSettings)
 
-    def database_config(self, path: str | Path | None = None) -> DatabaseConfig:
+    def database_url(self, url: str | Path | None = None) -> str:
+        """`url` (e.g. --db) or database.url: a file path resolved against the project root, an engine
+        URL with the password from database.password_env filled in."""
+        from tools.sql.engines import url_scheme, with_password
+
+        raw = str(url or self.database.url)
+        if not url_scheme(raw):
+            return str(resolve_path(raw))
+        env = self.database.password_env
+        if env:
+            if not os.environ.get(env):
+                raise ValueError(f"database.password_env names {env}, which is not set: export {env}=... "
+                                 "(or unset database.password_env to use PGPASSWORD or ~/.pgpass).")
+            return with_password(raw, os.environ[env])
+        return raw
+
+    def database_config(self, url: str | Path | None = None) -> DatabaseConfig:
         """The database section and the limits, paths resolved: what tools.sql.database opens."""
         from tools.sql.database import DatabaseConfig
+        from tools.sql.engines.base import EngineLimits
 
         db, limits = self.database, self.limits
         return DatabaseConfig(
-            path=resolve_path(path or db.path),
-            dialect=db.dialect,
+            url=self.database_url(url),
+            dialect_override=db.dialect,
             descriptions=resolve_path(db.descriptions) if db.descriptions else None,
             catalog_cache_dir=resolve_path(db.catalog_cache_dir),
             access_file=resolve_path(db.access_file),
             limit_cap=limits.limit_cap,
-            query_timeout_s=limits.query_timeout_s,
-            max_rows=limits.max_rows,
-            memory_limit=limits.memory_limit,
-            threads=limits.db_threads,
-        )
+            limits=EngineLimits(
+                timeout_s=limits.query_timeout_s, max_rows=limits.max_rows, max_result_bytes=limits.max_result_bytes,
+                memory_limit=limits.memory_limit, threads=limits.db_threads, work_mem=limits.work_mem,
+                connect_timeout_s=limits.connect_timeout_s, pool_size=limits.db_pool_size,
+            ),
+        )  # fmt: skip
 
     @classmethod
     def settings_customise_sources(

@@ -103,7 +103,7 @@ class Agent:
         self.graph = build_graph(checkpointer=saver)
         self._prompt_cache_saved = False
         for server in _embedded_servers():
-            prompt_cache.restore_prompt_cache(server, str(self.context.db.path))
+            prompt_cache.restore_prompt_cache(server, self.context.db.url)
 
     def _keep_prompt_cache(self, result: AskResult) -> None:
         """Once per process, after a question whose last LM step wrote SQL: save the model's prompt
@@ -113,7 +113,7 @@ class Agent:
             return
         self._prompt_cache_saved = True
         for server in _embedded_servers():
-            prompt_cache.save_prompt_cache(server, str(self.context.db.path))
+            prompt_cache.save_prompt_cache(server, self.context.db.url)
 
     def _invalid(self, question: str) -> str | None:
         return question_problem(question, self.settings.limits.max_question_chars)

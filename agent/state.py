@@ -13,10 +13,10 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, Field
 
 from prompts.retrieve import Example
+from tools.sql.engines.base import SandboxKind
 from tools.sql.entities import Ambiguity, EntityMapping
 from tools.sql.guard import GuardCode
 from tools.sql.policy import PolicyCode
-from tools.sql.sandbox import SandboxKind
 
 # "clarify" and "approve": the run is paused at an `interrupt()` (a clarifying question, the SQL
 # waiting for a person's approval) and resumes with the reply on the same thread.

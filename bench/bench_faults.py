@@ -77,7 +77,7 @@ def settings_for(tmp: Path, lm: LMProcess, db: Path):
         # seconds, not after the default 120 s.
         lm={"model": "openai/fake-lm", "api_base": lm.api_base, "api_key_env": KEY_ENV, "cache": False,
             "timeout_s": 10, "num_retries": 1},
-        database={"path": str(db)},
+        database={"url": str(db)},
         # One client asks one question at a time; the per-minute limit would refuse a fast fake LM's
         # clients, which is the limits' test (test_limits.py), not this one.
         server={"questions_per_minute": 100000},

@@ -89,7 +89,7 @@ class BaselinePipeline:
         return open_database(self.settings.database_config(item.db or self.db_path))
 
     def schema_text(self, db: Database) -> str:
-        key = str(db.path)
+        key = db.config.url
         if key not in self._schemas:
             described = registry().call("describe_schema", db, DescribeSchemaArgs(with_comments=False))
             self._schemas[key] = compact_schema(described.text)

@@ -343,7 +343,7 @@ def add_eval_parser(subparsers: Any) -> None:
     ev.add_argument("--split", help="only items of this split (train, dev, test)")
     ev.add_argument("--tag", help="only items with this tag, e.g. readme (the questions the README promises)")
     ev.add_argument("--limit", type=int, help="only the first N items (after --split and --tag)")
-    ev.add_argument("--db", help="DuckDB file for items without their own `db` (default: database.path)")
+    ev.add_argument("--db", help="DuckDB file for items without their own `db` (default: database.url)")
     ev.add_argument("--pipeline", choices=["agent", "baseline"], default="agent",
                     help="the agent graph, or the same LM zero-shot with the full schema")
     ev.add_argument("--lm", help="override lm.model, e.g. embedded/qwen2.5-coder-0.5b")

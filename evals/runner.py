@@ -21,7 +21,7 @@ from agent.config import LimitSettings
 from evals import scoring
 from evals.dataset import EvalItem
 from tools.sql.database import Database
-from tools.sql.sandbox import SandboxError, to_jsonable
+from tools.sql.engines.base import SandboxError, to_jsonable
 
 ROWS_KEPT = 50  # rows per item written to predictions.jsonl
 ROWS_IN_PROMPT = LimitSettings().rows_in_prompt  # rows the answer node sees (agent default)

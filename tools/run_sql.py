@@ -26,8 +26,8 @@ from sqlglot import exp
 
 from tools.registry import tool
 from tools.sql.database import Database
+from tools.sql.engines.base import SandboxError, SandboxKind
 from tools.sql.policy import AccessRole, PolicyCode
-from tools.sql.sandbox import SandboxError, SandboxKind
 
 
 class RunSqlArgs(BaseModel):

@@ -192,7 +192,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     ask = sub.add_parser("ask", help="answer a question with the agent graph")
     ask.add_argument("question")
-    ask.add_argument("--db", help="a DuckDB file (default: database.path from the config)")
+    ask.add_argument("--db", help="a DuckDB file or a server URL (default: database.url from the config)")
     ask.add_argument("--thread", help="continue a conversation: a follow-up, or the reply to a clarifying question "
                      "or to a query awaiting approval (limits.approve_sql)")
     ask.add_argument("--role", help="access role from config/access.yaml")

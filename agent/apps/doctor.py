@@ -30,16 +30,19 @@ def _versions() -> Check:
 
 def _database(settings: Settings) -> Check:
     from tools.sql.database import open_database
+    from tools.sql.engines import redacted, url_scheme
 
-    path = resolve_path(settings.database.path)
+    url = settings.database.url
+    where = redacted(url) if url_scheme(url) else str(resolve_path(url))
     try:
         db = open_database(settings.database_config())
     except Exception as exc:
-        return Check(name="database", ok=False, detail=f"{path}: {exc}")
+        return Check(name="database", ok=False, detail=f"{where}: {exc}")
     tables = db.schema.tables
     rows = sum(t.row_count for t in tables)
     uncommented = [t.name for t in tables if not t.comment]
-    detail = f"{path.name}: {len(tables)} tables, {rows:,} rows, {len(db.schema.joins)} join paths"
+    name = db.url.rsplit("/", 1)[-1]
+    detail = f"{name}: {len(tables)} tables, {rows:,} rows, {len(db.schema.joins)} join paths"
     if uncommented:
         detail += f"; tables without a description: {', '.join(uncommented)}"
     return Check(name="database", ok=True, detail=detail)

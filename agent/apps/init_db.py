@@ -11,7 +11,7 @@ writes three files into the output directory, and builds the caches the agent ne
 - `golden.jsonl`: a golden-set skeleton in the evals format: a few questions with SQL drafted by the
   LM (prompts/draft_questions.py), each `unverified: true` and with `executed` saying whether its
   query ran. Queries that ran go in split `train` (the example bank); the others in split `draft`.
-- `sqlagent.yaml`: config/sqlagent.yaml with `database.path`, `database.descriptions` and
+- `sqlagent.yaml`: config/sqlagent.yaml with `database.url`, `database.descriptions` and
   `retrieval.example_bank` pointing at the above and `prompts.compiled_dir` at `<out>/compiled`
   (optimized modules are per database), so `SQLAGENT_CONFIG=<out>/sqlagent.yaml sqlagent ask ...`
   (and eval, optimize) work on the new database unchanged.
@@ -189,7 +189,7 @@ def describe_tables(
         if describer is not None and lm is not None and todo:
             progress(f"described {table.name} ({len(todo)} columns) in {time.perf_counter() - started:.1f} s")
     result.tables = len(tables)
-    return {"database": str(db.path), "tables": tables}
+    return {"database": db.url, "tables": tables}
 
 
 def descriptions_header(db_path: Path) -> str:
@@ -255,7 +255,7 @@ def golden_items(db: Database, pairs: list[tuple[QuestionSQL, str]]) -> list[dic
     for number, (pair, source) in enumerate(pairs, 1):
         executed, rows, error = try_sql(db, pair.sql)
         item: dict[str, Any] = {
-            "id": f"{db.path.stem.lower()}-{number:02d}-{_slug(pair.question)}",
+            "id": f"{db.name.lower()}-{number:02d}-{_slug(pair.question)}",
             "question": pair.question,
             "gold_sql": pair.sql,
             "split": "train" if executed and rows else "draft",
@@ -316,8 +316,8 @@ def _set_key(lines: list[str], section: str, key: str, value: str, after: str | 
 def config_text(template: str, db_path: Path, descriptions: Path, golden: Path, out_dir: Path) -> str:
     """config/sqlagent.yaml with the database, its descriptions and its example bank filled in."""
     lines = template.splitlines()
-    lines = _set_key(lines, "database", "path", json.dumps(str(db_path)))
-    lines = _set_key(lines, "database", "descriptions", json.dumps(str(descriptions)), after="path")
+    lines = _set_key(lines, "database", "url", json.dumps(str(db_path)))
+    lines = _set_key(lines, "database", "descriptions", json.dumps(str(descriptions)), after="url")
     lines = _set_key(lines, "retrieval", "example_bank", json.dumps(str(golden)))
     # Optimized modules carry demos from the database they were optimized on: each database gets
     # its own folder, filled by `sqlagent optimize` against its own golden set.

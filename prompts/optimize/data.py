@@ -136,7 +136,7 @@ def inputs_key(item: EvalItem, ctx: Any, lm_name: str) -> str:
     settings = ctx.settings
     return digest({
         "item": [item.id, item.question, item.turns], "lm": lm_name, "rewrite": ctx.module("rewrite").dump_state(),
-        "retrieval": settings.retrieval.model_dump(), "db": str(ctx.db.path),
+        "retrieval": settings.retrieval.model_dump(), "db": ctx.db.url,
         "bank": [e.id for e in ctx.retrieve.examples],
     })
 

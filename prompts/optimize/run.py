@@ -213,7 +213,7 @@ def optimize_module(name: str, items, dataset, ctx, runner, options: OptimizeOpt
         "seed": options.seed,
         "lm": lm_name,
         "code_instructions": code_instructions,
-        "database": {"name": Path(ctx.db.path).name, "schema_digest": schema_digest(ctx.db.full_schema)},
+        "database": {"name": ctx.db.url.rsplit("/", 1)[-1], "schema_digest": schema_digest(ctx.db.full_schema)},
         "dataset": {"path": _relative(dataset.path), "sha256": dataset.sha256,
                     "split_digests": {s: data.digest(sorted(e.id for e in splits[s])) for s in data.SPLITS},
                     "counts": report.counts},

@@ -1,4 +1,4 @@
-"""One open database: its schema, value index, SQL policy and sandbox, built once per process."""
+"""One open database: its engine, schema, value index and SQL policy, built once per process."""
 
 from __future__ import annotations
 
@@ -12,10 +12,12 @@ from pathlib import Path
 from pydantic import BaseModel
 
 from tools.sql.descriptions import apply_descriptions, load_descriptions
-from tools.sql.introspect import DatabaseSchema, load_schema, quote_identifier
+from tools.sql.engines import dialect_label, engine_kind, open_engine
+from tools.sql.engines.base import Engine, EngineLimits
+from tools.sql.introspect import DatabaseSchema, quote_identifier
 from tools.sql.policy import AccessRole, Catalog, SqlPolicy, default_role_name, load_roles
 from tools.sql.role_view import HiddenParts, hidden_parts, reads_hidden, role_schema
-from tools.sql.sandbox import Sandbox
+from tools.sql.schema_cache import load_schema
 from tools.sql.values import ValueIndex
 
 
@@ -23,16 +25,23 @@ class DatabaseConfig(BaseModel):
     """What opening a database needs, with every path resolved by the caller (the runtime builds it
     from the YAML configuration: `Settings.database_config`). Nothing here reads configuration."""
 
-    path: Path
-    dialect: str = "duckdb"
+    url: str  # a DuckDB file (absolute path) or an engine URL (tools/sql/engines/__init__.py)
+    # The SQL dialect the model writes and the policy parses; None: the engine's (duckdb, postgres).
+    dialect_override: str | None = None
     descriptions: Path | None = None  # YAML of table/column descriptions laid over the database's comments
     catalog_cache_dir: Path
     access_file: Path  # the roles (config/access.yaml)
     limit_cap: int = 1000
-    query_timeout_s: float = 10
-    max_rows: int = 1000
-    memory_limit: str = "2GB"
-    threads: int = 2
+    limits: EngineLimits = EngineLimits()
+
+    @property
+    def dialect(self) -> str:
+        """What the model writes and the policy parses: the engine's dialect unless overridden."""
+        return self.dialect_override or engine_kind(self.url).dialect
+
+    @property
+    def dialect_label(self) -> str:
+        return dialect_label(self.dialect)
 
 
 class Database:
@@ -43,7 +52,6 @@ class Database:
 
     def __init__(self, config: DatabaseConfig, role: str | None = None):
         self.config = config
-        self.path = config.path
         roles = load_roles(config.access_file)
         role_name = role or default_role_name(config.access_file)
         if role_name not in roles:
@@ -51,24 +59,28 @@ class Database:
                 f"Unknown role {role_name!r}; roles in {config.access_file.name}: {', '.join(sorted(roles))}."
             )
         self.role: AccessRole = roles[role_name]
-        self.full_schema: DatabaseSchema = load_schema(config.path, config.catalog_cache_dir)
+        # The engine runs every query: the model's (through the policy) and the helpers' below. `sandbox`
+        # is its older name, kept because every caller that runs SQL reads `db.sandbox.execute`.
+        self.engine: Engine = open_engine(config.url, config.limits)
+        self.sandbox: Engine = self.engine
+        try:
+            self._load(config)
+        except BaseException:
+            self.engine.close()
+            raise
+
+    def _load(self, config: DatabaseConfig) -> None:
+        self.full_schema: DatabaseSchema = load_schema(self.engine, config.catalog_cache_dir)
         if config.descriptions:
             self.full_schema = apply_descriptions(self.full_schema, load_descriptions(config.descriptions))
         self.hidden: HiddenParts = hidden_parts(self.full_schema, self.role)
         self.schema: DatabaseSchema = role_schema(self.full_schema, self.hidden)
-        self.values = ValueIndex.open(config.path, self.schema, config.catalog_cache_dir)
+        self.values = ValueIndex.open(self.engine, self.schema, config.catalog_cache_dir)
         self.policy = SqlPolicy(
             Catalog(tables=self.full_schema.table_columns()),
             limit_cap=config.limit_cap,
             dialect=config.dialect,
             role=self.role,
-        )
-        self.sandbox = Sandbox(
-            config.path,
-            timeout_s=config.query_timeout_s,
-            max_rows=config.max_rows,
-            memory_limit=config.memory_limit,
-            threads=config.threads,
         )
         # How many tables carry each column name: teamID (many) is a better filter than franchID (few).
         self.centrality = Counter(c.name.lower() for t in self.schema.tables for c in t.columns)
@@ -137,8 +149,18 @@ class Database:
         """Whether showing `sql` (a worked example) would show this role a hidden table or column."""
         return reads_hidden(sql, self.hidden, self.config.dialect)
 
+    @property
+    def name(self) -> str:
+        """The database's short name (a DuckDB file's stem): ids, file names, metadata."""
+        return self.engine.name
+
+    @property
+    def url(self) -> str:
+        """What `database.url` named, as messages may show it (no secrets)."""
+        return self.engine.display
+
     def close(self) -> None:
-        self.sandbox.close()
+        self.engine.close()
         self.values.close()
 
 
@@ -192,9 +214,9 @@ _lock = threading.Lock()
 
 
 def open_database(config: DatabaseConfig, role: str | None = None) -> Database:
-    """The process-wide Database for (path, dialect, role); introspection and the index are cached on
+    """The process-wide Database for (url, dialect, role); introspection and the index are cached on
     disk too. The dialect is part of the key: its policy allows other functions."""
-    key = (str(config.path), config.dialect, role)
+    key = (config.url, config.dialect, role)
     with _lock:
         if key not in _open:
             _open[key] = Database(config, role)

@@ -1,17 +1,21 @@
-"""Introspect any DuckDB file: tables, columns, comments, sample values and join paths.
+"""What the agent knows about a database: tables, columns, comments, sample values and join paths.
 
-The result is cached as JSON keyed by the file's identity (path, size, mtime), so the agent can be
-pointed at a database it has never seen (`--db`) and pay for introspection once.
+Each engine (tools/sql/engines/) reads its own catalog (tables, column types, comments, declared
+keys); the parts below are shared by all of them, written in SQL every engine runs. The result is
+cached as JSON (tools/sql/schema_cache.py) keyed by the engine's fingerprint (a DuckDB file's path, size and mtime), so the agent
+can be pointed at a database it has never seen (`--db`) and pay for introspection once.
+
+Column types use DuckDB's names (VARCHAR, INTEGER, DOUBLE, DATE...) on every engine: an engine
+translates its own (PostgreSQL's `character varying`) so the code that reads types sees one vocabulary.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import re
+from collections.abc import Callable
 from pathlib import Path
 
-import duckdb
 from pydantic import BaseModel, Field
 
 CACHE_VERSION = 6  # bump when the schema or value-index format changes
@@ -87,53 +91,23 @@ def file_fingerprint(path: Path) -> str:
     return hashlib.sha256(raw.encode()).hexdigest()[:16]
 
 
-def introspect(con: duckdb.DuckDBPyConnection, path: Path) -> DatabaseSchema:
-    """Read the schema through an open connection (user tables of the main database only)."""
-    table_rows = con.execute(
-        "SELECT table_name, coalesce(comment, '') FROM duckdb_tables() "
-        "WHERE database_name = current_database() AND NOT internal AND NOT temporary "
-        "AND table_name NOT LIKE '\\_%' ESCAPE '\\' ORDER BY table_name"
-    ).fetchall()
-    tables: list[TableInfo] = []
-    for name, comment in table_rows:
-        columns = con.execute(
-            "SELECT column_name, data_type, coalesce(comment, '') FROM duckdb_columns() "
-            "WHERE database_name = current_database() AND table_name = ? ORDER BY column_index",
-            [name],
-        ).fetchall()
-        row_count = con.execute(f"SELECT count(*) FROM {_q(name)}").fetchone()[0]
-        infos = [ColumnInfo(name=c, type=t, comment=cm) for c, t, cm in columns]
-        _add_samples(con, name, infos)
-        tables.append(TableInfo(name=name, comment=comment, row_count=row_count, columns=infos))
-    joins = _merge_joins(_declared_joins(con), _inferred_joins(con, tables))
-    joins = _merge_joins(joins, _named_references(con, tables))
-    return DatabaseSchema(path=str(path), fingerprint=file_fingerprint(path), tables=tables, joins=joins)
+Query = Callable[[str], list[tuple]]  # rows of one SQL query the project wrote (an engine's `read_all`)
 
 
-def _add_samples(con: duckdb.DuckDBPyConnection, table: str, columns: list[ColumnInfo]) -> None:
-    """A few frequent values per text column: they show the model what codes look like."""
+def add_samples(query: Query, source: str, columns: list[ColumnInfo]) -> None:
+    """A few frequent values per text column: they show the model what codes look like. `source` is
+    what to read them from: the quoted table, or a sample of it on a big server table."""
     for column in columns:
         if column.type != "VARCHAR":
             continue
-        rows = con.execute(
-            f"SELECT {_q(column.name)} AS v, count(*) AS n FROM {_q(table)} WHERE {_q(column.name)} IS NOT NULL "
+        rows = query(
+            f"SELECT {_q(column.name)} AS v, count(*) AS n FROM {source} WHERE {_q(column.name)} IS NOT NULL "
             f"AND length({_q(column.name)}) <= 40 GROUP BY 1 ORDER BY n DESC, v LIMIT {SAMPLE_VALUES}"
-        ).fetchall()
+        )
         column.samples = [str(v) for v, _ in rows]
 
 
-def _declared_joins(con: duckdb.DuckDBPyConnection) -> list[JoinEdge]:
-    rows = con.execute(
-        "SELECT table_name, constraint_column_names, referenced_table, referenced_column_names "
-        "FROM duckdb_constraints() WHERE constraint_type = 'FOREIGN KEY' AND database_name = current_database()"
-    ).fetchall()
-    return [
-        JoinEdge(left=t, right=rt, on=list(zip(cols, rcols, strict=False)), declared=True)
-        for t, cols, rt, rcols in rows
-    ]
-
-
-def _inferred_joins(con: duckdb.DuckDBPyConnection, tables: list[TableInfo]) -> list[JoinEdge]:
+def inferred_joins(query: Query, tables: list[TableInfo]) -> list[JoinEdge]:
     """Lookup joins: tables sharing key-like columns where those columns identify a row on one side.
 
     Batting-People on playerID and Batting-Teams on (teamID, yearID, lgID) are kept; Batting-Pitching
@@ -145,9 +119,7 @@ def _inferred_joins(con: duckdb.DuckDBPyConnection, tables: list[TableInfo]) -> 
         key = (table, cols)
         if key not in unique_cache:
             tup = ", ".join(_q(c) for c in cols)
-            total, distinct = con.execute(
-                f"SELECT count(*), count(DISTINCT ({tup})) FROM {_q(table)}"
-            ).fetchone()
+            total, distinct = query(f"SELECT count(*), count(DISTINCT ({tup})) FROM {_q(table)}")[0]
             unique_cache[key] = total > 0 and total == distinct
         return unique_cache[key]
 
@@ -165,7 +137,7 @@ def _inferred_joins(con: duckdb.DuckDBPyConnection, tables: list[TableInfo]) -> 
     return edges
 
 
-def _named_references(con: duckdb.DuckDBPyConnection, tables: list[TableInfo]) -> list[JoinEdge]:
+def named_references(query: Query, tables: list[TableInfo]) -> list[JoinEdge]:
     """Columns named after another table point at its id: record.Swimmer_ID -> swimmer.ID,
     game.stadium_id -> stadium.id (the usual convention when no foreign key is declared)."""
     by_name = {t.name.lower(): t for t in tables}
@@ -179,42 +151,19 @@ def _named_references(con: duckdb.DuckDBPyConnection, tables: list[TableInfo]) -
             target = by_name.get(stem) or by_name.get(stem + "s") or by_name.get(stem.rstrip("s"))
             if target is None or target is table:
                 continue
-            key = next((c for c in target.columns if c.name.lower() in {"id", f"{stem}_id", f"{stem}id"}), None)
+            key = next(
+                (c for c in target.columns if c.name.lower() in {"id", f"{stem}_id", f"{stem}id"}), None
+            )
             if key is None or key is column or key.type != column.type:
                 continue
-            total, distinct = con.execute(
+            total, distinct = query(
                 f"SELECT count(*), count(DISTINCT {_q(key.name)}) FROM {_q(target.name)}"
-            ).fetchone()
+            )[0]
             if total and total == distinct:
                 edges.append(JoinEdge(left=table.name, right=target.name, on=[(column.name, key.name)]))
     return edges
 
 
-def _merge_joins(declared: list[JoinEdge], inferred: list[JoinEdge]) -> list[JoinEdge]:
+def merge_joins(declared: list[JoinEdge], inferred: list[JoinEdge]) -> list[JoinEdge]:
     seen = {frozenset((j.left.lower(), j.right.lower())) for j in declared}
     return declared + [j for j in inferred if frozenset((j.left.lower(), j.right.lower())) not in seen]
-
-
-def load_schema(path: Path, cache_dir: Path) -> DatabaseSchema:
-    """The schema of a DuckDB file, from the cache when the file has not changed."""
-    if not path.exists():
-        raise FileNotFoundError(
-            f"Database file {path} does not exist. Build the demo database with `make setup` "
-            "or pass --db with the path of an existing DuckDB file."
-        )
-    cache_file = cache_dir / f"{path.stem}-{file_fingerprint(path)}.schema.json"
-    if cache_file.exists():
-        try:
-            return DatabaseSchema.model_validate_json(cache_file.read_text())
-        except ValueError:
-            cache_file.unlink()  # stale format from another version: rebuild below
-    con = duckdb.connect(str(path), read_only=True, config={"enable_external_access": False})
-    try:
-        schema = introspect(con, path)
-    finally:
-        con.close()
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    tmp = cache_file.with_suffix(".tmp")
-    tmp.write_text(json.dumps(schema.model_dump(), indent=1))
-    tmp.replace(cache_file)
-    return schema

@@ -2,8 +2,9 @@
 
 Entity resolution needs to know that "Yankees" is a value of Teams.name ("New York Yankees",
 teamID 'NYA', 1913-2024) and that "Micky Mantle" is close to People "Mickey Mantle" (playerID
-'mantlmi01'). The index is built once per database file with plain SQL and cached as a DuckDB file;
-look-ups use DuckDB's built-in `jaro_winkler_similarity` and `levenshtein`, so no extension and no
+'mantlmi01'). The index is built once per database with plain SQL and cached as a DuckDB file (a
+server engine's distinct values are copied out once into the same kind of file); look-ups use
+DuckDB's built-in `jaro_winkler_similarity` and `levenshtein`, so no extension and no
 network is needed.
 """
 
@@ -12,11 +13,17 @@ from __future__ import annotations
 import re
 import threading
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import duckdb
+import pyarrow as pa
+import sqlglot
 from pydantic import BaseModel
 
-from tools.sql.introspect import DatabaseSchema, TableInfo, quote_identifier
+from tools.sql.introspect import DatabaseSchema, Query, TableInfo, quote_identifier
+
+if TYPE_CHECKING:
+    from tools.sql.engines.base import Engine
 
 MAX_DISTINCT = 60_000  # larger text columns are free text or ids, not names people type
 MAX_VALUE_CHARS = 80
@@ -80,9 +87,7 @@ def _year_exprs(table: TableInfo) -> tuple[str, str] | None:
     return None
 
 
-def _sources(
-    con: duckdb.DuckDBPyConnection, schema: DatabaseSchema, prefix: str = ""
-) -> list[tuple[TableInfo, str, str]]:
+def _sources(query: Query, schema: DatabaseSchema, prefix: str = "") -> list[tuple[TableInfo, str, str]]:
     """(table, label, SQL expression) for every indexable text column and full-name composite."""
     out = []
     for table in schema.tables:
@@ -91,9 +96,9 @@ def _sources(
             if _FREE_TEXT.search(col.name):
                 continue
             q = quote_identifier(col.name)
-            distinct, longest = con.execute(
+            distinct, longest = query(
                 f"SELECT count(DISTINCT {q}), max(length({q})) FROM {prefix}{quote_identifier(table.name)}"
-            ).fetchone()
+            )[0]
             if distinct and distinct <= MAX_DISTINCT and (longest or 0) <= MAX_VALUE_CHARS:
                 out.append((table, col.name, q))
         firsts = [c.name for c in text_cols if _FIRST.match(c.name) or _GIVEN.match(c.name)]
@@ -112,25 +117,34 @@ NORMALISE_SQL = (
 )
 
 
+def _index_entry(table: TableInfo, label: str, expr: str) -> tuple[str, str, tuple[str, str], bool]:
+    """(key column, its SQL, the year range's SQL, is a code) of one indexed text column."""
+    is_code = bool(_KEY_LIKE.search(label)) and "+" not in label
+    # A name stands for its row's id (Teams.name -> teamID); a code (teamID in Batting) or an
+    # attribute (People.birthCity, Teams.park) stands for itself: "Boston" is not a player.
+    key = _key_column(table, label) if _NAME_LIKE.search(label) and not is_code else label
+    key_expr = quote_identifier(key) if "+" not in key else expr
+    years = _year_exprs(table) or ("NULL", "NULL")
+    return key, key_expr, years, is_code
+
+
+_CREATE_INDEX = (
+    "CREATE TABLE value_index (tbl VARCHAR, col VARCHAR, value VARCHAR, norm VARCHAR, key_col VARCHAR, "
+    "key_value VARCHAR, year_min INTEGER, year_max INTEGER, n INTEGER, is_code BOOLEAN)"
+)
+
+
 def build_index(db_path: Path, schema: DatabaseSchema, index_path: Path) -> None:
-    """Write the value index for one database into its own DuckDB file (atomically, set-based)."""
+    """Write the value index for one DuckDB database into its own DuckDB file (atomically, set-based:
+    the database is attached read-only and the values never leave DuckDB)."""
     tmp = index_path.with_suffix(".tmp")
     tmp.unlink(missing_ok=True)
     out = duckdb.connect(str(tmp))
     try:
         out.execute(f"ATTACH '{db_path}' AS src (READ_ONLY)")
-        out.execute(
-            "CREATE TABLE value_index (tbl VARCHAR, col VARCHAR, value VARCHAR, norm VARCHAR, key_col VARCHAR, "
-            "key_value VARCHAR, year_min INTEGER, year_max INTEGER, n INTEGER, is_code BOOLEAN)"
-        )
-        for table, label, expr in _sources(out, schema, prefix="src."):
-            is_code = bool(_KEY_LIKE.search(label)) and "+" not in label
-            # A name stands for its row's id (Teams.name -> teamID); a code (teamID in Batting) or an
-            # attribute (People.birthCity, Teams.park) stands for itself: "Boston" is not a player.
-            key = _key_column(table, label) if _NAME_LIKE.search(label) and not is_code else label
-            key_expr = quote_identifier(key) if "+" not in key else expr
-            years = _year_exprs(table)
-            ymin, ymax = years if years else ("NULL", "NULL")
+        out.execute(_CREATE_INDEX)
+        for table, label, expr in _sources(lambda sql: out.execute(sql).fetchall(), schema, prefix="src."):
+            key, key_expr, (ymin, ymax), is_code = _index_entry(table, label, expr)
             out.execute(
                 f"INSERT INTO value_index SELECT ?, ?, v, {NORMALISE_SQL.format(x='v')}, ?, k, ymin, ymax, n, ? "
                 f"FROM (SELECT {expr} AS v, CAST({key_expr} AS VARCHAR) AS k, {ymin} AS ymin, {ymax} AS ymax, "
@@ -144,6 +158,44 @@ def build_index(db_path: Path, schema: DatabaseSchema, index_path: Path) -> None
     tmp.replace(index_path)
 
 
+_COPIED = pa.schema(
+    [("v", pa.string()), ("k", pa.string()), ("ymin", pa.int64()), ("ymax", pa.int64()), ("n", pa.int64())]
+)
+
+
+def copy_index(engine: Engine, schema: DatabaseSchema, index_path: Path) -> None:
+    """Write the value index of a database on another engine (a server): the same grouped values are
+    read out once through the engine (one query per column, in its dialect) and normalised here."""
+    tmp = index_path.with_suffix(".tmp")
+    tmp.unlink(missing_ok=True)
+    out = duckdb.connect(str(tmp))
+    try:
+        out.execute(_CREATE_INDEX)
+        for table, label, expr in _sources(engine.read_all, schema):
+            key, key_expr, (ymin, ymax), is_code = _index_entry(table, label, expr)
+            select = (
+                f"SELECT {expr} AS v, CAST({key_expr} AS VARCHAR) AS k, CAST({ymin} AS INTEGER) AS ymin, "
+                f"CAST({ymax} AS INTEGER) AS ymax, count(*) AS n FROM {quote_identifier(table.name)} "
+                f"WHERE {expr} IS NOT NULL GROUP BY 1, 2"
+            )
+            for batch in engine.read(sqlglot.transpile(select, read="duckdb", write=engine.dialect)[0]):
+                columns = list(zip(*batch, strict=True))
+                copied = pa.Table.from_arrays(
+                    [pa.array(c, type=f.type) for c, f in zip(columns, _COPIED, strict=True)], schema=_COPIED
+                )
+                out.register("copied", copied)
+                out.execute(
+                    f"INSERT INTO value_index SELECT ?, ?, v, {NORMALISE_SQL.format(x='v')}, ?, k, ymin, ymax, n, ? "
+                    "FROM copied",
+                    [table.name, label, key, is_code],
+                )
+                out.unregister("copied")
+        out.execute("CREATE TABLE meta AS SELECT ? AS fingerprint", [schema.fingerprint])
+    finally:
+        out.close()
+    tmp.replace(index_path)
+
+
 class ValueIndex:
     """Look-ups over the cached index. Thread-safe: one connection, one lock."""
 
@@ -152,11 +204,15 @@ class ValueIndex:
         self._lock = threading.Lock()
 
     @classmethod
-    def open(cls, db_path: Path, schema: DatabaseSchema, cache_dir: Path) -> ValueIndex:
+    def open(cls, engine: Engine, schema: DatabaseSchema, cache_dir: Path) -> ValueIndex:
         cache_dir.mkdir(parents=True, exist_ok=True)
-        index_path = cache_dir / f"{db_path.stem}-{schema.fingerprint}.values.duckdb"
+        index_path = cache_dir / f"{engine.name}-{schema.fingerprint}.values.duckdb"
         if not index_path.exists():
-            build_index(db_path, schema, index_path)
+            source = engine.attachable_file()
+            if source is not None:
+                build_index(source, schema, index_path)
+            else:
+                copy_index(engine, schema, index_path)
         return cls(index_path)
 
     def close(self) -> None:

@@ -104,7 +104,7 @@ def repair_calls(engine: ScriptedEngine) -> list[dict[str, str]]:
 
 
 def db_digest(settings: Settings) -> str:
-    return hashlib.sha256(resolve_path(settings.database.path).read_bytes()).hexdigest()
+    return hashlib.sha256(resolve_path(settings.database.url).read_bytes()).hexdigest()
 
 
 # --- happy path --------------------------------------------------------------------------------

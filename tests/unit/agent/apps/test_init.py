@@ -20,7 +20,8 @@ from agent.service import Agent
 from evals.dataset import load_dataset
 from tests.fake_lm import fake_lm
 from tools.sql.descriptions import DescriptionsError, apply_descriptions, load_descriptions
-from tools.sql.introspect import ColumnInfo, DatabaseSchema, TableInfo, load_schema
+from tools.sql.engines.duckdb import load_file_schema
+from tools.sql.introspect import ColumnInfo, DatabaseSchema, TableInfo
 
 _TRAILER = "\n\nRespond with the corresponding output fields"
 GOALS_SQL = (
@@ -214,7 +215,7 @@ def test_init_writes_descriptions_skeleton_and_config(tmp_path: Path, db_file: P
     assert len(load_dataset(out / "golden.jsonl").items) == 4  # the evals format
 
     config = read_yaml(out / "sqlagent.yaml")
-    assert config["database"]["path"] == str(db_file.resolve())
+    assert config["database"]["url"] == str(db_file.resolve())
     assert config["retrieval"]["example_bank"] == str((out / "golden.jsonl").resolve())
     # Optimized demos belong to the database they were optimized on: not the demo's prompts/compiled.
     assert config["prompts"]["compiled_dir"] == str((out / "compiled").resolve())
@@ -230,14 +231,14 @@ def test_the_agent_answers_on_the_new_database_from_the_written_config(
     init_database(db_file, out, settings, lm=init_lm)
     monkeypatch.setenv("SQLAGENT_CONFIG", str(out / "sqlagent.yaml"))
     written = load_settings(tracking={"enabled": False})
-    assert written.database.path == str(db_file.resolve())
+    assert written.database.url == str(db_file.resolve())
 
     # The descriptions reach the schema through the path the config names.
     path = getattr(written.database, "descriptions", None)
     if "descriptions" in DatabaseSettings.model_fields:
         assert path == str(out / "descriptions.yaml")
     schema = apply_descriptions(
-        load_schema(db_file, tmp_path / "catalogs"), load_descriptions(path or out / "descriptions.yaml")
+        load_file_schema(db_file, tmp_path / "catalogs"), load_descriptions(path or out / "descriptions.yaml")
     )
     assert schema.table("players").column("born").comment == "Drafted born."
     assert schema.table("teams").column("city").comment == "Home city of the club."
@@ -329,19 +330,19 @@ def test_rerun_keeps_reviewed_entries_and_verified_items(tmp_path: Path, db_file
 
 
 def test_config_text_keeps_comments_and_adds_missing_keys(tmp_path: Path):
-    template = "# top\nlm:\n  model: x  # a comment\ndatabase:\n  path: data/a.duckdb   # the file\n"
+    template = "# top\nlm:\n  model: x  # a comment\ndatabase:\n  url: data/a.duckdb   # the file\n"
     text = config_text(
         template, Path("/d/b.duckdb"), Path("/o/descriptions.yaml"), Path("/o/golden.jsonl"), Path("/o")
     )
     data = yaml.safe_load(text)
-    assert data["database"]["path"] == "/d/b.duckdb"
+    assert data["database"]["url"] == "/d/b.duckdb"
     assert data["retrieval"]["example_bank"] == "/o/golden.jsonl"
     assert data["prompts"]["compiled_dir"] == "/o/compiled"
-    assert '  path: "/d/b.duckdb"   # the file' in text and "# top" in text
+    assert '  url: "/d/b.duckdb"   # the file' in text and "# top" in text
 
 
 def test_schema_summary_is_short(db_file: Path, tmp_path: Path):
-    summary = schema_summary(load_schema(db_file, tmp_path / "catalogs"))
+    summary = schema_summary(load_file_schema(db_file, tmp_path / "catalogs"))
     assert summary.startswith("TABLE goals") and "JOINS" in summary
     assert len(summary) < 800
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import duckdb
 
-from tools.sql.introspect import load_schema
+from tools.sql.engines.duckdb import load_file_schema
 
 
 def _db(tmp_path):
@@ -29,7 +29,7 @@ def _db(tmp_path):
 
 
 def test_columns_named_after_a_table_join_its_id(tmp_path):
-    schema = load_schema(_db(tmp_path), tmp_path / "cache")
+    schema = load_file_schema(_db(tmp_path), tmp_path / "cache")
     edges = {(j.left, j.right, tuple(j.on[0])) for j in schema.joins}
     assert ("record", "swimmer", ("Swimmer_ID", "ID")) in edges
     assert ("record", "event", ("Event_ID", "ID")) in edges
@@ -39,5 +39,5 @@ def test_columns_named_after_a_table_join_its_id(tmp_path):
 
 
 def test_a_join_path_is_not_invented_for_unrelated_ids(tmp_path):
-    schema = load_schema(_db(tmp_path), tmp_path / "cache")
+    schema = load_file_schema(_db(tmp_path), tmp_path / "cache")
     assert not any({j.left, j.right} == {"swimmer", "stadium"} for j in schema.joins)

@@ -70,7 +70,7 @@ def test_each_view_has_its_own_value_index(settings):
     counts = {}
     for role in ROLES:
         db = open_database(settings.database_config(), role)
-        path = cache / f"{db.path.stem}-{db.schema.fingerprint}.values.duckdb"
+        path = cache / f"{db.name}-{db.schema.fingerprint}.values.duckdb"
         con = duckdb.connect(str(path), read_only=True)
         try:
             counts[role] = con.execute(
