@@ -36,12 +36,15 @@ class AgentContext:
     db: Database
     tools: ToolRegistry
     lms: dict[str, dspy.LM]
-    modules: dict[str, dspy.Module] = field(default_factory=fresh_modules)  # one per LM step (agent/steps.py)
+    # One per LM step (agent/steps.py); None: fresh ones, the SQL steps told the database's dialect.
+    modules: dict[str, dspy.Module] | None = None
     retrieve: Retrieve | None = None
     compiled: list[str] = field(default_factory=list)  # modules loaded from optimized artifacts
     stable_schema: tuple[list[str], str] | None = None  # the retrieve step's stable part, built once
 
     def __post_init__(self) -> None:
+        if self.modules is None:
+            self.modules = fresh_modules(self.db.config.dialect_label)
         if self.retrieve is None:
             # A worked example that reads a hidden table or column would show it to the LM: the role's
             # bank holds only the examples its view can show.

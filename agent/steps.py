@@ -48,6 +48,10 @@ def step(name: str) -> Step:
     raise KeyError(f"no step named {name!r}; the steps are {', '.join(STEP_NAMES)} (agent/steps.py)")
 
 
-def fresh_modules() -> dict[str, dspy.Module]:
-    """One new, uncompiled instance of every LM step's module."""
-    return {name: cls() for name, cls in LM_STEPS.items()}
+# The modules that write SQL: they are told the engine's dialect (prompts/generate.py).
+SQL_STEPS = ("generate", "repair")
+
+
+def fresh_modules(dialect: str = "DuckDB") -> dict[str, dspy.Module]:
+    """One new, uncompiled instance of every LM step's module; `dialect` is the engine's label."""
+    return {name: cls(dialect) if name in SQL_STEPS else cls() for name, cls in LM_STEPS.items()}

@@ -78,7 +78,7 @@ class BaselinePipeline:
         self.tracing = setup_tracing(settings)
         self.lm = lm or build_lm(settings.lm, settings.embedded)
         self.db_path = db_path
-        self.module = Baseline()
+        self.module = Baseline(settings.database_config(db_path).dialect_label)
         self._schemas: dict[str, str] = {}
 
     def prepare(self, items: list[EvalItem]) -> None:

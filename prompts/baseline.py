@@ -21,9 +21,11 @@ class BaselineSQL(dspy.Signature):
 
 
 class Baseline(dspy.Module):
-    def __init__(self) -> None:
+    def __init__(self, dialect: str = "DuckDB") -> None:
         super().__init__()
-        self.generate = dspy.Predict(BaselineSQL)
+        signature = BaselineSQL if dialect == "DuckDB" else BaselineSQL.with_instructions(
+            BaselineSQL.instructions.replace("DuckDB", dialect))  # fmt: skip
+        self.generate = dspy.Predict(signature)
 
     def forward(self, db_schema: str, question: str) -> dspy.Prediction:
         pred = self.generate(db_schema=db_schema, question=question)

@@ -46,10 +46,18 @@ class GenerateSQL(dspy.Signature):
     sql: str = dspy.OutputField(desc="a single SELECT statement")
 
 
+def sql_signature(dialect: str = "DuckDB") -> type[dspy.Signature]:
+    """GenerateSQL naming the SQL dialect the model writes (the engine's label: DuckDB, PostgreSQL).
+    DuckDB's is GenerateSQL itself, byte for byte, so cached and compiled DuckDB prompts stay valid."""
+    if dialect == "DuckDB":
+        return GenerateSQL
+    return GenerateSQL.with_instructions(GenerateSQL.instructions.replace("DuckDB", dialect))
+
+
 class Generate(dspy.Module):
-    def __init__(self) -> None:
+    def __init__(self, dialect: str = "DuckDB") -> None:
         super().__init__()
-        self.generate = dspy.Predict(GenerateSQL)
+        self.generate = dspy.Predict(sql_signature(dialect))
 
     @staticmethod
     def inputs(

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 
 import dspy
 
-from prompts.generate import Generate, GenerateSQL
+from prompts.generate import Generate, sql_signature
 from prompts.retrieve import Example
 from prompts.sql_text import extract_sql
 from tools.sql.entities import EntityMapping
@@ -32,9 +32,9 @@ def failure_text(question: str, error: str) -> str:
 
 
 class Repair(dspy.Module):
-    def __init__(self) -> None:
+    def __init__(self, dialect: str = "DuckDB") -> None:
         super().__init__()
-        self.repair = dspy.Predict(GenerateSQL)
+        self.repair = dspy.Predict(sql_signature(dialect))
 
     @staticmethod
     def inputs(

@@ -31,7 +31,7 @@ from tools.sql.policy import AccessRole, PolicyCode
 
 
 class RunSqlArgs(BaseModel):
-    sql: str = Field(min_length=1, max_length=20_000, description="One DuckDB SELECT statement.")
+    sql: str = Field(min_length=1, max_length=20_000, description="One SELECT statement in the database's SQL dialect.")
 
 
 class RunSqlResult(BaseModel):

@@ -1,4 +1,4 @@
-"""Generate: DuckDB SQL from the linked schema, examples, value hints and the question."""
+"""Generate: SQL in the engine's dialect from the linked schema, examples, value hints and the question."""
 
 from __future__ import annotations
 
