@@ -25,15 +25,25 @@ $(STAMP): pyproject.toml uv.lock
 data/lahman.duckdb: $(STAMP) data/build_lahman.py data/lahman_comments.yaml data/team_nicknames.yaml
 	$(PY) -m data.build_lahman
 
+# ENGINE=postgres: the same question on the demo loaded into a throwaway local PostgreSQL cluster
+# (started, loaded once, stopped again: data/pg_local.py); ENGINE=duckdb (default): data/lahman.duckdb.
+ENGINE ?= duckdb
+ON_ENGINE := $(if $(filter postgres,$(ENGINE)),$(PY) -m data.pg_local run --,$(if $(filter duckdb,$(ENGINE)),,$(error ENGINE must be duckdb or postgres, not $(ENGINE))))
+
 demo: setup
-	$(SQLAGENT) ask "$(QUESTION)"
+	$(ON_ENGINE) $(SQLAGENT) ask "$(QUESTION)"
 
 test: setup
 	$(SQLAGENT) tools --lint
 	$(PY) -m pytest -p no:cacheprovider
 
 test-unit: setup
-	$(PY) -m pytest -p no:cacheprovider -m "not integration"
+	$(PY) -m pytest -p no:cacheprovider -m "not integration and not engines"
+
+# The tests against real database servers (a throwaway PostgreSQL cluster on a loopback port).
+.PHONY: test-engines
+test-engines: setup
+	$(PY) -m pytest -p no:cacheprovider -m engines
 
 test-integration: setup
 	$(PY) -m pytest -p no:cacheprovider -m integration
@@ -65,10 +75,14 @@ serve: setup
 ui: setup
 	.venv/bin/mlflow ui --backend-store-uri "$$($(PY) -c 'from agent.config import load_settings; print(load_settings().tracking.resolved_uri())')" --host 127.0.0.1 --port 5000 --workers 1
 
-.PHONY: eval eval-accept eval-ablation
+.PHONY: eval eval-accept eval-ablation gold-engines
+# On another engine the run is kept apart (out/eval-postgres) and gated against its own baseline
+# once one is accepted (evals/baseline-postgres.json), else against DuckDB's.
+EVAL_SUFFIX := $(if $(filter duckdb,$(ENGINE)),,-$(ENGINE))
+EVAL_BASELINE := $(or $(wildcard evals/baseline$(EVAL_SUFFIX).json),evals/baseline.json)
 # The test split on the configured (embedded) model, gated against the committed baseline.
 eval: setup
-	$(SQLAGENT) eval --split test --baseline evals/baseline.json --out out/eval
+	$(ON_ENGINE) $(SQLAGENT) eval --split test --baseline $(EVAL_BASELINE) --out out/eval$(EVAL_SUFFIX)
 
 # Do the optimized modules in prompts/compiled help? The test split without them, then with them,
 # gated against the run without (tolerance 0: fails when the compiled modules cost accuracy).
@@ -78,7 +92,11 @@ eval-ablation: setup
 
 # Make the last `make eval` run the committed baseline (review evals/baseline.json, then commit it).
 eval-accept: setup
-	$(SQLAGENT) eval-accept --from out/eval --to evals/baseline.json
+	$(SQLAGENT) eval-accept --from out/eval$(EVAL_SUFFIX) --to evals/baseline$(EVAL_SUFFIX).json
+
+# Does the golden set's gold SQL, transpiled by sqlglot, return the same rows on PostgreSQL as on DuckDB?
+gold-engines: setup
+	$(PY) -m data.pg_local run -- $(PY) -m evals.gold_engines --split test --out out/gold-engines.json
 
 clean:
 	rm -rf .venv .uv mlruns mlflow.db .pytest_cache .ruff_cache .hypothesis data/lahman.duckdb data/*.tmp

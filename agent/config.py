@@ -108,6 +108,9 @@ class DatabaseSettings(Section):
     # The environment variable holding the server password (never the password itself); libpq's own
     # PGPASSWORD and ~/.pgpass work too.
     password_env: str | None = None
+    # A server login that can write (or create) is refused at connect time; false only warns in
+    # `sqlagent doctor` (the READ ONLY transaction then is the last layer). docs/engines.md.
+    require_read_only_role: bool = True
 
     @model_validator(mode="before")
     @classmethod
@@ -267,6 +270,7 @@ class Settings(BaseSettings):
                 timeout_s=limits.query_timeout_s, max_rows=limits.max_rows, max_result_bytes=limits.max_result_bytes,
                 memory_limit=limits.memory_limit, threads=limits.db_threads, work_mem=limits.work_mem,
                 connect_timeout_s=limits.connect_timeout_s, pool_size=limits.db_pool_size,
+                require_read_only_role=db.require_read_only_role,
             ),
         )  # fmt: skip
 

@@ -166,9 +166,9 @@ def load(admin_url: str, *, source: Path = DEFAULT_SOURCE, database: str = "lahm
     return f"postgresql://{reader}:{password}@{host}:{port}/{database}"
 
 
-def load_demo(admin_url: str, progress: Callable[[str], None] = lambda m: None) -> str:
+def load_demo(admin_url: str, reader_password: str, progress: Callable[[str], None] = lambda m: None) -> str:
     """The demo database with the defaults (used by data/pg_local.py and the tests)."""
-    return load(admin_url, progress=progress)
+    return load(admin_url, reader_password=reader_password, progress=progress)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -12,7 +12,7 @@ SQLAGENT_PG_BINDIR, `pg_config --bindir` or /usr/lib/postgresql/*/bin). PostgreS
 root: as root the cluster runs as the `postgres` user the Debian package creates (or SQLAGENT_PG_USER),
 and its directory is handed to that user. The cluster listens on 127.0.0.1 only, with password
 (scram-sha-256) authentication for every connection; the superuser's password is generated once and
-kept in DIR/admin.password (mode 0600).
+kept in DIR/admin.password (mode 0600), the demo reader's in DIR/reader.password.
 """
 
 from __future__ import annotations
@@ -74,6 +74,7 @@ class Cluster:
     directory: Path
     port: int
     password: str
+    reader_password: str  # for the demo's read-only role (data/load_postgres.py)
 
     def url(self, database: str = "postgres", user: str = ADMIN, password: str | None = None) -> str:
         return f"postgresql://{user}:{password or self.password}@127.0.0.1:{self.port}/{database}"
@@ -116,6 +117,9 @@ class LocalCluster:
         password_file.write_text(secrets.token_urlsafe(24))
         password_file.chmod(0o600)
         self._handover(password_file)
+        reader_file = self.directory / "reader.password"
+        reader_file.write_text(secrets.token_urlsafe(18))
+        reader_file.chmod(0o600)
         self._run("initdb", "-D", str(self.data), "-U", ADMIN, f"--pwfile={password_file}", "--auth=scram-sha-256",
                   "--encoding=UTF8", "--locale=C.UTF-8", "--no-sync")  # fmt: skip
 
@@ -140,7 +144,8 @@ class LocalCluster:
             except ClusterError as error:
                 log = self.log.read_text()[-800:] if self.log.is_file() else ""
                 raise ClusterError(f"{error}\n{log}") from None
-        return Cluster(self.directory, port, (self.directory / "admin.password").read_text().strip())
+        return Cluster(self.directory, port, (self.directory / "admin.password").read_text().strip(),
+                       (self.directory / "reader.password").read_text().strip())
 
     def stop(self) -> None:
         if self.running():
@@ -182,7 +187,7 @@ def main(argv: list[str] | None = None) -> int:
         from data.load_postgres import load_demo
 
         try:
-            reader_url = load_demo(started.url(), progress=lambda m: print(m, file=sys.stderr))
+            reader_url = load_demo(started.url(), started.reader_password, progress=lambda m: print(m, file=sys.stderr))
         except BaseException:
             if args.action == "run":
                 cluster.stop()

@@ -43,6 +43,8 @@ class EvalItem(BaseModel):
     db: str | None = None
     db_id: str | None = None
     gold_db: str | None = None
+    # The dialect gold_sql is written in; on another engine it is transpiled by sqlglot before it runs.
+    gold_dialect: str = "duckdb"
 
     @field_validator("id", "question")
     @classmethod

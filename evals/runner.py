@@ -15,7 +15,9 @@ import uuid
 from collections.abc import Callable, Iterable
 from typing import Any, Protocol
 
+import sqlglot
 from pydantic import BaseModel, Field
+from sqlglot import exp
 
 from agent.config import LimitSettings
 from evals import scoring
@@ -139,7 +141,8 @@ class Gold(BaseModel):
     columns: list[str] = Field(default_factory=list)
     rows: list[list[Any]] = Field(default_factory=list)
     error: str | None = None
-    dialect: str = "duckdb"
+    dialect: str = "duckdb"  # the dialect of `sql`
+    sql: str | None = None  # the gold SQL as it ran: the item's, transpiled to the engine's dialect
     # Under an outer ORDER BY: each row's ORDER BY key values, so that tied rows compare as a bag.
     # None: no outer ORDER BY, or the keys could not be had (then `note` says why: a total order).
     order_keys: list[list[Any]] | None = None
@@ -194,14 +197,39 @@ def run_gold(item: EvalItem, db: Database, max_rows: int) -> Gold | None:
         dialect, execute = "sqlite", _sqlite_execute(item.gold_db, max_rows)
     else:
         dialect, execute = db.config.dialect, _sandbox_execute(db)
+        try:
+            sql = gold_in_dialect(sql, item.gold_dialect, dialect)
+        except sqlglot.errors.SqlglotError as exc:
+            return Gold(error=f"the gold SQL could not be transpiled to {dialect}: {exc}", dialect=dialect, sql=sql)
     try:
         columns, rows, truncated = execute(sql)
     except GoldQueryError as exc:
-        return Gold(error=str(exc), dialect=dialect)
+        return Gold(error=str(exc), dialect=dialect, sql=sql)
     if truncated:
         error = f"gold result truncated at {len(rows)} rows: raise limits.max_rows or narrow the gold"
-        return Gold(columns=columns, rows=rows, error=error, dialect=dialect)
-    return _with_order_keys(Gold(columns=columns, rows=rows, dialect=dialect), sql, execute)
+        return Gold(columns=columns, rows=rows, error=error, dialect=dialect, sql=sql)
+    return _with_order_keys(Gold(columns=columns, rows=rows, dialect=dialect, sql=sql), sql, execute)
+
+
+def gold_in_dialect(sql: str, written_in: str, dialect: str) -> str:
+    """The gold SQL for an engine of `dialect`: unchanged in its own dialect, else transpiled by sqlglot
+    (with the fixes below for what sqlglot 30 does not translate)."""
+    if written_in == dialect or not sql.strip():
+        return sql
+    tree = sqlglot.parse_one(sql, read=written_in)
+    if dialect == "postgres":
+        tree = tree.transform(_postgres_gold_fix)
+    return tree.sql(dialect=dialect, unsupported_level=sqlglot.ErrorLevel.RAISE)
+
+
+def _postgres_gold_fix(node: exp.Expression) -> exp.Expression:
+    """DuckDB's ROUND(double, n) and MAKE_DATE, which sqlglot renders as functions PostgreSQL lacks:
+    PostgreSQL rounds to n digits only a NUMERIC, and calls DATE_FROM_PARTS make_date."""
+    if isinstance(node, exp.Round) and node.args.get("decimals") is not None:
+        return exp.Round(this=exp.cast(node.this.copy(), "DECIMAL"), decimals=node.args["decimals"].copy())
+    if isinstance(node, exp.DateFromParts):
+        return exp.Anonymous(this="make_date", expressions=[node.args["year"], node.args["month"], node.args["day"]])
+    return node
 
 
 def _with_order_keys(gold: Gold, sql: str, execute: GoldExecute) -> Gold:
@@ -250,8 +278,9 @@ def build_record(
     item: EvalItem, pred: Prediction, gold: Gold | None, *, pipeline: str, rows_in_prompt: int = ROWS_IN_PROMPT
 ) -> dict[str, Any]:
     """Score one prediction against its gold and flatten everything the report and gate need."""
-    dialect = gold.dialect if gold else "duckdb"
-    ordered = scoring.has_outer_order_by(item.gold_sql, dialect) if item.has_gold else False
+    dialect = gold.dialect if gold else item.gold_dialect
+    gold_sql = gold.sql if gold and gold.sql else item.gold_sql  # as it ran, in `dialect`
+    ordered = scoring.has_outer_order_by(gold_sql, dialect) if item.has_gold else False
     score = scoring.score_item(
         expected_status=item.expected_status,
         status=pred.status,
@@ -262,7 +291,7 @@ def build_record(
         ordered=ordered,
         pred_truncated=pred.truncated,
         order_keys=gold.order_keys if gold else None,
-        gold_sql=item.gold_sql,
+        gold_sql=gold_sql,
         pred_sql=pred.sql,
         dialect=dialect,
     )
@@ -277,7 +306,7 @@ def build_record(
         overlap = scoring.mapping_overlap(item.expected_mappings, pred.mappings)
         mapping = {"tp": overlap.tp, "predicted": overlap.predicted, "expected": overlap.expected,
                    "precision": overlap.precision, "recall": overlap.recall}
-    gold_tables = sorted(scoring.sql_tables(item.gold_sql, dialect)) if item.has_gold else []
+    gold_tables = sorted(scoring.sql_tables(gold_sql, dialect)) if item.has_gold else []
     link_recall = (
         scoring.table_recall(gold_tables, pred.linked_tables) if pred.linked_tables is not None else None
     )

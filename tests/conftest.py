@@ -5,6 +5,9 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+# pg_cluster / pg_demo: a throwaway PostgreSQL server for the tests marked `engines`.
+pytest_plugins = ["tests.postgres_server"]
+
 
 @pytest.fixture(autouse=True, scope="session")
 def _no_tracing_unless_asked():

@@ -9,7 +9,7 @@ from pydantic import BaseModel
 
 from agent.config import Settings, resolve_path
 
-PACKAGES = ("dspy", "langgraph", "mlflow", "duckdb", "sqlglot", "pydantic", "xllamacpp")
+PACKAGES = ("dspy", "langgraph", "mlflow", "duckdb", "psycopg", "sqlglot", "pydantic", "xllamacpp")
 
 
 class Check(BaseModel):
@@ -28,7 +28,7 @@ def _versions() -> Check:
     return Check(name="versions", ok=True, detail=", ".join(parts))
 
 
-def _database(settings: Settings) -> Check:
+def _database(settings: Settings) -> list[Check]:
     from tools.sql.database import open_database
     from tools.sql.engines import redacted, url_scheme
 
@@ -37,7 +37,7 @@ def _database(settings: Settings) -> Check:
     try:
         db = open_database(settings.database_config())
     except Exception as exc:
-        return Check(name="database", ok=False, detail=f"{where}: {exc}")
+        return [Check(name="database", ok=False, detail=f"{where}: {exc}")]
     tables = db.schema.tables
     rows = sum(t.row_count for t in tables)
     uncommented = [t.name for t in tables if not t.comment]
@@ -45,7 +45,8 @@ def _database(settings: Settings) -> Check:
     detail = f"{name}: {len(tables)} tables, {rows:,} rows, {len(db.schema.joins)} join paths"
     if uncommented:
         detail += f"; tables without a description: {', '.join(uncommented)}"
-    return Check(name="database", ok=True, detail=detail)
+    engine = [Check(name=c.name, ok=c.ok, detail=c.detail) for c in db.engine.checks()]
+    return [Check(name="database", ok=True, detail=detail), *engine]
 
 
 def _model(settings: Settings, full_verify: bool) -> list[Check]:
@@ -93,4 +94,4 @@ def _tracking(settings: Settings) -> Check:
 
 
 def run_checks(settings: Settings, full_verify: bool = False) -> list[Check]:
-    return [_versions(), _database(settings), *_model(settings, full_verify), _tracking(settings)]
+    return [_versions(), *_database(settings), *_model(settings, full_verify), _tracking(settings)]

@@ -72,6 +72,8 @@ class EngineLimits(BaseModel):
     connect_timeout_s: float = 5  # server engines: opening a connection, and waiting for a pooled one
     pool_size: int = 4  # server engines: connections kept open (one per concurrent question)
     build_timeout_s: float = 300  # `read`: introspection and the value index
+    # Server engines: refuse to open with a login that can write (database.require_read_only_role).
+    require_read_only_role: bool = True
 
 
 class EngineCheck(BaseModel):

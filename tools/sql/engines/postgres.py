@@ -149,7 +149,16 @@ class PostgresEngine(Engine):
         self._closed = False
         self._cursor_ids = iter(range(1, 1 << 62))
         self._ids_lock = threading.Lock()
-        self._spelling = CatalogSpelling(name for row in self.read_all(_NAMES_SQL) for name in row)
+        try:
+            if limits.require_read_only_role:
+                refused = [c for c in role_checks(self) if not c.ok]
+                if refused:
+                    raise SandboxError("database", f"{refused[0].detail} Or set database.require_read_only_role: "
+                                                   "false to run with it anyway (docs/engines.md).")  # fmt: skip
+            self._spelling = CatalogSpelling.from_rows(self.read_all(_NAMES_SQL))
+        except BaseException:
+            self.close()
+            raise
 
     # -- identity -----------------------------------------------------------------------------------
 
