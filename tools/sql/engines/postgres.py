@@ -90,6 +90,9 @@ def _connect_problem(error: psycopg.Error, where: str, user: str, timeout_s: flo
     """What a failed connection means and what to do, from libpq's message."""
     text = clean_error(error)
     lowered = str(error).lower()
+    if "connection option" in lowered or "invalid uri" in lowered or "invalid percent-encoded" in lowered:
+        return (f"database.url is not a valid PostgreSQL URL ({text.removeprefix('connection is bad: ')}): write it "
+                "as postgresql://USER@HOST:PORT/DATABASE.")
     if "password authentication failed" in lowered or "no password supplied" in lowered:
         return (f"PostgreSQL at {where} refused the credentials of role {user!r} ({text}): set its password in "
                 "the environment variable database.password_env names, PGPASSWORD or ~/.pgpass.")
@@ -203,6 +206,8 @@ class PostgresEngine(Engine):
 
     def prepare(self, sql: str) -> str:
         """The statement guard (exactly one query, as sqlglot reads it) and the catalog's spelling."""
+        if "\x00" in sql or any(0xD800 <= ord(ch) <= 0xDFFF for ch in sql):  # PostgreSQL takes neither
+            raise SandboxError("refused", "The query holds a NUL byte or text that is not UTF-8.")
         try:
             trees = [t for t in sqlglot.parse(sql, dialect=self.dialect) if t is not None]
         except sqlglot.errors.SqlglotError as error:
@@ -252,7 +257,15 @@ class PostgresEngine(Engine):
             ) from None
         except psycopg.errors.QueryCanceled:
             raise SandboxError("timeout", timeout_message(timeout_s)) from None
+        except (psycopg.errors.OutOfMemory, psycopg.errors.ProgramLimitExceeded, psycopg.errors.DiskFull) as error:
+            raise SandboxError(
+                "execution",
+                f"The query ran out of memory or disk ({clean_error(error)}; limits.work_mem={self.limits.work_mem}): "
+                "filter earlier or aggregate before joining.",
+            ) from None
         except psycopg.OperationalError as error:
+            if error.sqlstate and not error.sqlstate.startswith(("08", "57P")):  # not the connection or server
+                raise SandboxError("execution", clean_error(error)) from None
             raise SandboxError("database", f"PostgreSQL at {self.where}: {clean_error(error)}") from None
         except psycopg.errors.SyntaxError as error:
             # DECLARE CURSOR takes one SELECT or VALUES: anything else is a syntax error there.
