@@ -217,6 +217,25 @@ def test_the_duckdb_suite_through_the_engine(env, category, sql):
         assert outcome in {"refused", "denied", "invalid", "timeout", "rows", "no_rows"}, outcome
 
 
+@pytest.mark.parametrize("sql", [
+    "SELECT \"playerID\" FROM \"People\" FOR UPDATE",
+    "SELECT lo_import('/etc/passwd')",
+    "SELECT set_config('transaction_read_only', 'off', true)",
+])  # fmt: skip
+def test_the_engine_opens_every_question_read_only_itself(env, sql):
+    """Given a login that may write and whose transactions default to read-write (allowed only with
+    require_read_only_role: false), the engine's own BEGIN READ ONLY still refuses the write."""
+    limits = EngineLimits(timeout_s=TIMEOUT_S, require_read_only_role=False, pool_size=1)
+    with open_engine(env["writer"], limits) as engine:
+        assert engine.execute("SELECT current_setting('default_transaction_read_only') AS d").rows == [["off"]]
+        assert _engine_outcome(engine, sql) == "denied"
+
+
+def test_a_writable_login_is_refused_by_default(env):
+    with pytest.raises(SandboxError, match=f"role {WRITER} can write"):
+        open_engine(env["writer"], EngineLimits())
+
+
 def test_zz_database_untouched(env):
     """After every attack on every layer: the same rows in every table, the same catalog, roles,
     privileges, settings, large objects and extensions."""
