@@ -27,7 +27,7 @@ class RunSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     config_file: str | None = Field(None, description="YAML configuration (default: SQLAGENT_CONFIG or config/sqlagent.yaml)")
-    database: str | None = Field(None, description="the database to ask (default: database.path of the configuration)")
+    database: str | None = Field(None, description="the database to ask (default: database.url of the configuration)")
     role: str | None = Field(None, description="the access role (config/access.yaml; default: its default_role)")
 
 
