@@ -33,7 +33,7 @@ import logging
 import os
 import queue
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Annotated, Any
@@ -46,6 +46,7 @@ from mlflow.exceptions import MlflowException
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from agent.apps.agent_pool import AgentFactory, AgentPool, default_agent_factory
 from agent.apps.auth import Auth, Principal, check_bind, role_for, scoped_thread, unscoped_thread
 from agent.apps.limits import QuestionLimits, TooManyQuestions
 from agent.apps.payloads import (
@@ -69,44 +70,6 @@ log = logging.getLogger(__name__)
 WEB_DIR = Path(__file__).resolve().parent / "web"
 DEFAULT_GOLDEN = "evals/golden.jsonl"
 STORE_RETRY_S = 2  # Retry-After of a 503 while the tracking store cannot be read or written
-
-AgentFactory = Callable[[Settings, str | None, str | None], Any]
-
-
-def default_agent_factory(settings: Settings, db: str | None, role: str | None):
-    from agent.service import Agent
-
-    return Agent(settings, db_path=db, role=role)
-
-
-# --- agents and the single worker -------------------------------------------------------------
-
-
-class AgentPool:
-    """One Agent per (db, role), created lazily on the worker thread that runs all agent jobs."""
-
-    def __init__(self, settings: Settings, factory: AgentFactory):
-        self.settings = settings
-        self.factory = factory
-        self.agents: dict[tuple[str | None, str | None], Any] = {}
-        self.worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlagent-lm")
-
-    def submit(self, db: str | None, role: str | None, job: Callable[[Any], Any]) -> Future:
-        return self.worker.submit(lambda: job(self._agent(db, role)))
-
-    def _agent(self, db: str | None, role: str | None):  # worker thread only
-        key = (db, role)
-        if key not in self.agents:
-            self.agents[key] = self.factory(self.settings, db, role)
-        return self.agents[key]
-
-    def close(self) -> None:
-        self.worker.shutdown(wait=True, cancel_futures=True)
-
-
-class AgentUnavailable(RuntimeError):
-    pass
-
 
 def _tags(db: str | None, role: str | None) -> dict[str, str]:
     """The trace tags of a question: which database and role it ran with (review_api reads them to
