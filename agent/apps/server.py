@@ -3,7 +3,8 @@
     POST /api/ask            {question, thread_id?, db?, role?} -> AskResult (as `sqlagent ask --json`)
     GET  /api/ask/stream     ?question=&thread_id=&db=&role= -> server-sent events: `node` per node
                              as it finishes (name, duration_ms, tokens, detail), then `result`
-    GET  /api/traces/{id}    node timeline, SQL, rows, mappings and the trace's assessments
+    GET  /api/traces/{id}    node timeline, SQL, rows, chart, mappings and the trace's assessments
+    GET  /api/traces/{id}/rows.csv|rows.parquet   the answer's rows as a file (as stored on the trace)
     POST /api/feedback       {trace_id, value, comment?, corrected_sql?, rubric?}
     GET  /api/review         traces awaiting review (no feedback yet or negative), newest first
     POST /api/golden         {trace_id} -> promote a reviewed trace into the golden set (201, 409 if there)
@@ -48,6 +49,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from agent.apps.agent_pool import AgentFactory, AgentPool, default_agent_factory
 from agent.apps.auth import Auth, Principal, check_bind, role_for, scoped_thread, unscoped_thread
+from agent.apps.charts import chart_spec
 from agent.apps.limits import QuestionLimits, TooManyQuestions
 from agent.apps.payloads import (
     BAD_BODY,
@@ -105,6 +107,7 @@ def _sse(event: str, data: Any) -> str:
 def _user_facing(result: Any, who: Principal) -> dict[str, Any]:
     out = result.model_dump()
     out["thread_id"] = unscoped_thread(who, out.get("thread_id"))
+    out["chart"] = chart_spec(out["columns"], out["rows"])  # Vega-Lite, drawn by the page (agent/apps/charts.py)
     return out
 
 

@@ -19,6 +19,7 @@ CHROMIUM = Path("/usr/bin/chromium")
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
         "--disable-background-networking", "--disable-component-update", "--disable-sync"]  # fmt: skip
 ROOT = Path(__file__).resolve().parents[2]
+SCREENSHOTS = ROOT / "out" / "screenshots"  # kept after the run, for a person to look at
 BY_YEAR = "SELECT yearID, SUM(HR) AS HR FROM Batting WHERE playerID = 'ruthba01' GROUP BY yearID ORDER BY yearID"
 CORRECTED = "SELECT yearID, SUM(HR) AS HR FROM Batting WHERE playerID = 'ruthba01' AND yearID >= 1920 GROUP BY yearID ORDER BY yearID"
 QUESTION = "How many home runs did Babe Ruth hit in each year?"
@@ -95,6 +96,7 @@ def browser():
 
 def test_ask_feedback_review_promote(server, browser):
     base, tmp = server["url"], server["tmp"]
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page = browser.new_page(viewport={"width": 1280, "height": 1000})
     errors: list[str] = []
     page.on("pageerror", lambda e: errors.append(str(e)))
@@ -127,10 +129,25 @@ def test_ask_feedback_review_promote(server, browser):
     assert names == ["guard", "rewrite", "retrieve", "generate", "safety", "execute", "answer"]
     assert "SELECT yearID" in page.inner_text("pre.sql")
     assert page.locator("table.rows tbody tr").count() == 22  # Ruth's seasons 1914-1935
-    assert page.locator("svg.chart polyline").count() == 1  # one measure over years: a line chart
+    # One measure over seasons: Vega-Lite draws a line (vendored vega-embed, SVG renderer).
+    page.wait_for_selector(".chart-wrap svg g.mark-line path", timeout=15_000)
+    assert page.locator(".chart-wrap svg g.mark-symbol path").count() == 22  # a point per season
+    assert "HR by yearID" in page.inner_text(".chart-wrap figcaption")
     assert "Babe Ruth" in page.inner_text(".mappings")
     trace_id = re.search(r"trace (\S+)", page.inner_text("#trace-link")).group(1)
     page.screenshot(path=str(tmp / "ask.png"), full_page=True)
+    shutil.copy(tmp / "ask.png", SCREENSHOTS / "ask.png")
+    # The rows to take away: the CSV and the Parquet of the answer, with the page's token.
+    with page.expect_download() as csv_download:
+        page.click("button.download[data-format=csv]")
+    csv_text = Path(csv_download.value.path()).read_text()
+    assert csv_text.splitlines()[:3] == ["yearID,HR", "1914,0", "1915,4"] and len(csv_text.splitlines()) == 23
+    with page.expect_download() as parquet_download:
+        page.click("button.download[data-format=parquet]")
+    assert parquet_download.value.suggested_filename == f"sqlagent-{trace_id}.parquet"
+    import pyarrow.parquet as pq
+
+    assert pq.read_table(parquet_download.value.path()).num_rows == 22
 
     # Thumbs down, a comment, a corrected SQL and a rubric.
     page.click(".thumb.down")
@@ -152,6 +169,7 @@ def test_ask_feedback_review_promote(server, browser):
     card.locator(".message.ok").wait_for(timeout=15_000)
     assert "Added to the golden set" in card.inner_text()
     page.screenshot(path=str(tmp / "review.png"), full_page=True)
+    shutil.copy(tmp / "review.png", SCREENSHOTS / "review.png")
     assert errors == [] and external == []
 
     # Through MLflow: the human feedback and the expectation are on the trace.
