@@ -9,6 +9,7 @@
     GET  /api/review         traces awaiting review (no feedback yet or negative), newest first
     POST /api/golden         {trace_id} -> promote a reviewed trace into the golden set (201, 409 if there)
     GET  /api/me             who the token belongs to: name, role, permissions
+    GET  /api/suggestions    a few questions from the golden set that the caller's role can ask
     GET  /, /review          the web pages (agent/web: plain HTML, JS and CSS, no build step)
 
 Who may do what (agent/apps/auth.py): with `server.auth` on, every /api route but /api/health needs
@@ -60,6 +61,7 @@ from agent.apps.payloads import (
     validation_message,
 )
 from agent.apps.review_api import review_routes
+from agent.apps.suggestions import suggested_questions
 from agent.apps.trace_wait import EXPORT_INTERVAL_ENV, TraceWaiter
 from agent.apps.users import UserStore
 from agent.config import PROJECT_ROOT, Settings, resolve_path
@@ -278,6 +280,14 @@ def create_app(
     # --- traces, feedback, review and golden (agent/apps/review_api.py) -------------------
 
     app.include_router(review_routes(settings, gate, golden_file))
+
+    @app.get("/api/suggestions")
+    def suggestions(who: Principal = asker) -> dict[str, Any]:
+        """The ask page's first questions: from the configured database's golden set, for the caller's role."""
+        from tools.sql.database import open_database
+
+        db = open_database(settings.database_config(), _check_role(role_for(who, None), access_file))
+        return {"questions": suggested_questions(resolve_path(settings.retrieval.example_bank), db.reads_hidden)}
 
     @app.get("/api/me")
     def me(who: Principal = caller) -> dict[str, Any]:

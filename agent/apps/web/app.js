@@ -98,6 +98,7 @@ const SqlAgent = (() => {
       if (input.value.trim()) localStorage.setItem(TOKEN_KEY, input.value.trim());
       else localStorage.removeItem(TOKEN_KEY);
       show();
+      document.dispatchEvent(new Event("sqlagent:token")); // the pages reload what the token may see
     });
     await show();
   }
@@ -259,22 +260,49 @@ const SqlAgent = (() => {
     return id;
   }
 
+  // A conversation: every question is a turn that stays on the page, with its own steps, answer,
+  // SQL, rows, chart, downloads and feedback; "New conversation" starts a new thread.
+  function newTurn(turns, question) {
+    const timeline = el("ol", { class: "timeline" }, el("li", { class: "pending" }, "Waiting for the model…"));
+    const traceLink = el("p", { class: "muted trace-link" });
+    const result = el("div", { class: "result" });
+    const feedback = el("div", { class: "feedback-box" });
+    const resultCard = el("section", { class: "card result-card", hidden: true }, result, feedback);
+    const turn = el("article", { class: "turn" }, el("h2", { class: "turn-question" }, question),
+      el("div", { class: "grid" }, el("section", { class: "card steps" }, el("h3", {}, "Steps"), timeline, traceLink), resultCard));
+    turns.append(turn);
+    turn.scrollIntoView({ block: "start" });
+    return { timeline, traceLink, result, feedback, resultCard };
+  }
+
+  async function loadSuggestions(box, ask) {
+    box.replaceChildren();
+    let data;
+    try { data = await api("GET", "/api/suggestions"); } catch (_) { return; } // no token yet: nothing to offer
+    if (!data.questions.length) return;
+    box.append(el("p", { class: "muted" }, "Try one of these, or ask your own:"),
+      el("div", { class: "suggestion-list" }, data.questions.map((q) =>
+        el("button", { type: "button", class: "secondary suggestion", onclick: () => ask(q) }, q))));
+  }
+
   function initAsk() {
     const form = document.getElementById("ask-form");
     const input = document.getElementById("question");
     const button = document.getElementById("ask-button");
-    const timeline = document.getElementById("timeline");
-    const traceLink = document.getElementById("trace-link");
-    const card = document.getElementById("result-card");
-    const result = document.getElementById("result");
-    const fb = document.getElementById("feedback");
+    const turns = document.getElementById("turns");
+    const suggestions = document.getElementById("suggestions");
     let thread = sessionStorage.getItem("sqlagent.thread") || newThread();
     let current = null; // the AbortController of the question being streamed
-    document.getElementById("new-thread").addEventListener("click", () => { thread = newThread(); input.focus(); });
-    const failed = (text) => {
-      timeline.querySelector(".pending")?.remove();
-      timeline.append(el("li", { class: "node failed" }, text));
-    };
+    const ask = (question) => { input.value = question; form.requestSubmit(); };
+    const offer = () => { suggestions.hidden = turns.childElementCount > 0; if (!suggestions.hidden) loadSuggestions(suggestions, ask); };
+    document.getElementById("new-thread").addEventListener("click", () => {
+      if (current) current.abort();
+      thread = newThread();
+      turns.replaceChildren();
+      offer();
+      input.focus();
+    });
+    document.addEventListener("sqlagent:token", offer);
 
     form.addEventListener("submit", async (event) => {
       event.preventDefault();
@@ -282,26 +310,30 @@ const SqlAgent = (() => {
       if (!question) return;
       if (current) current.abort();
       const controller = (current = new AbortController());
-      timeline.replaceChildren(el("li", { class: "pending" }, "Waiting for the model…"));
-      traceLink.textContent = "";
-      card.hidden = true;
+      suggestions.hidden = true;
+      const turn = newTurn(turns, question);
+      const failed = (text) => {
+        turn.timeline.querySelector(".pending")?.remove();
+        turn.timeline.append(el("li", { class: "node failed" }, text));
+      };
+      input.value = "";
       button.disabled = true;
       const started = performance.now();
       const params = new URLSearchParams({ question, thread_id: thread });
       let ended = false;
       const onEvent = (kind, data) => {
         if (kind === "node") {
-          timeline.querySelector(".pending")?.remove();
-          timeline.append(el("li", { class: data.detail.startsWith("failed") ? "node failed" : "node" },
+          turn.timeline.querySelector(".pending")?.remove();
+          turn.timeline.append(el("li", { class: data.detail.startsWith("failed") ? "node failed" : "node" },
             el("span", { class: "name" }, data.name), el("span", { class: "time" }, fmtMs(data.duration_ms)),
             el("span", { class: "tokens" }, data.tokens ? `${data.tokens} tok` : ""), el("span", { class: "detail", title: data.detail }, short(data.detail))));
         } else if (kind === "result") {
           ended = true;
-          timeline.querySelector(".pending")?.remove();
-          traceLink.textContent = `${fmtMs(performance.now() - started)} total` + (data.trace_id ? ` · trace ${data.trace_id}` : "");
-          card.hidden = false;
-          renderResult(result, data);
-          fb.replaceChildren(data.trace_id ? feedbackForm(data.trace_id, data.sql) : el("p", { class: "muted" }, "Tracing is off: no feedback."));
+          turn.timeline.querySelector(".pending")?.remove();
+          turn.traceLink.textContent = `${fmtMs(performance.now() - started)} total` + (data.trace_id ? ` · trace ${data.trace_id}` : "");
+          turn.resultCard.hidden = false;
+          renderResult(turn.result, data);
+          turn.feedback.replaceChildren(data.trace_id ? feedbackForm(data.trace_id, data.sql) : el("p", { class: "muted" }, "Tracing is off: no feedback."));
         } else if (kind === "failure") {
           ended = true;
           failed(data.error);
@@ -316,6 +348,7 @@ const SqlAgent = (() => {
         if (current === controller) { current = null; button.disabled = false; }
       }
     });
+    offer();
     input.focus();
   }
 
@@ -364,13 +397,20 @@ const SqlAgent = (() => {
 
   async function initReview() {
     const queue = document.getElementById("queue");
-    queue.textContent = "Loading…";
-    try {
-      const data = await api("GET", "/api/review");
-      queue.replaceChildren(...(data.items.length ? data.items.map(reviewCard) : [el("p", { class: "muted" }, "Nothing to review.")]));
-    } catch (error) {
-      queue.replaceChildren(el("p", { class: "message error" }, error.message));
-    }
+    const load = async () => {
+      queue.replaceChildren(el("p", { class: "muted loading" }, "Reading the review queue…"));
+      try {
+        const data = await api("GET", "/api/review");
+        queue.replaceChildren(...(data.items.length ? data.items.map(reviewCard) : [el("div", { class: "card empty" },
+          el("h2", {}, "Nothing awaits review"),
+          el("p", {}, "Answers appear here until they get a thumbs-up, and again after a thumbs-down. Ask a question on the ",
+            el("a", { href: "/" }, "Ask page"), ", then come back to correct its SQL or promote it to the golden set."))]));
+      } catch (error) {
+        queue.replaceChildren(el("p", { class: "message error" }, error.message));
+      }
+    };
+    document.addEventListener("sqlagent:token", load);
+    await load();
   }
 
   return { initAuth, initAsk, initReview, chart, renderResult };

@@ -91,6 +91,7 @@ ROUTES = [
     ("GET", "/api/review", None),
     ("POST", "/api/golden", {"trace_id": "x"}),
     ("GET", "/api/me", None),
+    ("GET", "/api/suggestions", None),
 ]
 
 
@@ -204,6 +205,18 @@ def test_rows_download_follows_the_trace_view_rule(env, alice_asked):
     refused = ask(env, "alice", "Top salary ever?")
     r = client.get(f"/api/traces/{refused['trace_id']}/rows.csv", headers=auth(env, "alice"))
     assert r.status_code == 404 and "no result rows" in r.json()["detail"]
+
+
+def test_suggestions_are_what_the_token_role_may_ask(env):
+    client = env["client"]
+    public = client.get("/api/suggestions", headers=auth(env, "alice")).json()["questions"]
+    analyst = client.get("/api/suggestions", headers=auth(env, "bob")).json()["questions"]
+    assert public[:2] == analyst[:2] == ["Who hit the most home runs in 1927, and how many?",
+                                        "How many games did the Yankees win in 1998?"]  # the README's own
+    born = "How many major leaguers were born on February 29?"  # reads People.birthMonth, hidden from public
+    assert born in analyst and born not in public
+    assert len(public) == len(analyst) == 6
+    assert client.get("/api/suggestions", headers=auth(env, "rita")).status_code == 403  # no `ask`
 
 
 def test_promotion_needs_review(env):
