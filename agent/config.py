@@ -165,8 +165,12 @@ class AnswerSettings(Section):
 
 
 class PromptSettings(Section):
-    use_compiled: bool = True  # load optimized modules from compiled_dir when present
+    use_compiled: bool = True  # load optimized modules (from `source`) when present
     compiled_dir: str = "prompts/compiled"
+    # files: compiled_dir; registry: the MLflow Prompt Registry's `registry_alias` version of each
+    # module (prompts/prompt_source.py), falling back to compiled_dir with a warning.
+    source: Literal["files", "registry"] = "files"
+    registry_alias: str = "production"
 
 
 class ToolSettings(Section):
