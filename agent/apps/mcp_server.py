@@ -197,8 +197,9 @@ def _error(message: str) -> types.CallToolResult:
 def _principal(ctx: Any) -> Principal:
     """The caller the HTTP token gate found; over stdio (no request) and without auth, the local operator."""
     request = getattr(ctx, "request", None)
-    state = getattr(request, "scope", {}).get("state") or {} if request is not None else {}
-    return state.get(PRINCIPAL_KEY, LOCAL)
+    if request is None:
+        return LOCAL
+    return (request.scope.get("state") or {}).get(PRINCIPAL_KEY, LOCAL)
 
 
 def build_server(backend: McpBackend) -> Server:
