@@ -10,13 +10,21 @@ import argparse
 import json
 import sys
 import time
-from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
 
 import agent  # noqa: F401  (sets the offline switches before any library import)
 from agent.apps.bad_input import TextKind, text_problem, validation_message
+from agent.apps.cli_output import (
+    add_output_arguments,
+    emit,
+    emit_rows,
+    json_text,
+    printable,
+    read_stdin,
+    resolve_format,
+)
 from agent.apps.render import table, timeline
 from agent.apps.version import version
 from agent.config import ConfigNotFound, load_settings
@@ -33,13 +41,8 @@ _TEXT_KINDS: dict[str, TextKind] = {
 _CALLED = {"question": "The question", "sql": "The SQL", "trace_id": "The trace id", "from_dir": "--from"}
 
 
-def _printable(text: str) -> str:
-    # Undecodable argv bytes arrive as lone surrogates, which stdout cannot encode: print them as \udcXX.
-    return text.encode("utf-8", "backslashreplace").decode("utf-8")
-
-
 def _print_json(obj: Any) -> None:
-    print(_printable(json.dumps(obj, indent=2, default=str, ensure_ascii=False)))
+    print(printable(json.dumps(obj, indent=2, default=str, ensure_ascii=False)))
 
 
 def cmd_ask(args: argparse.Namespace) -> int:
@@ -60,7 +63,7 @@ def cmd_ask(args: argparse.Namespace) -> int:
         return _fail(args, result.error or "The question is not valid.", EXIT_USAGE)
     code = EXIT_OK if result.status in ("ok", "clarify", "approve") else EXIT_FAIL  # the last two wait for a reply
     if args.format == "json":
-        return _emit(args, _json_text(result.model_dump())) or code
+        return emit(args, json_text(result.model_dump())) or code
     if args.format == "table":
         lines = []
         if result.rewritten_question and result.rewritten_question != args.question:
@@ -72,13 +75,13 @@ def cmd_ask(args: argparse.Namespace) -> int:
         lines.append(f"[{result.status}] {result.answer or result.error}")
         lines.append(f"\nthread {result.thread_id}  trace {result.trace_id}")
         lines.append(timeline([n.model_dump() for n in result.nodes]))
-        return _emit(args, "\n".join(lines) + "\n") or code
+        return emit(args, "\n".join(lines) + "\n") or code
     # csv / parquet: only the rows reach the output, so that it can be piped; the rest is said on stderr.
-    print(f"[{result.status}] {_printable(result.answer or result.error or '')}", file=sys.stderr)
+    print(f"[{result.status}] {printable(result.answer or result.error or '')}", file=sys.stderr)
     print(f"thread {result.thread_id}  trace {result.trace_id}", file=sys.stderr)
     if not result.columns:
         return code
-    return _emit_rows(args, result.columns, result.rows, result.truncated) or code
+    return emit_rows(args, result.columns, result.rows, result.truncated) or code
 
 
 def cmd_sql(args: argparse.Namespace) -> int:
@@ -100,70 +103,13 @@ def cmd_sql(args: argparse.Namespace) -> int:
     result = registry().call("run_sql", db, sql_args)
     code = EXIT_OK if result.status == "ok" else EXIT_FAIL
     if args.format == "json":
-        return _emit(args, _json_text(result.model_dump())) or code
+        return emit(args, json_text(result.model_dump())) or code
     if result.status != "ok":
         print(f"[{result.status}] {result.error}", file=sys.stderr)
         return code
     if args.format == "table":
-        return _emit(args, table(result.columns, result.rows, limit=50) + "\n") or code
-    return _emit_rows(args, result.columns, result.rows, result.truncated) or code
-
-
-# --- output: --format and --out ---------------------------------------------------------------
-
-
-def _json_text(obj: Any) -> str:
-    return json.dumps(obj, indent=2, default=str, ensure_ascii=False) + "\n"
-
-
-def _emit(args: argparse.Namespace, data: str | bytes) -> int:
-    """Write the output to --out, or print it. Returns EXIT_FAIL when the file cannot be written
-    (so `return _emit(...) or code` keeps the command's own code otherwise), else 0."""
-    if not args.out:
-        if isinstance(data, bytes):
-            sys.stdout.flush()
-            sys.stdout.buffer.write(data)
-            sys.stdout.buffer.flush()
-        else:
-            sys.stdout.write(_printable(data))
-        return EXIT_OK
-    path = Path(args.out)
-    try:
-        if isinstance(data, bytes):
-            path.write_bytes(data)
-        else:
-            path.write_text(data, encoding="utf-8", errors="backslashreplace")
-    except OSError as exc:
-        print(f"error: cannot write {_printable(str(path))}: {exc.strerror or exc}", file=sys.stderr)
-        return EXIT_FAIL
-    print(f"wrote {_printable(str(path))} ({args.format}, {len(data):,} bytes)", file=sys.stderr)
-    return EXIT_OK
-
-
-def _emit_rows(args: argparse.Namespace, columns: list[str], rows: list[list[Any]], truncated: bool) -> int:
-    from agent.apps.export import rows_csv, rows_parquet
-
-    if truncated:
-        print(f"note: the result was cut at {len(rows)} rows (limits.max_rows)", file=sys.stderr)
-    return _emit(args, rows_parquet(columns, rows) if args.format == "parquet" else rows_csv(columns, rows))
-
-
-def _resolve_format(args: argparse.Namespace) -> str | None:
-    """Settle --format from --json and the --out suffix; None when fine, else the one-line problem."""
-    from agent.apps.export import format_for
-
-    if not hasattr(args, "format"):
-        return None
-    if args.json:
-        if args.format not in (None, "json"):
-            return f"--json and --format {args.format} ask for two formats; give one."
-        args.format = "json"
-    if args.format is None:
-        args.format = (format_for(args.out) if args.out else None) or "table"
-    args.json = args.format == "json"
-    if args.format == "parquet" and not args.out and sys.stdout.isatty():
-        return "Parquet is binary: give --out FILE.parquet (or redirect the output to a file)."
-    return None
+        return emit(args, table(result.columns, result.rows, limit=50) + "\n") or code
+    return emit_rows(args, result.columns, result.rows, result.truncated) or code
 
 
 def cmd_tools(args: argparse.Namespace) -> int:
@@ -256,7 +202,7 @@ def _fail(args: argparse.Namespace, message: str, code: int = EXIT_FAIL) -> int:
     if getattr(args, "json", False):
         _print_json({"status": "error", "error": message})
     else:
-        print(f"error: {_printable(message)}", file=sys.stderr)
+        print(f"error: {printable(message)}", file=sys.stderr)
     return code
 
 
@@ -285,7 +231,7 @@ def build_parser() -> argparse.ArgumentParser:
     ask.add_argument("--role", help="access role from config/access.yaml")
     ask.add_argument("--lm", help="override lm.model, e.g. embedded/qwen2.5-coder-0.5b or openai/gpt-4o-mini")
     ask.add_argument("--json", action="store_true", help="print one JSON object (= --format json)")
-    _add_output_arguments(ask, "the answer, SQL, rows and timeline; csv and parquet: the rows only")
+    add_output_arguments(ask, "the answer, SQL, rows and timeline; csv and parquet: the rows only")
     ask.set_defaults(func=cmd_ask)
 
     sql = sub.add_parser("sql", help="run SQL through the safety policy and sandbox (no LM)")
@@ -293,7 +239,7 @@ def build_parser() -> argparse.ArgumentParser:
     sql.add_argument("--db")
     sql.add_argument("--role")
     sql.add_argument("--json", action="store_true", help="= --format json")
-    _add_output_arguments(sql, "the rows as a table")
+    add_output_arguments(sql, "the rows as a table")
     sql.set_defaults(func=cmd_sql)
 
     tools = sub.add_parser("tools", help="list the tool registry, or lint it for sprawl")
@@ -354,26 +300,10 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _add_output_arguments(parser: argparse.ArgumentParser, table_is: str) -> None:
-    from agent.apps.export import FORMATS
-
-    parser.add_argument("--format", choices=FORMATS,
-                        help=f"table (default: {table_is}), json, csv or parquet (default: from the --out suffix)")
-    parser.add_argument("--out", metavar="FILE", help="write the output to FILE instead of standard output")
-
-
-def _read_stdin(args: argparse.Namespace) -> None:
-    """`-` as the question or the SQL: read it from standard input, decoded as argv is (undecodable
-    bytes become lone surrogates), so the same one-line checks name the byte that is wrong."""
-    for dest in ("question", "sql"):
-        if getattr(args, dest, None) == "-":
-            setattr(args, dest, sys.stdin.buffer.read().decode("utf-8", "surrogateescape").strip())
-
-
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    _read_stdin(args)
-    problem = _bad_argument(args) or _resolve_format(args)
+    read_stdin(args)
+    problem = _bad_argument(args) or resolve_format(args)
     if problem:
         return _fail(args, problem, EXIT_USAGE)
     started = time.perf_counter()
