@@ -48,9 +48,10 @@ test-engines: setup
 test-integration: setup
 	$(PY) -m pytest -p no:cacheprovider -m integration
 
+# CI runs it before the tests (.ci/run): a lint error or an unformatted file fails the build.
 lint: setup
 	.venv/bin/ruff check .
-	.venv/bin/ruff format --check agent prompts tools evals data tests bench || true
+	.venv/bin/ruff format --check .
 	$(SQLAGENT) tools --lint
 
 # Per node: ms and prompt tokens read / cached / written; p50/p95, first question, startup, peak RSS;

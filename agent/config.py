@@ -36,6 +36,10 @@ def resolve_path(value: str | Path) -> Path:
     return path if path.is_absolute() else PROJECT_ROOT / path
 
 
+class ConfigNotFound(FileNotFoundError):
+    """No configuration file: the message says where sqlagent looked and what to do."""
+
+
 class Section(BaseModel):
     """A config section: an unknown key is an error, so a typo in the YAML is reported, not ignored."""
 
@@ -184,8 +188,12 @@ class AnswerSettings(Section):
 
 
 class PromptSettings(Section):
-    use_compiled: bool = True  # load optimized modules from compiled_dir when present
+    use_compiled: bool = True  # load optimized modules (from `source`) when present
     compiled_dir: str = "prompts/compiled"
+    # files: compiled_dir; registry: the MLflow Prompt Registry's `registry_alias` version of each
+    # module (prompts/prompt_source.py), falling back to compiled_dir with a warning.
+    source: Literal["files", "registry"] = "files"
+    registry_alias: str = "production"
 
 
 class ToolSettings(Section):
@@ -217,6 +225,17 @@ class ServerSettings(Section):
     questions_per_minute: int = Field(10, ge=1)      # per user, a sliding 60 s window
 
 
+class McpSettings(Section):
+    """`sqlagent mcp`: the database's tools for MCP clients (agent/apps/mcp_server.py)."""
+
+    # The access role (config/access.yaml) of every call over stdio, and over HTTP without auth; with
+    # auth, each call runs with its token's role. None: the file's default role. `--role` overrides.
+    role: str | None = None
+    host: str = "127.0.0.1"   # streamable HTTP: bind address; anything but loopback needs auth
+    port: int = 8001
+    path: str = "/mcp"
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="SQLAGENT_",
@@ -236,6 +255,7 @@ class Settings(BaseSettings):
     prompts: PromptSettings = Field(default_factory=PromptSettings)
     tracking: TrackingSettings = Field(default_factory=TrackingSettings)
     server: ServerSettings = Field(default_factory=ServerSettings)
+    mcp: McpSettings = Field(default_factory=McpSettings)
 
     def database_url(self, url: str | Path | None = None) -> str:
         """`url` (e.g. --db) or database.url: a file path resolved against the project root, an engine
@@ -285,9 +305,13 @@ class Settings(BaseSettings):
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         yaml_file = _config_file.get() or Path(os.environ.get("SQLAGENT_CONFIG", DEFAULT_CONFIG_FILE))
         if not yaml_file.exists():
-            raise FileNotFoundError(
-                f"Configuration file {yaml_file} does not exist. Set SQLAGENT_CONFIG to a YAML file "
-                f"or restore {DEFAULT_CONFIG_FILE.relative_to(PROJECT_ROOT)}."
+            if "SQLAGENT_CONFIG" in os.environ:
+                raise ConfigNotFound(f"Configuration file {yaml_file} (SQLAGENT_CONFIG) does not exist.")
+            # The wheel holds the code only: config/, data/ and evals/ live in the clone (README, Install).
+            raise ConfigNotFound(
+                f"Configuration file {yaml_file} does not exist. sqlagent is a template that runs from its "
+                "clone: `git clone` the repository and run `make setup` there (it installs this package in "
+                "editable mode), or restore config/sqlagent.yaml."
             )
         return (init_settings, env_settings, YamlConfigSettingsSource(settings_cls, yaml_file=yaml_file))
 

@@ -40,6 +40,8 @@ class AgentContext:
     modules: dict[str, dspy.Module] | None = None
     retrieve: Retrieve | None = None
     compiled: list[str] = field(default_factory=list)  # modules loaded from optimized artifacts
+    # Per LM step, where its prompt came from (prompts/prompt_source.py): registry:..., file:... or code.
+    prompt_sources: dict[str, str] = field(default_factory=dict)
     stable_schema: tuple[list[str], str] | None = None  # the retrieve step's stable part, built once
 
     def __post_init__(self) -> None:
@@ -57,15 +59,19 @@ class AgentContext:
                 k=self.settings.retrieval.examples_k,
                 max_linked=self.settings.retrieval.max_linked_tables,
             )
-        from prompts.compiled import load_compiled_modules
+        from prompts.prompt_source import load_prompts
 
         missing = sorted(set(LM_STEPS) - set(self.modules))
         if missing:
             raise ValueError(f"AgentContext.modules lacks the LM steps {', '.join(missing)} (agent/steps.py)")
-        self.compiled = load_compiled_modules(
-            self.modules, resolve_path(self.settings.prompts.compiled_dir), self.settings.prompts.use_compiled,
+        prompts = self.settings.prompts
+        self.prompt_sources = load_prompts(
+            self.modules, source=prompts.source, folder=resolve_path(prompts.compiled_dir),
+            enabled=prompts.use_compiled, alias=prompts.registry_alias,
+            registry_uri=self.settings.tracking.resolved_uri(),
             schema=self.db.full_schema,  # which database the artifacts were optimized on, whatever the role
         )
+        self.compiled = [name for name, where in self.prompt_sources.items() if where != "code"]
 
     def refine(self, sql: str, question: str, mappings: Sequence[EntityMapping], examples: Sequence[Example]) -> Refined:
         """The SQL a step wrote, with the mistakes that have one fix fixed without the LM: filters

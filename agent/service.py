@@ -5,6 +5,7 @@ The CLI, the HTTP server and the eval runner all go through `Agent.ask`, so they
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import uuid
 from collections.abc import Generator, Iterator
@@ -31,6 +32,8 @@ from agent.state import AgentState, ErrorKind, NodeRun, Status, turn_input
 from agent.tracing import checkpoint_path, setup_tracing
 from prompts.generate import question_text
 from tools.sql.entities import EntityMapping
+
+PROMPTS_TAG = "sqlagent.prompts"  # trace tag: {step: "registry:sqlagent-<step>@production/vN" | "file:..." | "code"}
 
 CHECKPOINT_TYPES = [
     ("agent.state", "Turn"),
@@ -158,7 +161,9 @@ class Agent:
         metadata = {TraceMetadataKey.TRACE_SESSION: thread_id}
         if user:
             metadata[TraceMetadataKey.TRACE_USER] = user
-        mlflow.update_current_trace(metadata=metadata, tags=tags or None)
+        # Which prompt version of every LM step answered (prompts.source: files or the registry).
+        prompts = {PROMPTS_TAG: json.dumps(self.context.prompt_sources, sort_keys=True)}
+        mlflow.update_current_trace(metadata=metadata, tags={**prompts, **(tags or {})})
 
     def _close_root(self, root: Any, result: AskResult, thread_id: str) -> str | None:
         root.set_outputs(result.model_dump(exclude={"rows", "nodes"}))

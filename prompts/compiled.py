@@ -94,6 +94,20 @@ def instructions_changed(module: dspy.Module, meta: dict[str, Any] | None) -> st
             f"Re-run `sqlagent optimize` to compile the new instruction")
 
 
+def apply_state(module: dspy.Module, state: dict[str, Any], meta: dict[str, Any] | None, schema: Any = None) -> None:
+    """Load a saved DSPy state into `module`, or raise ValueError saying why it does not fit (another
+    database, an instruction edited since, other fields). The files and the registry share it."""
+    problem = database_mismatch(schema, meta) or instructions_changed(module, meta) or check_compatible(module, state)
+    if problem:
+        raise ValueError(problem)
+    module.load_state(state)
+
+
+def warn_skipped(message: str) -> None:
+    log.warning(message)
+    warnings.warn(message, stacklevel=3)
+
+
 def load_compiled_modules(
     modules: dict[str, dspy.Module], folder: str | Path = DEFAULT_DIR, enabled: bool = True, schema: Any = None
 ) -> list[str]:
@@ -107,19 +121,9 @@ def load_compiled_modules(
         if not path.is_file():
             continue
         try:
-            meta = read_meta(name, folder)
-            problem = database_mismatch(schema, meta) or instructions_changed(module, meta)
-            if problem:
-                raise ValueError(problem)
-            state = json.loads(path.read_text())
-            problem = check_compatible(module, state)
-            if problem:
-                raise ValueError(problem)
-            module.load(str(path))
+            apply_state(module, json.loads(path.read_text()), read_meta(name, folder), schema)
         except Exception as exc:  # a stale or broken artifact must never stop the agent
-            message = f"Not using {path}: {type(exc).__name__}: {exc}"
-            log.warning(message)
-            warnings.warn(message, stacklevel=2)
+            warn_skipped(f"Not using {path}: {type(exc).__name__}: {exc}")
             continue
         loaded.append(name)
     return loaded

@@ -16,8 +16,18 @@ from pydantic import ValidationError
 
 import agent  # noqa: F401  (sets the offline switches before any library import)
 from agent.apps.bad_input import TextKind, text_problem, validation_message
+from agent.apps.cli_output import (
+    add_output_arguments,
+    emit,
+    emit_rows,
+    json_text,
+    printable,
+    read_stdin,
+    resolve_format,
+)
 from agent.apps.render import table, timeline
-from agent.config import load_settings
+from agent.apps.version import version
+from agent.config import ConfigNotFound, load_settings
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
 
@@ -31,13 +41,8 @@ _TEXT_KINDS: dict[str, TextKind] = {
 _CALLED = {"question": "The question", "sql": "The SQL", "trace_id": "The trace id", "from_dir": "--from"}
 
 
-def _printable(text: str) -> str:
-    # Undecodable argv bytes arrive as lone surrogates, which stdout cannot encode: print them as \udcXX.
-    return text.encode("utf-8", "backslashreplace").decode("utf-8")
-
-
 def _print_json(obj: Any) -> None:
-    print(_printable(json.dumps(obj, indent=2, default=str, ensure_ascii=False)))
+    print(printable(json.dumps(obj, indent=2, default=str, ensure_ascii=False)))
 
 
 def cmd_ask(args: argparse.Namespace) -> int:
@@ -56,19 +61,27 @@ def cmd_ask(args: argparse.Namespace) -> int:
             _print_json(result.model_dump())
             return EXIT_USAGE
         return _fail(args, result.error or "The question is not valid.", EXIT_USAGE)
-    if args.json:
-        _print_json(result.model_dump())
-    else:
+    code = EXIT_OK if result.status in ("ok", "clarify", "approve") else EXIT_FAIL  # the last two wait for a reply
+    if args.format == "json":
+        return emit(args, json_text(result.model_dump())) or code
+    if args.format == "table":
+        lines = []
         if result.rewritten_question and result.rewritten_question != args.question:
-            print(f"Rewritten: {result.rewritten_question}")
+            lines.append(f"Rewritten: {result.rewritten_question}")
         if result.sql:
-            print(f"SQL:\n  {result.sql}\n")
+            lines.append(f"SQL:\n  {result.sql}\n")
         if result.columns:
-            print(table(result.columns, result.rows) + "\n")
-        print(f"[{result.status}] {result.answer or result.error}")
-        print(f"\nthread {result.thread_id}  trace {result.trace_id}")
-        print(timeline([n.model_dump() for n in result.nodes]))
-    return EXIT_OK if result.status in ("ok", "clarify", "approve") else EXIT_FAIL  # the last two wait for a reply
+            lines.append(table(result.columns, result.rows) + "\n")
+        lines.append(f"[{result.status}] {result.answer or result.error}")
+        lines.append(f"\nthread {result.thread_id}  trace {result.trace_id}")
+        lines.append(timeline([n.model_dump() for n in result.nodes]))
+        return emit(args, "\n".join(lines) + "\n") or code
+    # csv / parquet: only the rows reach the output, so that it can be piped; the rest is said on stderr.
+    print(f"[{result.status}] {printable(result.answer or result.error or '')}", file=sys.stderr)
+    print(f"thread {result.thread_id}  trace {result.trace_id}", file=sys.stderr)
+    if not result.columns:
+        return code
+    return emit_rows(args, result.columns, result.rows, result.truncated) or code
 
 
 def cmd_sql(args: argparse.Namespace) -> int:
@@ -88,13 +101,15 @@ def cmd_sql(args: argparse.Namespace) -> int:
     except Exception as exc:
         return _fail(args, f"{type(exc).__name__}: {exc}")
     result = registry().call("run_sql", db, sql_args)
-    if args.json:
-        _print_json(result.model_dump())
-    elif result.status == "ok":
-        print(table(result.columns, result.rows, limit=50))
-    else:
+    code = EXIT_OK if result.status == "ok" else EXIT_FAIL
+    if args.format == "json":
+        return emit(args, json_text(result.model_dump())) or code
+    if result.status != "ok":
         print(f"[{result.status}] {result.error}", file=sys.stderr)
-    return EXIT_OK if result.status == "ok" else EXIT_FAIL
+        return code
+    if args.format == "table":
+        return emit(args, table(result.columns, result.rows, limit=50) + "\n") or code
+    return emit_rows(args, result.columns, result.rows, result.truncated) or code
 
 
 def cmd_tools(args: argparse.Namespace) -> int:
@@ -139,11 +154,13 @@ def cmd_trace(args: argparse.Namespace) -> int:
 def cmd_doctor(args: argparse.Namespace) -> int:
     from agent.apps.doctor import run_checks
 
-    ok = True
-    for check in run_checks(load_settings(), full_verify=args.verify):
-        mark = "ok  " if check.ok else "FAIL"
-        ok &= check.ok
-        print(f"[{mark}] {check.name:<10} {check.detail}")
+    checks = run_checks(load_settings(), full_verify=args.verify)
+    ok = all(check.ok for check in checks)
+    if args.json:
+        _print_json({"ok": ok, "checks": [check.model_dump() for check in checks]})
+    else:
+        for check in checks:
+            print(f"[{'ok  ' if check.ok else 'FAIL'}] {check.name:<10} {check.detail}")
     return EXIT_OK if ok else EXIT_FAIL
 
 
@@ -166,11 +183,26 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_mcp(args: argparse.Namespace) -> int:
+    from agent.apps.auth import ServeRefused
+    from agent.apps.mcp_serve import serve_mcp  # the database's tools for MCP clients
+
+    try:
+        serve_mcp(load_settings(), transport=args.transport, role=args.role, db=args.db, host=args.host,
+                  port=args.port, auth=False if args.no_auth else None)
+    except ServeRefused as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except (ValueError, FileNotFoundError) as exc:  # an unknown role, a missing database
+        return _fail(args, f"{type(exc).__name__}: {exc}")
+    return EXIT_OK
+
+
 def _fail(args: argparse.Namespace, message: str, code: int = EXIT_FAIL) -> int:
     if getattr(args, "json", False):
         _print_json({"status": "error", "error": message})
     else:
-        print(f"error: {_printable(message)}", file=sys.stderr)
+        print(f"error: {printable(message)}", file=sys.stderr)
     return code
 
 
@@ -188,23 +220,26 @@ def _bad_argument(args: argparse.Namespace) -> str | None:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="sqlagent", description="Ask a database questions in plain language.")
+    parser.add_argument("--version", action="version", version=f"sqlagent {version()}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     ask = sub.add_parser("ask", help="answer a question with the agent graph")
-    ask.add_argument("question")
+    ask.add_argument("question", help="the question, or - to read it from standard input")
     ask.add_argument("--db", help="a DuckDB file or a server URL (default: database.url from the config)")
     ask.add_argument("--thread", help="continue a conversation: a follow-up, or the reply to a clarifying question "
                      "or to a query awaiting approval (limits.approve_sql)")
     ask.add_argument("--role", help="access role from config/access.yaml")
     ask.add_argument("--lm", help="override lm.model, e.g. embedded/qwen2.5-coder-0.5b or openai/gpt-4o-mini")
-    ask.add_argument("--json", action="store_true", help="print one JSON object")
+    ask.add_argument("--json", action="store_true", help="print one JSON object (= --format json)")
+    add_output_arguments(ask, "the answer, SQL, rows and timeline; csv and parquet: the rows only")
     ask.set_defaults(func=cmd_ask)
 
     sql = sub.add_parser("sql", help="run SQL through the safety policy and sandbox (no LM)")
-    sql.add_argument("sql")
+    sql.add_argument("sql", help="one SELECT statement, or - to read it from standard input")
     sql.add_argument("--db")
     sql.add_argument("--role")
-    sql.add_argument("--json", action="store_true")
+    sql.add_argument("--json", action="store_true", help="= --format json")
+    add_output_arguments(sql, "the rows as a table")
     sql.set_defaults(func=cmd_sql)
 
     tools = sub.add_parser("tools", help="list the tool registry, or lint it for sprawl")
@@ -220,6 +255,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     doctor = sub.add_parser("doctor", help="check versions, database, model and tracking store")
     doctor.add_argument("--verify", action="store_true", help="re-hash the model file in full")
+    doctor.add_argument("--json", action="store_true", help="print {ok, checks: [{name, ok, detail}]}")
     doctor.set_defaults(func=cmd_doctor)
 
     serve = sub.add_parser("serve", help="run the HTTP API and the feedback/review web app")
@@ -229,6 +265,17 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--no-auth", action="store_true",
                        help="no tokens: everyone who can connect may do everything (refused unless --host is loopback)")
     serve.set_defaults(func=cmd_serve)
+
+    mcp = sub.add_parser("mcp", help="serve describe_schema, lookup_values, run_sql and ask to MCP clients")
+    mcp.add_argument("--transport", choices=("stdio", "http"), default="stdio",
+                     help="stdio (default: Claude Desktop, IDEs start the command) or streamable HTTP")
+    mcp.add_argument("--role", help="access role of every call (default mcp.role); over HTTP with auth, the token's")
+    mcp.add_argument("--db", help="a DuckDB file (default: database.path from the config)")
+    mcp.add_argument("--host", help="HTTP bind address (default mcp.host, loopback)")
+    mcp.add_argument("--port", type=int, help="HTTP port (default mcp.port)")
+    mcp.add_argument("--no-auth", action="store_true",
+                     help="HTTP without tokens (refused unless --host is loopback)")
+    mcp.set_defaults(func=cmd_mcp)
 
     from agent.apps.users_cli import add_users_parser  # `users add|list|revoke`: the API's tokens
 
@@ -255,11 +302,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    problem = _bad_argument(args)
+    read_stdin(args)
+    problem = _bad_argument(args) or resolve_format(args)
     if problem:
         return _fail(args, problem, EXIT_USAGE)
     started = time.perf_counter()
-    code = args.func(args)
+    try:
+        code = args.func(args)
+    except ConfigNotFound as exc:  # an installed wheel without its clone, or a wrong SQLAGENT_CONFIG
+        return _fail(args, str(exc))
     if not getattr(args, "json", False) and args.command in ("ask",) and code != EXIT_USAGE:
         print(f"({time.perf_counter() - started:.1f} s)", file=sys.stderr)
     return code

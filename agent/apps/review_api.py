@@ -10,12 +10,14 @@ through a "correction".
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, HTTPException, Query
+from fastapi import APIRouter, Depends, HTTPException, Query, Response
 from mlflow.tracing.constant import TraceMetadataKey
 
 from agent.apps.auth import Auth, Principal, unscoped_thread
+from agent.apps.charts import chart_spec
+from agent.apps.export import MEDIA_TYPES, rows_file
 from agent.apps.payloads import FeedbackIn, GoldenIn, SafeJSONResponse
 from agent.config import Settings, resolve_path
 from evals import feedback, promotion
@@ -66,22 +68,30 @@ def review_routes(settings: Settings, gate: Auth, golden_file: Path) -> APIRoute
         role = who.role if who.authenticated else tags.get(feedback.ROLE_TAG) or None
         return open_database(settings.database_config(tags.get(feedback.DB_TAG) or None), role)
 
-    @router.get("/api/traces/{trace_id}")
-    def get_trace(trace_id: str, who: Principal = anyone) -> dict[str, Any]:
+    def timeline(trace_id: str) -> tuple[dict[str, Any], dict[str, Any]]:
+        """The trace's node timeline and what its last execute step returned (columns, rows)."""
         from agent.apps.trace_view import trace_timeline
 
-        trace = load_trace(trace_id, who)
         try:
             view = trace_timeline(settings, trace_id)
         except LookupError as exc:
             raise HTTPException(404, str(exc)) from None
+        execute = [n for n in view["nodes"] if n["name"] == "execute"]
+        return view, (execute[-1]["outputs"] if execute else {}) or {}
+
+    def withheld_message(who: Principal, trace) -> str:
+        return f"The question ran with role {trace_role(trace)!r}, not yours ({who.role!r})."
+
+    @router.get("/api/traces/{trace_id}")
+    def get_trace(trace_id: str, who: Principal = anyone) -> dict[str, Any]:
+        trace = load_trace(trace_id, who)
+        view, last = timeline(trace_id)
         root = feedback.root_span(trace)
         outputs = (root.outputs if root else None) or {}
         outputs = outputs if isinstance(outputs, dict) else {}
-        execute = [n for n in view["nodes"] if n["name"] == "execute"]
-        last = execute[-1]["outputs"] if execute else {}
         info = feedback.summary(trace)
         withheld = not sees_rows(who, trace)
+        columns, rows = last.get("columns") or outputs.get("columns") or [], [] if withheld else last.get("rows") or []
         return {
             **view,
             "nodes": [{k: n[k] for k in ("name", "duration_ms", "tokens", "detail")} for n in view["nodes"]],
@@ -92,10 +102,10 @@ def review_routes(settings: Settings, gate: Auth, golden_file: Path) -> APIRoute
             "sql": outputs.get("sql"),
             "answer": None if withheld else outputs.get("answer"),
             "error": outputs.get("error"),
-            "columns": last.get("columns") or outputs.get("columns") or [],
-            "rows": [] if withheld else last.get("rows") or [],
-            "rows_withheld": f"The question ran with role {trace_role(trace)!r}, not yours ({who.role!r})."
-                             if withheld else None,
+            "columns": columns,
+            "rows": rows,
+            "chart": chart_spec(columns, rows),
+            "rows_withheld": withheld_message(who, trace) if withheld else None,
             "truncated": bool(last.get("truncated")),
             "review": info["review"],
             "feedback": info["feedback"],
@@ -103,6 +113,22 @@ def review_routes(settings: Settings, gate: Auth, golden_file: Path) -> APIRoute
             "golden_id": info["golden_id"],
             "assessments": feedback.assessments(trace),
         }
+
+    @router.get("/api/traces/{trace_id}/rows.{fmt}")
+    def download_rows(trace_id: str, fmt: Literal["csv", "parquet"], who: Principal = anyone) -> Response:
+        """The answer's rows as a file: the rows stored on its trace, released by the rule that decides
+        whether /api/traces/{id} shows them (its own user or `review`, and a role that may see them).
+        Nothing is re-run: a download cannot run SQL, costs no query, and matches what was answered."""
+        trace = load_trace(trace_id, who)
+        if not sees_rows(who, trace):
+            raise HTTPException(403, f"Rows not available: {withheld_message(who, trace)}")
+        _, last = timeline(trace_id)
+        if not last.get("columns"):
+            raise HTTPException(404, f"Trace {trace_id} has no result rows (the question was not answered with a query).")
+        headers = {"Content-Disposition": f'attachment; filename="sqlagent-{trace_id}.{fmt}"',
+                   "X-Sqlagent-Truncated": "true" if last.get("truncated") else "false"}
+        return Response(rows_file(fmt, last["columns"], last.get("rows") or []), media_type=MEDIA_TYPES[fmt],
+                        headers=headers)
 
     @router.post("/api/feedback")
     def post_feedback(body: FeedbackIn, who: Principal = giver) -> dict[str, Any]:

@@ -3,11 +3,13 @@
     POST /api/ask            {question, thread_id?, db?, role?} -> AskResult (as `sqlagent ask --json`)
     GET  /api/ask/stream     ?question=&thread_id=&db=&role= -> server-sent events: `node` per node
                              as it finishes (name, duration_ms, tokens, detail), then `result`
-    GET  /api/traces/{id}    node timeline, SQL, rows, mappings and the trace's assessments
+    GET  /api/traces/{id}    node timeline, SQL, rows, chart, mappings and the trace's assessments
+    GET  /api/traces/{id}/rows.csv|rows.parquet   the answer's rows as a file (as stored on the trace)
     POST /api/feedback       {trace_id, value, comment?, corrected_sql?, rubric?}
     GET  /api/review         traces awaiting review (no feedback yet or negative), newest first
     POST /api/golden         {trace_id} -> promote a reviewed trace into the golden set (201, 409 if there)
     GET  /api/me             who the token belongs to: name, role, permissions
+    GET  /api/suggestions    a few questions from the golden set that the caller's role can ask
     GET  /, /review          the web pages (agent/web: plain HTML, JS and CSS, no build step)
 
 Who may do what (agent/apps/auth.py): with `server.auth` on, every /api route but /api/health needs
@@ -33,7 +35,7 @@ import logging
 import os
 import queue
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Annotated, Any
@@ -46,7 +48,9 @@ from mlflow.exceptions import MlflowException
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from agent.apps.agent_pool import AgentFactory, AgentPool, default_agent_factory
 from agent.apps.auth import Auth, Principal, check_bind, role_for, scoped_thread, unscoped_thread
+from agent.apps.charts import chart_spec
 from agent.apps.limits import QuestionLimits, TooManyQuestions
 from agent.apps.payloads import (
     BAD_BODY,
@@ -57,6 +61,7 @@ from agent.apps.payloads import (
     validation_message,
 )
 from agent.apps.review_api import review_routes
+from agent.apps.suggestions import suggested_questions
 from agent.apps.trace_wait import EXPORT_INTERVAL_ENV, TraceWaiter
 from agent.apps.users import UserStore
 from agent.config import PROJECT_ROOT, Settings, resolve_path
@@ -69,44 +74,6 @@ log = logging.getLogger(__name__)
 WEB_DIR = Path(__file__).resolve().parent / "web"
 DEFAULT_GOLDEN = "evals/golden.jsonl"
 STORE_RETRY_S = 2  # Retry-After of a 503 while the tracking store cannot be read or written
-
-AgentFactory = Callable[[Settings, str | None, str | None], Any]
-
-
-def default_agent_factory(settings: Settings, db: str | None, role: str | None):
-    from agent.service import Agent
-
-    return Agent(settings, db_path=db, role=role)
-
-
-# --- agents and the single worker -------------------------------------------------------------
-
-
-class AgentPool:
-    """One Agent per (db, role), created lazily on the worker thread that runs all agent jobs."""
-
-    def __init__(self, settings: Settings, factory: AgentFactory):
-        self.settings = settings
-        self.factory = factory
-        self.agents: dict[tuple[str | None, str | None], Any] = {}
-        self.worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlagent-lm")
-
-    def submit(self, db: str | None, role: str | None, job: Callable[[Any], Any]) -> Future:
-        return self.worker.submit(lambda: job(self._agent(db, role)))
-
-    def _agent(self, db: str | None, role: str | None):  # worker thread only
-        key = (db, role)
-        if key not in self.agents:
-            self.agents[key] = self.factory(self.settings, db, role)
-        return self.agents[key]
-
-    def close(self) -> None:
-        self.worker.shutdown(wait=True, cancel_futures=True)
-
-
-class AgentUnavailable(RuntimeError):
-    pass
-
 
 def _tags(db: str | None, role: str | None) -> dict[str, str]:
     """The trace tags of a question: which database and role it ran with (review_api reads them to
@@ -142,6 +109,7 @@ def _sse(event: str, data: Any) -> str:
 def _user_facing(result: Any, who: Principal) -> dict[str, Any]:
     out = result.model_dump()
     out["thread_id"] = unscoped_thread(who, out.get("thread_id"))
+    out["chart"] = chart_spec(out["columns"], out["rows"])  # Vega-Lite, drawn by the page (agent/apps/charts.py)
     return out
 
 
@@ -312,6 +280,14 @@ def create_app(
     # --- traces, feedback, review and golden (agent/apps/review_api.py) -------------------
 
     app.include_router(review_routes(settings, gate, golden_file))
+
+    @app.get("/api/suggestions")
+    def suggestions(who: Principal = asker) -> dict[str, Any]:
+        """The ask page's first questions: from the configured database's golden set, for the caller's role."""
+        from tools.sql.database import open_database
+
+        db = open_database(settings.database_config(), _check_role(role_for(who, None), access_file))
+        return {"questions": suggested_questions(resolve_path(settings.retrieval.example_bank), db.reads_hidden)}
 
     @app.get("/api/me")
     def me(who: Principal = caller) -> dict[str, Any]:

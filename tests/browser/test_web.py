@@ -19,6 +19,7 @@ CHROMIUM = Path("/usr/bin/chromium")
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
         "--disable-background-networking", "--disable-component-update", "--disable-sync"]  # fmt: skip
 ROOT = Path(__file__).resolve().parents[2]
+SCREENSHOTS = ROOT / "out" / "screenshots"  # kept after the run, for a person to look at
 BY_YEAR = "SELECT yearID, SUM(HR) AS HR FROM Batting WHERE playerID = 'ruthba01' GROUP BY yearID ORDER BY yearID"
 CORRECTED = "SELECT yearID, SUM(HR) AS HR FROM Batting WHERE playerID = 'ruthba01' AND yearID >= 1920 GROUP BY yearID ORDER BY yearID"
 QUESTION = "How many home runs did Babe Ruth hit in each year?"
@@ -93,8 +94,39 @@ def browser():
             b.close()
 
 
+def test_first_visit_empty_review_queue_then_suggestions(server, browser):
+    """A newcomer's first pages, before anyone asked anything: the review page says its queue is
+    empty (not a blank "Loading…"), and the ask page opens with questions from the golden set."""
+    base = server["url"]
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page = browser.new_page(viewport={"width": 1280, "height": 800})
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(base + "/review")
+    page.wait_for_selector("#queue .message.error", timeout=15_000)  # no token: the 401, said
+    assert "Authentication required" in page.inner_text("#queue")
+    page.fill("#token", server["token"])
+    page.click("#token-save")
+    page.wait_for_selector("#queue .card.empty", timeout=15_000)
+    assert "Nothing awaits review" in page.inner_text("#queue") and "Loading" not in page.inner_text("#queue")
+    page.screenshot(path=str(SCREENSHOTS / "review-empty.png"), full_page=True)
+
+    page.goto(base + "/")
+    page.wait_for_selector("#suggestions button.suggestion", timeout=15_000)
+    offered = page.locator("#suggestions button.suggestion").all_inner_texts()
+    assert 3 <= len(offered) <= 6 and offered[0] == "Who hit the most home runs in 1927, and how many?"
+    page.screenshot(path=str(SCREENSHOTS / "start.png"), full_page=True)
+    # A suggestion asks itself; the list gives way to the conversation.
+    page.locator("#suggestions button.suggestion").first.click()
+    page.wait_for_selector(".turn .result-card:not([hidden])", timeout=30_000)
+    assert page.inner_text(".turn .turn-question") == offered[0] and page.is_hidden("#suggestions")
+    assert errors == []
+    page.close()
+
+
 def test_ask_feedback_review_promote(server, browser):
     base, tmp = server["url"], server["tmp"]
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page = browser.new_page(viewport={"width": 1280, "height": 1000})
     errors: list[str] = []
     page.on("pageerror", lambda e: errors.append(str(e)))
@@ -105,8 +137,8 @@ def test_ask_feedback_review_promote(server, browser):
     page.goto(base + "/")
     page.fill("#question", QUESTION)
     page.click("#ask-button")
-    page.wait_for_selector("#timeline li.failed", timeout=15_000)
-    assert "Authentication required" in page.inner_text("#timeline") and "token" in page.inner_text("#timeline")
+    page.wait_for_selector(".turn:last-child .timeline li.failed", timeout=15_000)
+    assert "Authentication required" in page.inner_text(".turn:last-child .timeline") and "token" in page.inner_text(".turn:last-child .timeline")
     # The token field (shown because auth is on) keeps it in localStorage and says whose it is.
     page.fill("#token", server["token"])
     page.click("#token-save")
@@ -115,22 +147,37 @@ def test_ask_feedback_review_promote(server, browser):
     # A question the server refuses (422): its one-line reason, not a dump.
     page.fill("#question", "home runs \ufffd")
     page.click("#ask-button")
-    page.wait_for_function("document.querySelector('#timeline li.failed')?.textContent.includes('UTF-8')",
+    page.wait_for_function("document.querySelector('.turn:last-child .timeline li.failed')?.textContent.includes('UTF-8')",
                            timeout=15_000)
-    assert page.inner_text("#timeline li.failed") == "The question is not valid UTF-8 text."
+    assert page.inner_text(".turn:last-child .timeline li.failed") == "The question is not valid UTF-8 text."
 
     # Ask: the node timeline streams in, then the result with SQL, rows and a chart.
     page.fill("#question", QUESTION)
     page.click("#ask-button")
-    page.wait_for_selector("#result-card:not([hidden])", timeout=30_000)
-    names = page.locator("#timeline li.node .name").all_inner_texts()
+    page.wait_for_selector(".turn:last-child .result-card:not([hidden])", timeout=30_000)
+    names = page.locator(".turn:last-child .timeline li.node .name").all_inner_texts()
     assert names == ["guard", "rewrite", "retrieve", "generate", "safety", "execute", "answer"]
     assert "SELECT yearID" in page.inner_text("pre.sql")
     assert page.locator("table.rows tbody tr").count() == 22  # Ruth's seasons 1914-1935
-    assert page.locator("svg.chart polyline").count() == 1  # one measure over years: a line chart
+    # One measure over seasons: Vega-Lite draws a line (vendored vega-embed, SVG renderer).
+    page.wait_for_selector(".chart-wrap svg g.mark-line path", timeout=15_000)
+    assert page.locator(".chart-wrap svg g.mark-symbol path").count() == 22  # a point per season
+    assert "HR by yearID" in page.inner_text(".chart-wrap figcaption")
     assert "Babe Ruth" in page.inner_text(".mappings")
-    trace_id = re.search(r"trace (\S+)", page.inner_text("#trace-link")).group(1)
+    trace_id = re.search(r"trace (\S+)", page.inner_text(".turn:last-child .trace-link")).group(1)
     page.screenshot(path=str(tmp / "ask.png"), full_page=True)
+    shutil.copy(tmp / "ask.png", SCREENSHOTS / "ask.png")
+    # The rows to take away: the CSV and the Parquet of the answer, with the page's token.
+    with page.expect_download() as csv_download:
+        page.click("button.download[data-format=csv]")
+    csv_text = Path(csv_download.value.path()).read_text()
+    assert csv_text.splitlines()[:3] == ["yearID,HR", "1914,0", "1915,4"] and len(csv_text.splitlines()) == 23
+    with page.expect_download() as parquet_download:
+        page.click("button.download[data-format=parquet]")
+    assert parquet_download.value.suggested_filename == f"sqlagent-{trace_id}.parquet"
+    import pyarrow.parquet as pq
+
+    assert pq.read_table(parquet_download.value.path()).num_rows == 22
 
     # Thumbs down, a comment, a corrected SQL and a rubric.
     page.click(".thumb.down")
@@ -139,9 +186,22 @@ def test_ask_feedback_review_promote(server, browser):
     page.check("input[type=radio][value=wrong]")
     page.fill("input.reason", "includes the Red Sox years")
     page.click("button.send")
-    page.wait_for_selector("#feedback .message.ok", timeout=15_000)
-    assert page.locator("#feedback .message.ok table.rows tbody tr").count() > 0
+    page.wait_for_selector(".turn:last-child .feedback-box .message.ok", timeout=15_000)
+    assert page.locator(".turn:last-child .feedback-box .message.ok table.rows tbody tr").count() > 0
     page.screenshot(path=str(tmp / "feedback.png"), full_page=True)
+
+    # A follow-up on the same thread: a new turn below, the earlier one kept with its chart and rows.
+    page.fill("#question", "And only from 1927 on?")
+    page.click("#ask-button")
+    page.wait_for_function("document.querySelectorAll('.turn .result-card:not([hidden])').length === 2",
+                           timeout=30_000)
+    answered = page.locator(".turn:has(.result-card:not([hidden]))")
+    assert answered.nth(0).locator(".turn-question").inner_text() == QUESTION
+    assert answered.nth(0).locator(".result table.rows tbody tr").count() == 22
+    assert answered.nth(0).locator(".chart-wrap svg g.mark-line").count() == 1
+    assert answered.nth(1).locator(".turn-question").inner_text() == "And only from 1927 on?"
+    page.wait_for_selector(".turn:last-child .chart-wrap svg g.mark-line path", timeout=15_000)
+    page.screenshot(path=str(SCREENSHOTS / "conversation.png"), full_page=True)
 
     # The review page lists it; promote it to the golden set.
     page.goto(base + "/review")
@@ -152,6 +212,7 @@ def test_ask_feedback_review_promote(server, browser):
     card.locator(".message.ok").wait_for(timeout=15_000)
     assert "Added to the golden set" in card.inner_text()
     page.screenshot(path=str(tmp / "review.png"), full_page=True)
+    shutil.copy(tmp / "review.png", SCREENSHOTS / "review.png")
     assert errors == [] and external == []
 
     # Through MLflow: the human feedback and the expectation are on the trace.

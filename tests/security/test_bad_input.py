@@ -187,10 +187,15 @@ BAD_ARGUMENTS = [
     ("init-lm", ["init", "--db", "x.duckdb", "--lm", NON_UTF8], "--lm is not valid UTF-8"),
     ("serve-host", ["serve", "--host", NON_UTF8], "--host is not valid UTF-8"),
     ("serve-golden-nul", ["serve", "--golden", "g\x00"], "--golden contains a NUL byte"),
+    ("ask-out-nul", ["ask", QUESTION, "--out", "x\x00.csv"], "--out contains a NUL byte"),
+    ("sql-out-nul", ["sql", "SELECT 1", "--out", "x\x00.csv"], "--out contains a NUL byte"),
+    ("mcp-role", ["mcp", "--role", NON_UTF8], "--role is not valid UTF-8"),
+    ("mcp-host-empty", ["mcp", "--transport", "http", "--host", ""], "--host is empty."),
+    ("mcp-db-nul", ["mcp", "--db", "x\x00.duckdb"], "--db contains a NUL byte"),
 ]
 # Commands that load a model, read the tracking store or start a server: in this sweep they are
 # replaced by a recorder, so a check that lets bad text through shows up as a recorded run.
-_HEAVY = {"trace", "eval", "eval-accept", "optimize", "init", "serve", "doctor"}
+_HEAVY = {"trace", "eval", "eval-accept", "optimize", "init", "serve", "doctor", "mcp"}
 
 
 def _assert_one_error_line(out, needle: str) -> None:

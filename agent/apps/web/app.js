@@ -98,6 +98,7 @@ const SqlAgent = (() => {
       if (input.value.trim()) localStorage.setItem(TOKEN_KEY, input.value.trim());
       else localStorage.removeItem(TOKEN_KEY);
       show();
+      document.dispatchEvent(new Event("sqlagent:token")); // the pages reload what the token may see
     });
     await show();
   }
@@ -118,62 +119,42 @@ const SqlAgent = (() => {
     return wrap;
   }
 
-  // One numeric column over a category or a year: a bar chart, or a line for years. Else null.
-  function chart(columns, rows) {
-    if (!columns || columns.length < 2 || rows.length < 2 || rows.length > 80) return null;
-    const numeric = columns.map((_, i) => rows.every((r) => isNum(r[i])));
-    let y = -1;
-    for (let i = columns.length - 1; i >= 0; i--) if (numeric[i]) { y = i; break; }
-    if (y < 0) return null;
-    const yearLike = (i) => /year|season|decade/i.test(columns[i]) && rows.every((r) => Number.isInteger(r[i]) && r[i] > 1800 && r[i] < 2200);
-    let x = columns.findIndex((_, i) => i !== y && (yearLike(i) || !numeric[i]));
-    if (x < 0) return null;
-    const others = columns.filter((_, i) => i !== x && i !== y && numeric[i]);
-    if (others.length > 1) return null; // several measures: not a "simple" chart
-    const years = yearLike(x);
-    const points = rows.map((r) => [r[x], r[y]]);
-    if (years) points.sort((a, b) => a[0] - b[0]);
-    const W = 640, H = 260, L = 56, R = 12, T = 12, B = years ? 28 : 70;
-    const max = Math.max(0, ...points.map((p) => p[1])), min = Math.min(0, ...points.map((p) => p[1]));
-    const span = max - min || 1;
-    const sy = (v) => T + (H - T - B) * (1 - (v - min) / span);
-    const ns = "http://www.w3.org/2000/svg";
-    const svg = document.createElementNS(ns, "svg");
-    const add = (tag, attrs, text) => {
-      const node = document.createElementNS(ns, tag);
-      for (const [k, v] of Object.entries(attrs)) node.setAttribute(k, v);
-      if (text !== undefined) node.textContent = text;
-      svg.append(node);
-      return node;
-    };
-    svg.setAttribute("viewBox", `0 0 ${W} ${H}`);
-    svg.setAttribute("class", "chart");
-    svg.setAttribute("role", "img");
-    svg.setAttribute("aria-label", `${columns[y]} by ${columns[x]}`);
-    for (let k = 0; k <= 4; k++) {
-      const v = min + (span * k) / 4, yy = sy(v);
-      add("line", { x1: L, x2: W - R, y1: yy, y2: yy, class: "grid" });
-      add("text", { x: L - 6, y: yy + 4, class: "tick", "text-anchor": "end" }, Number(v.toPrecision(3)).toLocaleString());
-    }
-    const plotW = W - L - R;
-    if (years) {
-      const x0 = points[0][0], x1 = points[points.length - 1][0], sx = (v) => L + (plotW * (v - x0)) / (x1 - x0 || 1);
-      add("polyline", { points: points.map((p) => `${sx(p[0])},${sy(p[1])}`).join(" "), class: "line" });
-      points.forEach((p) => add("circle", { cx: sx(p[0]), cy: sy(p[1]), r: 2.5, class: "dot" })
-        .append(Object.assign(document.createElementNS(ns, "title"), { textContent: `${p[0]}: ${p[1]}` })));
-      const step = Math.max(1, Math.ceil(points.length / 10));
-      points.forEach((p, i) => { if (i % step === 0 || i === points.length - 1) add("text", { x: sx(p[0]), y: H - 8, class: "tick", "text-anchor": "middle" }, p[0]); });
-    } else {
-      const bw = plotW / points.length;
-      points.forEach((p, i) => {
-        const top = sy(Math.max(0, p[1])), bottom = sy(Math.min(0, p[1]));
-        add("rect", { x: L + i * bw + bw * 0.15, y: top, width: bw * 0.7, height: Math.max(1, bottom - top), class: "bar" })
-          .append(Object.assign(document.createElementNS(ns, "title"), { textContent: `${p[0]}: ${p[1]}` }));
-        const label = add("text", { x: L + i * bw + bw / 2, y: H - B + 14, class: "tick", "text-anchor": "end" }, short(String(p[0]), 14));
-        label.setAttribute("transform", `rotate(-40 ${L + i * bw + bw / 2} ${H - B + 14})`);
-      });
-    }
-    return el("figure", { class: "chart-wrap" }, svg, el("figcaption", {}, `${columns[y]} by ${columns[x]}`));
+  // The chart the server chose from the result's shape (agent/apps/charts.py: a time series as a
+  // line, categories as bars, two measures as a scatter), a Vega-Lite spec drawn by the vendored
+  // vega-embed (/static/vendor): no network, no menu.
+  function chart(spec) {
+    if (!spec || typeof vegaEmbed !== "function") return null;
+    const box = el("div", { class: "chart", role: "img", "aria-label": spec.description || "chart" });
+    vegaEmbed(box, spec, { actions: false, renderer: "svg" }).catch((error) => {
+      box.replaceWith(el("p", { class: "muted" }, `The chart could not be drawn: ${error.message}`));
+    });
+    return el("figure", { class: "chart-wrap" }, box, el("figcaption", {}, spec.description || ""));
+  }
+
+  // The answer's rows as a file (GET /api/traces/{id}/rows.csv|parquet). Fetched, not linked: a
+  // link cannot send the bearer token.
+  async function download(url, filename) {
+    const response = await fetch(url, { headers: headers() });
+    if (!response.ok) throw await failure(response);
+    const link = el("a", { href: URL.createObjectURL(await response.blob()), download: filename });
+    document.body.append(link);
+    link.click();
+    link.remove();
+    setTimeout(() => URL.revokeObjectURL(link.href), 60_000);
+  }
+
+  function downloads(traceId) {
+    const message = el("span", { class: "message", role: "status" });
+    const button = (format, label) => el("button", {
+      type: "button", class: "secondary download", "data-format": format,
+      onclick: async () => {
+        message.textContent = "";
+        try { await download(`/api/traces/${encodeURIComponent(traceId)}/rows.${format}`, `sqlagent-${traceId}.${format}`); }
+        catch (error) { message.className = "message error"; message.textContent = error.message; }
+      },
+    }, label);
+    return el("div", { class: "row downloads" }, el("span", { class: "muted" }, "Download the rows:"),
+      button("csv", "CSV"), button("parquet", "Parquet"), message);
   }
 
   function mappings(list) {
@@ -198,9 +179,10 @@ const SqlAgent = (() => {
     if (r.rows_withheld) container.append(el("p", { class: "muted withheld" }, `Rows not shown: ${r.rows_withheld}`));
     else if (r.columns && r.columns.length) {
       container.append(el("h3", {}, `Result (${r.rows.length}${r.truncated ? "+" : ""} rows)`));
-      const c = chart(r.columns, r.rows);
+      const c = chart(r.chart);
       if (c) container.append(c);
       container.append(table(r.columns, r.rows));
+      if (r.trace_id && r.rows.length) container.append(downloads(r.trace_id));
     }
   }
 
@@ -278,22 +260,49 @@ const SqlAgent = (() => {
     return id;
   }
 
+  // A conversation: every question is a turn that stays on the page, with its own steps, answer,
+  // SQL, rows, chart, downloads and feedback; "New conversation" starts a new thread.
+  function newTurn(turns, question) {
+    const timeline = el("ol", { class: "timeline" }, el("li", { class: "pending" }, "Waiting for the model…"));
+    const traceLink = el("p", { class: "muted trace-link" });
+    const result = el("div", { class: "result" });
+    const feedback = el("div", { class: "feedback-box" });
+    const resultCard = el("section", { class: "card result-card", hidden: true }, result, feedback);
+    const turn = el("article", { class: "turn" }, el("h2", { class: "turn-question" }, question),
+      el("div", { class: "grid" }, el("section", { class: "card steps" }, el("h3", {}, "Steps"), timeline, traceLink), resultCard));
+    turns.append(turn);
+    turn.scrollIntoView({ block: "start" });
+    return { timeline, traceLink, result, feedback, resultCard };
+  }
+
+  async function loadSuggestions(box, ask) {
+    box.replaceChildren();
+    let data;
+    try { data = await api("GET", "/api/suggestions"); } catch (_) { return; } // no token yet: nothing to offer
+    if (!data.questions.length) return;
+    box.append(el("p", { class: "muted" }, "Try one of these, or ask your own:"),
+      el("div", { class: "suggestion-list" }, data.questions.map((q) =>
+        el("button", { type: "button", class: "secondary suggestion", onclick: () => ask(q) }, q))));
+  }
+
   function initAsk() {
     const form = document.getElementById("ask-form");
     const input = document.getElementById("question");
     const button = document.getElementById("ask-button");
-    const timeline = document.getElementById("timeline");
-    const traceLink = document.getElementById("trace-link");
-    const card = document.getElementById("result-card");
-    const result = document.getElementById("result");
-    const fb = document.getElementById("feedback");
+    const turns = document.getElementById("turns");
+    const suggestions = document.getElementById("suggestions");
     let thread = sessionStorage.getItem("sqlagent.thread") || newThread();
     let current = null; // the AbortController of the question being streamed
-    document.getElementById("new-thread").addEventListener("click", () => { thread = newThread(); input.focus(); });
-    const failed = (text) => {
-      timeline.querySelector(".pending")?.remove();
-      timeline.append(el("li", { class: "node failed" }, text));
-    };
+    const ask = (question) => { input.value = question; form.requestSubmit(); };
+    const offer = () => { suggestions.hidden = turns.childElementCount > 0; if (!suggestions.hidden) loadSuggestions(suggestions, ask); };
+    document.getElementById("new-thread").addEventListener("click", () => {
+      if (current) current.abort();
+      thread = newThread();
+      turns.replaceChildren();
+      offer();
+      input.focus();
+    });
+    document.addEventListener("sqlagent:token", offer);
 
     form.addEventListener("submit", async (event) => {
       event.preventDefault();
@@ -301,26 +310,30 @@ const SqlAgent = (() => {
       if (!question) return;
       if (current) current.abort();
       const controller = (current = new AbortController());
-      timeline.replaceChildren(el("li", { class: "pending" }, "Waiting for the model…"));
-      traceLink.textContent = "";
-      card.hidden = true;
+      suggestions.hidden = true;
+      const turn = newTurn(turns, question);
+      const failed = (text) => {
+        turn.timeline.querySelector(".pending")?.remove();
+        turn.timeline.append(el("li", { class: "node failed" }, text));
+      };
+      input.value = "";
       button.disabled = true;
       const started = performance.now();
       const params = new URLSearchParams({ question, thread_id: thread });
       let ended = false;
       const onEvent = (kind, data) => {
         if (kind === "node") {
-          timeline.querySelector(".pending")?.remove();
-          timeline.append(el("li", { class: data.detail.startsWith("failed") ? "node failed" : "node" },
+          turn.timeline.querySelector(".pending")?.remove();
+          turn.timeline.append(el("li", { class: data.detail.startsWith("failed") ? "node failed" : "node" },
             el("span", { class: "name" }, data.name), el("span", { class: "time" }, fmtMs(data.duration_ms)),
             el("span", { class: "tokens" }, data.tokens ? `${data.tokens} tok` : ""), el("span", { class: "detail", title: data.detail }, short(data.detail))));
         } else if (kind === "result") {
           ended = true;
-          timeline.querySelector(".pending")?.remove();
-          traceLink.textContent = `${fmtMs(performance.now() - started)} total` + (data.trace_id ? ` · trace ${data.trace_id}` : "");
-          card.hidden = false;
-          renderResult(result, data);
-          fb.replaceChildren(data.trace_id ? feedbackForm(data.trace_id, data.sql) : el("p", { class: "muted" }, "Tracing is off: no feedback."));
+          turn.timeline.querySelector(".pending")?.remove();
+          turn.traceLink.textContent = `${fmtMs(performance.now() - started)} total` + (data.trace_id ? ` · trace ${data.trace_id}` : "");
+          turn.resultCard.hidden = false;
+          renderResult(turn.result, data);
+          turn.feedback.replaceChildren(data.trace_id ? feedbackForm(data.trace_id, data.sql) : el("p", { class: "muted" }, "Tracing is off: no feedback."));
         } else if (kind === "failure") {
           ended = true;
           failed(data.error);
@@ -335,6 +348,7 @@ const SqlAgent = (() => {
         if (current === controller) { current = null; button.disabled = false; }
       }
     });
+    offer();
     input.focus();
   }
 
@@ -383,13 +397,20 @@ const SqlAgent = (() => {
 
   async function initReview() {
     const queue = document.getElementById("queue");
-    queue.textContent = "Loading…";
-    try {
-      const data = await api("GET", "/api/review");
-      queue.replaceChildren(...(data.items.length ? data.items.map(reviewCard) : [el("p", { class: "muted" }, "Nothing to review.")]));
-    } catch (error) {
-      queue.replaceChildren(el("p", { class: "message error" }, error.message));
-    }
+    const load = async () => {
+      queue.replaceChildren(el("p", { class: "muted loading" }, "Reading the review queue…"));
+      try {
+        const data = await api("GET", "/api/review");
+        queue.replaceChildren(...(data.items.length ? data.items.map(reviewCard) : [el("div", { class: "card empty" },
+          el("h2", {}, "Nothing awaits review"),
+          el("p", {}, "Answers appear here until they get a thumbs-up, and again after a thumbs-down. Ask a question on the ",
+            el("a", { href: "/" }, "Ask page"), ", then come back to correct its SQL or promote it to the golden set."))]));
+      } catch (error) {
+        queue.replaceChildren(el("p", { class: "message error" }, error.message));
+      }
+    };
+    document.addEventListener("sqlagent:token", load);
+    await load();
   }
 
   return { initAuth, initAsk, initReview, chart, renderResult };

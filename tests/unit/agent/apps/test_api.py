@@ -113,6 +113,10 @@ def test_ask_stream_one_event_per_node_then_result(client):
     result = events[-1][1]
     assert result["status"] == "ok" and result["sql"].startswith("SELECT yearID")
     assert [n["name"] for n in result["nodes"]] == NODES
+    # One measure over seasons: a Vega-Lite line, with the rows as its data.
+    chart = result["chart"]
+    assert chart["mark"]["type"] == "line" and chart["encoding"]["x"]["title"] == "yearID"
+    assert len(chart["data"]["values"]) == len(result["rows"]) == 22
     # The same trace shape as /api/ask: one sqlagent.ask root with the node spans under it.
     mlflow.flush_trace_async_logging()  # spans are exported asynchronously: a busy machine lags
     trace = mlflow.get_trace(result["trace_id"])
@@ -321,7 +325,7 @@ def test_promoted_items_pass_the_golden_set_checks(app_env):
 
 def test_pages_are_served(client):
     for path, marker in [("/", "<title>sqlagent"), ("/review", "<title>sqlagent"), ("/static/app.js", "Authorization"),
-                         ("/static/style.css", "body")]:
+                         ("/static/style.css", "body"), ("/static/vendor/vega-embed.min.js", "vegaEmbed")]:
         r = client.get(path)
         assert r.status_code == 200 and marker in r.text, path
     assert client.get("/static/../server.py").status_code == 404

@@ -86,10 +86,12 @@ ROUTES = [
     ("POST", "/api/ask", {"question": QUESTION}),
     ("GET", "/api/ask/stream?question=hi", None),
     ("GET", "/api/traces/tr-00000000000000000000000000000000", None),
+    ("GET", "/api/traces/tr-00000000000000000000000000000000/rows.csv", None),
     ("POST", "/api/feedback", {"trace_id": "x", "value": True}),
     ("GET", "/api/review", None),
     ("POST", "/api/golden", {"trace_id": "x"}),
     ("GET", "/api/me", None),
+    ("GET", "/api/suggestions", None),
 ]
 
 
@@ -174,6 +176,47 @@ def test_other_users_traces_need_review(env, alice_asked):
     r = client.post("/api/feedback", json={"trace_id": alice_asked["trace_id"], "value": False,
                                            "corrected_sql": SALARY}, headers=auth(env, "alice"))
     assert r.status_code == 422 and "Salaries" in r.json()["detail"]
+
+
+def test_rows_download_follows_the_trace_view_rule(env, alice_asked):
+    """CSV and Parquet of the rows stored on the trace, for whoever the trace view shows them to."""
+    import io
+
+    import pyarrow.parquet as pq
+
+    client, trace = env["client"], alice_asked["trace_id"]
+    r = client.get(f"/api/traces/{trace}/rows.csv", headers=auth(env, "alice"))
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/csv")
+    assert r.text == "nameFirst,nameLast,HR\nBabe,Ruth,60\n"
+    assert f'filename="sqlagent-{trace}.csv"' in r.headers["content-disposition"]
+    assert r.headers["x-sqlagent-truncated"] == "false"
+    r = client.get(f"/api/traces/{trace}/rows.parquet", headers=auth(env, "bob"))  # review, unrestricted role
+    assert r.status_code == 200
+    assert pq.read_table(io.BytesIO(r.content)).to_pylist() == [{"nameFirst": "Babe", "nameLast": "Ruth", "HR": 60}]
+    # Another user without review: 403, as for the trace itself; an unknown format is refused.
+    bobs = ask(env, "bob", "Top salary ever?")
+    r = client.get(f"/api/traces/{bobs['trace_id']}/rows.csv", headers=auth(env, "alice"))
+    assert r.status_code == 403 and "'review'" in r.json()["detail"]
+    # A reviewer bound to public cannot take away the salaries an analyst's question returned.
+    r = client.get(f"/api/traces/{bobs['trace_id']}/rows.parquet", headers=auth(env, "rita"))
+    assert r.status_code == 403 and "role 'analyst'" in r.json()["detail"]
+    assert client.get(f"/api/traces/{trace}/rows.xlsx", headers=auth(env, "alice")).status_code == 422
+    # A refused question has no rows to take away.
+    refused = ask(env, "alice", "Top salary ever?")
+    r = client.get(f"/api/traces/{refused['trace_id']}/rows.csv", headers=auth(env, "alice"))
+    assert r.status_code == 404 and "no result rows" in r.json()["detail"]
+
+
+def test_suggestions_are_what_the_token_role_may_ask(env):
+    client = env["client"]
+    public = client.get("/api/suggestions", headers=auth(env, "alice")).json()["questions"]
+    analyst = client.get("/api/suggestions", headers=auth(env, "bob")).json()["questions"]
+    assert public[:2] == analyst[:2] == ["Who hit the most home runs in 1927, and how many?",
+                                        "How many games did the Yankees win in 1998?"]  # the README's own
+    born = "How many major leaguers were born on February 29?"  # reads People.birthMonth, hidden from public
+    assert born in analyst and born not in public
+    assert len(public) == len(analyst) == 6
+    assert client.get("/api/suggestions", headers=auth(env, "rita")).status_code == 403  # no `ask`
 
 
 def test_promotion_needs_review(env):

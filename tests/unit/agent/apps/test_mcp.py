@@ -1,0 +1,242 @@
+"""`sqlagent mcp` through the MCP SDK's own client: over stdio against the real command (a child
+process whose LM is the fake OpenAI-compatible server of bench/), and over streamable HTTP against
+the app served by uvicorn with tokens, roles and a tracking store. Every tool is called, attacks are
+refused by the same policy as everywhere, and `ask` answers with the fake LM."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import socket
+import sys
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import mlflow
+import pytest
+
+from agent.apps.cli import main as cli_main
+
+ROOT = Path(__file__).resolve().parents[4]
+TOOLS = {"ask", "describe_schema", "lookup_values", "run_sql"}
+RUTH = "SELECT nameFirst, nameLast FROM People WHERE playerID = 'ruthba01'"
+ATTACKS = [
+    "SELECT * FROM read_csv('/etc/passwd')",
+    "DROP TABLE People",
+    "SELECT 1; DELETE FROM People",
+]
+HIDDEN = "SELECT birthCity FROM People WHERE playerID = 'ruthba01'"  # People.birthCity: hidden from `public`
+QUESTION = "Who hit the most home runs in 1927?"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _run(coro):
+    return asyncio.run(asyncio.wait_for(coro, timeout=120))
+
+
+async def _session_calls(client) -> dict:
+    """Every tool once, the attacks and the hidden column; returns what came back, by name."""
+    out = {"tools": {t.name: t for t in (await client.list_tools()).tools}}
+    out["schema"] = await client.call_tool("describe_schema", {"tables": ["People", "Nope"]})
+    out["lookup"] = await client.call_tool("lookup_values", {"mention": "Babe Ruth", "limit": 3})
+    out["sql"] = await client.call_tool("run_sql", {"sql": RUTH})
+    out["attacks"] = [await client.call_tool("run_sql", {"sql": sql}) for sql in ATTACKS]
+    out["hidden"] = await client.call_tool("run_sql", {"sql": HIDDEN})
+    out["bad_args"] = await client.call_tool("run_sql", {"sql": ""})
+    out["ask"] = await client.call_tool("ask", {"question": QUESTION})
+    return out
+
+
+def _check_calls(out: dict) -> None:
+    tools = out["tools"]
+    assert set(tools) == TOOLS
+    assert tools["run_sql"].input_schema["required"] == ["sql"]
+    assert all(t.annotations.read_only_hint for t in tools.values())
+    assert "status" in tools["run_sql"].output_schema["properties"]
+
+    schema = out["schema"].structured_content
+    assert not out["schema"].is_error and schema["unknown"] == ["Nope"]
+    assert "nameLast" in schema["text"] and "birthCity" not in schema["text"]  # the role's view
+
+    candidates = out["lookup"].structured_content["candidates"]
+    assert any(c["table"] == "People" and "Ruth" in c["value"] for c in candidates), candidates
+
+    ok = out["sql"]
+    assert not ok.is_error and ok.structured_content["rows"] == [["Babe", "Ruth"]]
+    assert json.loads(ok.content[0].text) == ok.structured_content  # the text twin of the structured result
+
+    for refused in out["attacks"]:
+        assert refused.is_error and refused.structured_content["status"] == "refused", refused
+        assert refused.structured_content["rows"] == []
+    hidden = out["hidden"]
+    assert hidden.is_error and hidden.structured_content["error_kind"] == "access_denied"
+
+    bad = out["bad_args"]
+    assert bad.is_error and bad.content[0].text == "The run_sql arguments is empty."
+
+    ask = out["ask"].structured_content
+    assert not out["ask"].is_error and ask["status"] == "ok", ask
+    assert "1927" in ask["sql"] and ask["rows"] == [["Babe", "Ruth", 60]]
+    assert ask["thread_id"]
+
+
+# --- stdio: the real command, as Claude Desktop starts it ----------------------------------------
+
+
+@pytest.fixture(scope="module")
+def fake_lm_server():
+    from bench.faults import LMProcess
+
+    lm = LMProcess(_free_port())
+    lm.start()
+    try:
+        yield lm
+    finally:
+        lm.kill()
+
+
+def test_stdio_session(fake_lm_server, tmp_path):
+    from mcp import Client, StdioServerParameters
+
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(ROOT),
+        "SQLAGENT_TRACKING__ENABLED": "false",
+        "SQLAGENT_TRACKING__CHECKPOINT_DB": str(tmp_path / "threads.sqlite"),
+        "SQLAGENT_LM__MODEL": "openai/fake-lm",
+        "SQLAGENT_LM__API_BASE": fake_lm_server.api_base,
+        "SQLAGENT_LM__API_KEY_ENV": "SQLAGENT_FAKE_LM_KEY",
+        "SQLAGENT_FAKE_LM_KEY": "test",
+        "SQLAGENT_LM__CACHE": "false",
+        "SQLAGENT_MCP__ROLE": "public",  # the role from the config; no --role on the command line
+    }
+    params = StdioServerParameters(
+        command=sys.executable, args=["-m", "agent.apps.cli", "mcp"], env=env, cwd=str(ROOT)
+    )
+
+    async def session():
+        async with Client(params) as client:
+            return await _session_calls(client)
+
+    _check_calls(_run(session()))
+
+
+# --- streamable HTTP with tokens --------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def http_server(tmp_path_factory):
+    import uvicorn
+
+    from agent.apps.mcp_serve import http_app
+    from agent.apps.mcp_server import McpBackend
+    from agent.apps.users import UserStore
+    from agent.service import Agent
+    from tests.fake_lm import default_handlers, fake_lm
+    from tests.tracking_store import temporary_tracking
+
+    sql = (
+        "SELECT p.nameFirst, p.nameLast, b.HR FROM Batting b JOIN People p USING (playerID) "
+        "WHERE b.yearID = 1927 ORDER BY b.HR DESC LIMIT 1"
+    )
+
+    def factory(settings, db, role):
+        lm, _ = fake_lm(default_handlers(sql))
+        return Agent(settings, db_path=db, role=role, lms={"default": lm}, persistent_threads=False)
+
+    tmp = tmp_path_factory.mktemp("mcp")
+    with temporary_tracking(tmp, "mcp-test") as settings:
+        users = UserStore(tmp / "users.sqlite")
+        tokens = {
+            "ana": users.add("ana", "public", ["ask"])[1],
+            "fb": users.add("fb", "analyst", ["feedback"])[1],
+        }
+        backend = McpBackend(settings, agent_factory=factory)
+        port = _free_port()
+        app = http_app(backend, host="127.0.0.1", auth=True, users=users)
+        uv = uvicorn.Server(
+            uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+        )
+        thread = threading.Thread(target=uv.run, daemon=True)
+        thread.start()
+        deadline = time.monotonic() + 30
+        while not uv.started and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert uv.started, "uvicorn did not start"
+        try:
+            yield {"url": f"http://127.0.0.1:{port}/mcp", "tokens": tokens, "settings": settings}
+        finally:
+            uv.should_exit = True
+            thread.join(timeout=10)
+            backend.close()
+
+
+def _client(url: str, token: str):
+    import httpx2
+    from mcp import Client
+    from mcp.client.streamable_http import streamable_http_client
+
+    http = httpx2.AsyncClient(headers={"Authorization": f"Bearer {token}"}, timeout=60)
+    return Client(streamable_http_client(url, http_client=http))
+
+
+def test_http_session_with_a_token(http_server):
+    async def session():
+        async with _client(http_server["url"], http_server["tokens"]["ana"]) as client:
+            return await _session_calls(client)
+
+    out = _run(session())
+    _check_calls(out)  # ana's token is bound to `public`: birthCity is hidden and refused
+
+    # Traced like the other entry points: under the token's user, with the role.
+    mlflow.flush_trace_async_logging()
+    traces = mlflow.search_traces(return_type="list", max_results=50)
+    roots = {}
+    for trace in traces:
+        root = next(s for s in trace.data.spans if s.parent_id is None)
+        roots.setdefault(root.name, []).append(trace)
+    assert {"sqlagent.mcp.run_sql", "sqlagent.mcp.describe_schema", "sqlagent.ask"} <= set(roots)
+    for trace in roots["sqlagent.mcp.run_sql"] + roots["sqlagent.ask"]:
+        assert trace.info.trace_metadata["mlflow.trace.user"] == "ana"
+        assert trace.info.tags["sqlagent.role"] == "public"
+    spans = [s.name for t in roots["sqlagent.mcp.run_sql"] for s in t.data.spans]
+    assert "tool.run_sql" in spans  # the registry's own span, inside the MCP call's root
+
+
+@pytest.mark.parametrize(
+    ("token", "status", "needle"),
+    [
+        (None, 401, "Authentication required"),
+        ("sqa_unknown", 401, "Unknown or revoked"),
+        ("fb", 403, "lacks the 'ask' permission"),
+    ],
+)
+def test_http_refuses_without_the_ask_permission(http_server, token, status, needle):
+    token = http_server["tokens"].get(token, token)
+    headers = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    body = {"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {}}
+    r = httpx.post(http_server["url"], json=body, headers=headers, timeout=30)
+    assert r.status_code == status and needle in r.json()["detail"]
+    if status == 401:
+        assert r.headers["WWW-Authenticate"].startswith("Bearer")
+
+
+def test_http_without_auth_is_refused_off_loopback(capsys):
+    code = cli_main(["mcp", "--transport", "http", "--host", "0.0.0.0", "--no-auth"])
+    assert code == 2 and "Refusing to serve on 0.0.0.0 without authentication" in capsys.readouterr().err
+
+
+def test_an_unknown_role_fails_at_start(capsys, monkeypatch):
+    monkeypatch.setenv("SQLAGENT_TRACKING__ENABLED", "false")
+    assert cli_main(["mcp", "--role", "nobody"]) == 1
+    assert "nobody" in capsys.readouterr().err
