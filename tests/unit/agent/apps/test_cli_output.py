@@ -110,7 +110,7 @@ def test_doctor_json(monkeypatch, capsys):
     code = main(["doctor", "--json"])
     data = json.loads(capsys.readouterr().out)
     assert code == 0 and data["ok"] is True
-    assert [c["name"] for c in data["checks"]] == ["versions", "database", "tracking"]
+    assert [c["name"] for c in data["checks"]] == ["versions", "database", "engine", "tracking"]
     assert all(set(c) == {"name", "ok", "detail"} for c in data["checks"])
 
 
