@@ -191,12 +191,6 @@ def test_a_password_from_password_env(pg_demo, tmp_path, monkeypatch):
         settings.database_config()
 
 
-def test_a_dialect_that_is_not_the_engines_is_refused(pg_demo):
-    settings = load_settings(database={"url": pg_demo.reader_url, "dialect": "duckdb"})
-    with pytest.raises(ValueError, match="names a PostgreSQL database"):
-        settings.database_config()
-
-
 def test_connections_the_server_ended_are_replaced(pg_demo, tmp_path):
     """The server restarting or an administrator ending sessions: the next question gets a fresh one."""
     settings = load_settings(database={"catalog_cache_dir": str(tmp_path)})

@@ -35,7 +35,6 @@ from typing import Any
 
 import psycopg
 import sqlglot
-from psycopg import sql as pgsql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg_pool import ConnectionPool, PoolTimeout
 from sqlglot import exp
@@ -51,6 +50,15 @@ from tools.sql.engines.base import (
     timeout_message,
 )
 from tools.sql.engines.identifiers import CatalogSpelling
+from tools.sql.engines.postgres_catalog import (
+    COLUMNS_SQL,
+    FINGERPRINT_SQL,
+    FOREIGN_KEYS_SQL,
+    NAMES_SQL,
+    TABLES_SQL,
+    TYPES,
+)
+from tools.sql.engines.postgres_role import role_checks
 from tools.sql.introspect import (
     CACHE_VERSION,
     ColumnInfo,
@@ -69,22 +77,7 @@ from tools.sql.introspect import (
 FULL_SCAN_ROWS = 1_000_000
 SAMPLE_ROWS = 100_000
 
-# PostgreSQL's type names in DuckDB's vocabulary (tools/sql/introspect.py: one vocabulary for all).
-_TYPES = {
-    "character varying": "VARCHAR", "text": "VARCHAR", "character": "VARCHAR", "name": "VARCHAR",
-    "citext": "VARCHAR", "uuid": "UUID", "integer": "INTEGER", "bigint": "BIGINT", "smallint": "SMALLINT",
-    "double precision": "DOUBLE", "real": "FLOAT", "numeric": "DECIMAL", "boolean": "BOOLEAN", "date": "DATE",
-    "timestamp without time zone": "TIMESTAMP", "timestamp with time zone": "TIMESTAMP WITH TIME ZONE",
-    "time without time zone": "TIME", "interval": "INTERVAL", "bytea": "BLOB", "json": "JSON", "jsonb": "JSON",
-}  # fmt: skip
 _QUERY_ROOTS = (exp.Select, exp.SetOperation, exp.Values)
-
-# The exposed tables: those of the role's search_path it may read (no system schemas).
-_VISIBLE = (
-    "t.table_schema = ANY (current_schemas(false)) AND t.table_type IN ('BASE TABLE', 'VIEW') "
-    "AND t.table_name NOT LIKE '\\_%' AND has_table_privilege(format('%I.%I', t.table_schema, t.table_name), 'SELECT')"
-)
-
 
 def _connect_problem(error: psycopg.Error, where: str, user: str, timeout_s: float) -> str:
     """What a failed connection means and what to do, from libpq's message."""
@@ -154,11 +147,11 @@ class PostgresEngine(Engine):
         self._ids_lock = threading.Lock()
         try:
             if limits.require_read_only_role:
-                refused = [c for c in role_checks(self) if not c.ok]
+                refused = [c for c in role_checks(self.connection, self.user) if not c.ok]
                 if refused:
                     raise SandboxError("database", f"{refused[0].detail} Or set database.require_read_only_role: "
                                                    "false to run with it anyway (docs/engines.md).")  # fmt: skip
-            self._spelling = CatalogSpelling.from_rows(self.read_all(_NAMES_SQL))
+            self._spelling = CatalogSpelling.from_rows(self.read_all(NAMES_SQL))
         except BaseException:
             self.close()
             raise
@@ -176,7 +169,7 @@ class PostgresEngine(Engine):
     def fingerprint(self) -> str:
         """The catalog (tables, columns, types, comments) and the tables' write counters: a schema
         change or any insert, update or delete gives a new fingerprint."""
-        rows = self.read_all(_FINGERPRINT_SQL)
+        rows = self.read_all(FINGERPRINT_SQL)
         raw = f"{self.where}|{self.user}|{rows}|v{CACHE_VERSION}"
         return hashlib.sha256(raw.encode()).hexdigest()[:16]
 
@@ -281,11 +274,11 @@ class PostgresEngine(Engine):
         foreign keys; the shared part (samples, inferred joins) runs through `read`."""
         tables: list[TableInfo] = []
         columns: dict[str, list[ColumnInfo]] = {}
-        for table, column, data_type, comment in self.read_all(_COLUMNS_SQL):
+        for table, column, data_type, comment in self.read_all(COLUMNS_SQL):
             columns.setdefault(table, []).append(
-                ColumnInfo(name=column, type=_TYPES.get(data_type, data_type.upper()), comment=comment)
+                ColumnInfo(name=column, type=TYPES.get(data_type, data_type.upper()), comment=comment)
             )
-        for table, comment, estimate in self.read_all(_TABLES_SQL):
+        for table, comment, estimate in self.read_all(TABLES_SQL):
             infos = columns.get(table, [])
             big = estimate > FULL_SCAN_ROWS
             row_count = int(estimate) if big else self.read_all(f"SELECT count(*) FROM {quote_identifier(table)}")[0][0]
@@ -295,7 +288,7 @@ class PostgresEngine(Engine):
             add_samples(self.read_all, source, infos)
             tables.append(TableInfo(name=table, comment=comment, row_count=row_count, columns=infos))
         declared: dict[str, JoinEdge] = {}
-        for name, left, left_col, right, right_col in self.read_all(_FOREIGN_KEYS_SQL):
+        for name, left, left_col, right, right_col in self.read_all(FOREIGN_KEYS_SQL):
             edge = declared.setdefault(name, JoinEdge(left=left, right=right, on=[], declared=True))
             edge.on.append((left_col, right_col))
         small = [t for t in tables if t.row_count <= FULL_SCAN_ROWS]  # uniqueness checks scan the table
@@ -308,7 +301,7 @@ class PostgresEngine(Engine):
     def checks(self) -> list[EngineCheck]:
         """The role must not be able to write: its attributes, its privileges, and a real write tried
         in a transaction that is rolled back (with READ WRITE set, so the grants alone are tested)."""
-        return [self._version_check(), *role_checks(self)]
+        return [self._version_check(), *role_checks(self.connection, self.user)]
 
     def _version_check(self) -> EngineCheck:
         return EngineCheck(name="engine", ok=True,
@@ -331,117 +324,3 @@ def _discard(conn: psycopg.Connection) -> None:
     """Before a connection serves the next question: no settings, prepared statements, cursors,
     advisory locks or LISTEN carry over."""
     conn.execute("DISCARD ALL")
-
-
-def role_checks(engine: PostgresEngine) -> list[EngineCheck]:
-    """Whether the configured role can do anything but read (tools/sql/engines/postgres.py's first layer)."""
-    problems: list[str] = []
-    with engine.connection() as conn:
-        attrs = conn.execute(
-            "SELECT rolsuper, rolcreaterole, rolcreatedb, rolbypassrls, rolreplication FROM pg_roles "
-            "WHERE rolname = current_user"
-        ).fetchone()
-        flags = [n for n, on in zip(("SUPERUSER", "CREATEROLE", "CREATEDB", "BYPASSRLS", "REPLICATION"), attrs,
-                                    strict=True) if on]  # fmt: skip
-        if flags:
-            problems.append(f"has {', '.join(flags)} (ALTER ROLE {engine.user} NO{' NO'.join(flags)})")
-        writable = conn.execute(_WRITABLE_SQL).fetchall()
-        if writable:
-            problems.append("may change " + ", ".join(f"{t} ({p})" for t, p in writable[:5])
-                            + f" (REVOKE INSERT, UPDATE, DELETE, TRUNCATE ON ... FROM {engine.user})")
-        creatable = conn.execute(_CREATE_SQL).fetchall()
-        if creatable:
-            problems.append("may create objects in " + ", ".join(r[0] for r in creatable)
-                            + f" (REVOKE CREATE ON SCHEMA/DATABASE ... FROM {engine.user}, and FROM PUBLIC)")
-        attempt = _try_write(conn)
-        if attempt:
-            problems.append(attempt)
-        read_only = conn.execute("SHOW default_transaction_read_only").fetchone()[0]
-    if problems:
-        return [EngineCheck(name="read-only role", ok=False,
-                            detail=f"role {engine.user} can write: " + "; ".join(problems)
-                                   + ". Give sqlagent a role that can only read (data/postgres_reader.sql).")]  # fmt: skip
-    note = "" if read_only == "on" else (f"; default_transaction_read_only is off (ALTER ROLE {engine.user} SET "
-                                        "default_transaction_read_only = on)")  # fmt: skip
-    return [EngineCheck(name="read-only role", ok=True,
-                        detail=f"role {engine.user}: SELECT only, a write was refused{note}")]  # fmt: skip
-
-
-def _try_write(conn: psycopg.Connection) -> str | None:
-    """Create a table and update an exposed one (WHERE false) in a READ WRITE transaction that is
-    rolled back; None when the server refused both."""
-    done = []
-    table = conn.execute(f"SELECT t.table_name FROM information_schema.tables t WHERE {_VISIBLE} "
-                         "AND t.table_type = 'BASE TABLE' ORDER BY 1 LIMIT 1").fetchone()  # fmt: skip
-    column = None
-    if table:
-        column = conn.execute(
-            "SELECT column_name FROM information_schema.columns WHERE table_name = %s "
-            "AND table_schema = ANY (current_schemas(false)) ORDER BY ordinal_position LIMIT 1", [table[0]]
-        ).fetchone()
-    attempts = [pgsql.SQL("CREATE TABLE sqlagent_doctor_probe (x integer)")]
-    if table and column:
-        attempts.append(pgsql.SQL("UPDATE {t} SET {c} = {c} WHERE false").format(
-            t=pgsql.Identifier(table[0]), c=pgsql.Identifier(column[0])))  # fmt: skip
-    for statement in attempts:
-        conn.execute("BEGIN TRANSACTION READ WRITE")
-        try:
-            conn.execute(statement)
-            done.append(statement.as_string(conn))
-        except psycopg.Error:
-            pass  # refused: what we want
-        finally:
-            conn.execute("ROLLBACK")
-    return f"the server accepted {'; '.join(done)} (rolled back)" if done else None
-
-
-_NAMES_SQL = (
-    "SELECT c.table_name, c.column_name FROM information_schema.columns c "
-    f"JOIN information_schema.tables t USING (table_schema, table_name) WHERE {_VISIBLE}"
-)
-_TABLES_SQL = (
-    "SELECT t.table_name, coalesce(d.description, ''), greatest(coalesce(k.reltuples, 0), 0) "
-    "FROM information_schema.tables t "
-    "JOIN pg_catalog.pg_class k ON k.oid = format('%I.%I', t.table_schema, t.table_name)::regclass "
-    "LEFT JOIN pg_catalog.pg_description d ON d.objoid = k.oid AND d.classoid = 'pg_catalog.pg_class'::regclass "
-    f"AND d.objsubid = 0 WHERE {_VISIBLE} ORDER BY t.table_name"
-)
-# information_schema.columns.ordinal_position is the attribute number pg_description keys comments by.
-_COLUMNS_SQL = (
-    "SELECT c.table_name, c.column_name, c.data_type, coalesce(d.description, '') "
-    "FROM information_schema.columns c JOIN information_schema.tables t USING (table_schema, table_name) "
-    "LEFT JOIN pg_catalog.pg_description d ON d.objoid = format('%I.%I', c.table_schema, c.table_name)::regclass "
-    "AND d.classoid = 'pg_catalog.pg_class'::regclass AND d.objsubid = c.ordinal_position "
-    f"WHERE {_VISIBLE} ORDER BY c.table_name, c.ordinal_position"
-)
-_FOREIGN_KEYS_SQL = (
-    "SELECT k.constraint_name, k.table_name, k.column_name, r.table_name, r.column_name "
-    "FROM information_schema.referential_constraints rc "
-    "JOIN information_schema.key_column_usage k ON k.constraint_schema = rc.constraint_schema "
-    "AND k.constraint_name = rc.constraint_name "
-    "JOIN information_schema.key_column_usage r ON r.constraint_schema = rc.unique_constraint_schema "
-    "AND r.constraint_name = rc.unique_constraint_name AND r.ordinal_position = k.position_in_unique_constraint "
-    "WHERE k.table_schema = ANY (current_schemas(false)) ORDER BY k.constraint_name, k.ordinal_position"
-)
-_FINGERPRINT_SQL = (
-    "SELECT md5(string_agg(concat_ws('|', c.table_name, c.column_name, c.data_type, "
-    "col_description(format('%I.%I', c.table_schema, c.table_name)::regclass, c.ordinal_position), "
-    "obj_description(format('%I.%I', c.table_schema, c.table_name)::regclass, 'pg_class')), ',' "
-    "ORDER BY c.table_name, c.ordinal_position)), "
-    "(SELECT coalesce(sum(s.n_tup_ins + s.n_tup_upd + s.n_tup_del), 0) FROM pg_catalog.pg_stat_user_tables s "
-    "WHERE s.schemaname = ANY (current_schemas(false))) "
-    f"FROM information_schema.columns c JOIN information_schema.tables t USING (table_schema, table_name) "
-    f"WHERE {_VISIBLE}"
-)
-_WRITABLE_SQL = (
-    "SELECT format('%I.%I', t.table_schema, t.table_name), p.privilege FROM information_schema.tables t "
-    "CROSS JOIN unnest(ARRAY['INSERT', 'UPDATE', 'DELETE', 'TRUNCATE']) AS p(privilege) "
-    "WHERE t.table_schema NOT IN ('pg_catalog', 'information_schema') "
-    "AND has_table_privilege(format('%I.%I', t.table_schema, t.table_name), p.privilege) ORDER BY 1, 2"
-)
-_CREATE_SQL = (
-    "SELECT 'schema ' || n.nspname FROM pg_catalog.pg_namespace n WHERE has_schema_privilege(n.oid, 'CREATE') "
-    "AND n.nspname NOT LIKE 'pg\\_%' "
-    "UNION ALL SELECT 'database ' || current_database() || ' (' || p || ')' FROM unnest(ARRAY['CREATE', 'TEMPORARY']) p "
-    "WHERE has_database_privilege(current_database(), p)"
-)

@@ -44,8 +44,9 @@ def test_the_dialect_comes_from_the_url():
     settings = load_settings()
     assert settings.database_config().dialect == "duckdb"
     assert settings.database_config("postgresql://r@h/db").dialect_label == "PostgreSQL"
-    with pytest.raises(ValueError, match="names a PostgreSQL database"):
-        load_settings(database={"dialect": "duckdb"}).database_config("postgresql://r@h/db")
+    # database.dialect overrides what the policy parses and the prompt names, not the engine.
+    override = load_settings(database={"dialect": "postgres"}).database_config()
+    assert (override.dialect, engine_kind(override.url).name) == ("postgres", "duckdb")
 
 
 def test_the_old_database_path_key_says_its_new_name():
