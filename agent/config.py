@@ -213,6 +213,9 @@ class JudgeAlignSettings(Section):
     temperature: float = Field(0.7, ge=0)
     threads: int = Field(1, ge=1)  # the embedded model has one slot
     seed: int = 0
+    # At most this many training labels per judge (None: all); SIMBA's last step judges every one of
+    # them once per candidate, the dearest part of a run.
+    train_limit: int | None = Field(None, ge=10)
 
 
 class JudgeSettings(Section):

@@ -76,6 +76,19 @@ def split(traces: list, spec: JudgeSpec, heldout: float, seed: int) -> Split:
     return Split(train, held)
 
 
+def limit(examples: list[Example], n: int | None) -> list[Example]:
+    """At most `n` examples, each label keeping its share (the order within a label is kept)."""
+    if n is None or len(examples) <= n:
+        return examples
+    by_label: dict[str, list[Example]] = defaultdict(list)
+    for e in examples:
+        by_label[e.label].append(e)
+    keep = {label: max(1, round(n * len(group) / len(examples))) for label, group in by_label.items()}
+    while sum(keep.values()) > n:  # rounding up small labels can overshoot: trim the largest
+        keep[max(keep, key=keep.get)] -= 1
+    return [e for label, group in by_label.items() for e in group[: keep[label]]]
+
+
 def planned_calls(n_train: int, n_heldout: int, opts: JudgeAlignSettings) -> dict[str, int]:
     """Judge calls (upper bounds) of one alignment: what the command prints before it starts."""
     bsize = min(opts.batch_size, n_train)
@@ -90,6 +103,12 @@ def planned_calls(n_train: int, n_heldout: int, opts: JudgeAlignSettings) -> dic
         "rule_calls": new * opts.max_steps,
         "total": 2 * n_heldout + per_step * opts.max_steps + final + new * opts.max_steps,
     }
+
+
+def measure(spec: JudgeSpec, traces: list, model: JudgeModel, tables: str) -> Agreement:
+    """The judge (as used) on every labelled trace that has a label for it."""
+    examples = [Example(t, found[0]) for t in traces if (found := human_label(t, spec))]
+    return agreement([e.label for e in examples], verdicts(make(spec, model, tables), examples))
 
 
 def verdicts(judge, examples: list[Example]) -> list[str | None]:
@@ -158,6 +177,7 @@ def align_judge(
 ) -> JudgeAlignment:
     """Align one judge on its labelled traces; `rule_lm` is the dspy.LM that writes SIMBA's rules."""
     parts = split(traces, spec, opts.heldout, opts.seed)
+    parts.train = limit(parts.train, opts.train_limit)
     result = JudgeAlignment(
         spec,
         len(parts.train),
