@@ -270,6 +270,7 @@ class MonitorSettings(Section):
     queue_size: int = Field(200, ge=1)  # answers waiting to be scored; more are dropped (and counted)
     windows: list[Window] = Field(default_factory=lambda: ["1h", "24h"])  # `sqlagent monitor`, the page
     max_traces: int = Field(5000, ge=1)  # traces read per window
+    check_interval_s: float = Field(300, gt=0)  # the server checks the thresholds this often (a log line)
     prices: TokenPrices = Field(default_factory=TokenPrices)
     currency: str = "USD"
     thresholds: MonitorThresholds = Field(default_factory=MonitorThresholds)

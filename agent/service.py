@@ -47,6 +47,7 @@ CHECKPOINT_TYPES = [
 
 STATUS_TAG = "sqlagent.status"  # trace tags the monitor reads (evals/monitor/)
 TOKENS_TAG = "sqlagent.tokens"  # {"total", "read", "cached", "written", "nodes": {node: tokens}}
+ERROR_KIND_TAG = "sqlagent.error_kind"  # why a turn ended without rows (a budget stop is "budget")
 
 
 @dataclass(frozen=True)
@@ -199,7 +200,10 @@ class Agent:
                              "sqlagent.tokens": usage["total"], "sqlagent.tokens_by_node": usage["nodes"]})
         if self.tracing and mlflow.get_current_active_span() is not None:
             # On the trace itself, so that monitoring reads them without loading spans.
-            mlflow.update_current_trace(tags={STATUS_TAG: result.status, TOKENS_TAG: json.dumps(usage)})
+            tags = {STATUS_TAG: result.status, TOKENS_TAG: json.dumps(usage)}
+            if result.error_kind:
+                tags[ERROR_KIND_TAG] = result.error_kind
+            mlflow.update_current_trace(tags=tags)
         trace_id = getattr(root, "trace_id", None) if self.tracing else None
         return trace_id if trace_id and not str(trace_id).startswith("tr-no-op") else None
 

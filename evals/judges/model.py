@@ -95,4 +95,6 @@ def hosted(lm: LMSettings) -> JudgeModel:
                 f"which is not set (judges.lm.api_key_env or lm.api_key_env)"
             )
         headers = {"Authorization": f"Bearer {key}"}
+        if provider == "openai":  # as for the embedded model: the header is what is sent
+            os.environ.setdefault("OPENAI_API_KEY", "sqlagent-judge-key-in-header")
     return JudgeModel(uri=f"{provider}:/{name}", lm=lm, base_url=base_url, extra_headers=headers)

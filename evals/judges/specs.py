@@ -28,8 +28,8 @@ class JudgeSpecError(ValueError):
 
 class Agreement(BaseModel):
     n: int
-    accuracy: float | None
-    kappa: float | None
+    accuracy: float | None = None
+    kappa: float | None = None  # None: undefined (one value only, on both sides)
 
 
 class AlignmentRecord(BaseModel):

@@ -39,7 +39,9 @@ def test_without_a_budget_every_repair_runs():
 
 def test_the_question_stops_before_the_step_that_would_pass_the_budget():
     agent, _ = _agent()
-    generate_tokens = _spent(agent.ask("Who hit the most home runs in 1927?", budget=TokenBudget(None)))["generate"]
+    generate_tokens = _spent(agent.ask("Who hit the most home runs in 1927?", budget=TokenBudget(None)))[
+        "generate"
+    ]
     agent, engine = _agent()
     # Room for generate and one repair of the same size, not for the second repair.
     result = agent.ask("Who hit the most home runs in 1927?", budget=TokenBudget(generate_tokens * 2 + 10))
@@ -78,14 +80,20 @@ def test_stop_message_estimates_the_next_step_by_the_dearest_so_far():
 
 def test_the_trace_says_where_the_tokens_went(tmp_path):
     with temporary_tracking(tmp_path, "budget-test") as settings:
-        agent, _ = _agent(settings.model_copy(update={"budget": settings.budget.model_copy(
-            update={"tokens_per_question": 1})}))
+        agent, _ = _agent(
+            settings.model_copy(
+                update={"budget": settings.budget.model_copy(update={"tokens_per_question": 1})}
+            )
+        )
         result = agent.ask("Who hit the most home runs in 1927?")
         mlflow.flush_trace_async_logging()
         trace = mlflow.get_trace(result.trace_id)
     assert trace.info.tags["sqlagent.status"] == "error"
     usage = json.loads(trace.info.tags["sqlagent.tokens"])
-    assert usage["nodes"] == {"generate": _spent(result)["generate"]} and usage["total"] == usage["nodes"]["generate"]
+    assert (
+        usage["nodes"] == {"generate": _spent(result)["generate"]}
+        and usage["total"] == usage["nodes"]["generate"]
+    )
     root = next(s for s in trace.data.spans if s.name == "sqlagent.ask")
     assert root.attributes["sqlagent.tokens_by_node"] == usage["nodes"]
     stopped = next(s for s in trace.data.spans if s.name == "node.repair")
