@@ -144,3 +144,27 @@ def test_monitor_check_exits_1_on_an_alert(env, monkeypatch, capsys):
     monkeypatch.setenv("SQLAGENT_MONITOR__THRESHOLDS__ERROR_RATE", "0.9")
     assert main(["monitor", "--window", "1h", "--check"]) == 0
     assert main(["monitor", "--window", "1w"]) == 2
+
+
+def test_reviewers_label_the_judges_and_alignment_reads_the_labels(env):
+    from evals.judges.labels import reviewed_agent_items
+    from evals.judges.specs import load_specs
+
+    client, app, ok, _, _ = env
+    listed = client.get("/api/judges").json()["judges"]
+    assert [j["name"] for j in listed] == ["grounding", "sql_answers_question"]  # the rubric is fan_rubric's label
+    body = {"trace_id": ok["trace_id"], "value": True, "rubric": {"label": "partially", "reason": "no number"},
+            "labels": {"grounding": "fail", "sql_answers_question": "pass"}, "comment": "the answer drops the 60"}
+    assert client.post("/api/feedback", json=body).status_code == 200
+    bad = client.post("/api/feedback", json={**body, "labels": {"grounding": "maybe"}})
+    assert bad.status_code == 422 and "'maybe' is not one of pass, fail" in bad.json()["detail"]
+    assert client.post("/api/feedback", json={**body, "labels": {"nope": "pass"}}).status_code == 422
+    mlflow.flush_trace_async_logging()
+    items = reviewed_agent_items([mlflow.get_trace(ok["trace_id"])], load_specs(app.state.settings.judges))
+    assert len(items) == 1
+    item = items[0]
+    assert {k: v.value for k, v in item.labels.items()} == {
+        "grounding": "fail", "sql_answers_question": "pass", "fan_rubric": "partially"}
+    assert item.labels["fan_rubric"].rationale == "no number"
+    assert item.case.rows == [["Babe", "Ruth", 60]] and item.case.sql.startswith("SELECT")
+    assert item.id == f"trace:{ok['trace_id']}"
