@@ -67,8 +67,10 @@ ui: setup
 
 .PHONY: eval eval-accept eval-ablation
 # The test split on the configured (embedded) model, gated against the committed baseline.
+# make eval EVAL_ARGS=--judges adds the LLM judges (one more LM call per judge and answered question).
+EVAL_ARGS ?=
 eval: setup
-	$(SQLAGENT) eval --split test --baseline evals/baseline.json --out out/eval
+	$(SQLAGENT) eval --split test --baseline evals/baseline.json --out out/eval $(EVAL_ARGS)
 
 # Do the optimized modules in prompts/compiled help? The test split without them, then with them,
 # gated against the run without (tolerance 0: fails when the compiled modules cost accuracy).
