@@ -58,7 +58,7 @@ class TokenBudget:
     source: str = "budget.tokens_per_question"
 
     def turn_input(self, question: str) -> dict[str, Any]:
-        return turn_input(question, self.tokens, self.source)
+        return turn_input(question, self.tokens or 0, self.source)  # 0: no limit
 
 
 def token_usage(nodes: list[NodeRun]) -> dict[str, Any]:

@@ -82,7 +82,8 @@ class AgentState(BaseModel):
     answer: str | None = None
     status: Status = "running"
     nodes: Annotated[list[NodeRun], operator.add] = Field(default_factory=list)
-    # The cost guard (agent/budget.py): this turn's token budget (None: no limit), the LM tokens each
+    # The cost guard (agent/budget.py): this turn's token budget (0: no limit; None: not given, the
+    # guard sets budget.tokens_per_question, as for a LangGraph API client), the LM tokens each
     # node has spent in this turn, in the order they ran, and the dearest single LM step so far.
     token_budget: int | None = None
     budget_source: str = "budget.tokens_per_question"
@@ -94,6 +95,6 @@ def turn_input(question: str, token_budget: int | None = None,
                budget_source: str = "budget.tokens_per_question") -> dict[str, Any]:
     """The input of a new turn: the question, its token budget, and every per-turn field back at its default."""
     carried = {"history", "pending_clarification", "nodes"}
-    fresh = AgentState(question=question, token_budget=token_budget or None, budget_source=budget_source)
+    fresh = AgentState(question=question, token_budget=token_budget, budget_source=budget_source)
     values = {name: getattr(fresh, name) for name in AgentState.model_fields if name not in carried}
     return values
