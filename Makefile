@@ -82,8 +82,10 @@ ui: setup
 EVAL_SUFFIX := $(if $(filter duckdb,$(ENGINE)),,-$(ENGINE))
 EVAL_BASELINE := $(or $(wildcard evals/baseline$(EVAL_SUFFIX).json),evals/baseline.json)
 # The test split on the configured (embedded) model, gated against the committed baseline.
+# make eval EVAL_ARGS=--judges adds the LLM judges (one more LM call per judge and answered question).
+EVAL_ARGS ?=
 eval: setup
-	$(ON_ENGINE) $(SQLAGENT) eval --split test --baseline $(EVAL_BASELINE) --out out/eval$(EVAL_SUFFIX)
+	$(ON_ENGINE) $(SQLAGENT) eval --split test --baseline $(EVAL_BASELINE) --out out/eval$(EVAL_SUFFIX) $(EVAL_ARGS)
 
 # Do the optimized modules in prompts/compiled help? The test split without them, then with them,
 # gated against the run without (tolerance 0: fails when the compiled modules cost accuracy).

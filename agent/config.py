@@ -11,7 +11,7 @@ import os
 from contextvars import ContextVar
 from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic_settings import (
@@ -78,8 +78,10 @@ class LMSettings(Section):
     def for_node(self, node: str) -> LMSettings:
         """The effective LM settings for one node (its overrides on top of the defaults)."""
         override = self.nodes.get(node)
-        if override is None:
-            return self
+        return self if override is None else self.overridden(override)
+
+    def overridden(self, override: NodeLMSettings) -> LMSettings:
+        """These settings with the override's set fields on top (a node's, the judges')."""
         merged = self.model_dump(exclude={"nodes"})
         merged.update(override.model_dump(exclude_none=True))
         return LMSettings(**merged)
@@ -235,6 +237,95 @@ class McpSettings(Section):
     port: int = 8001
     path: str = "/mcp"
 
+class JudgeAlignSettings(Section):
+    """`sqlagent judges align`: MLflow's SIMBA optimizer over the human labels (evals/judges/align.py).
+
+    Each step samples `batch_size` labelled cases `candidates` times and tries up to `candidates` + 1
+    new instructions on them; the end scores the best candidates on every training case. Small by
+    default: on the embedded model one judge call takes ~17 s on 2 cores."""
+
+    heldout: float = Field(0.34, gt=0, lt=1)  # share of each label kept out of alignment, for before/after
+    max_steps: int = Field(2, ge=1)
+    candidates: int = Field(2, ge=1)
+    batch_size: int = Field(8, ge=1)
+    max_demos: int = Field(2, ge=0)
+    # The judge samples at this temperature while SIMBA explores (a judge at 0 answers every sample
+    # alike and leaves SIMBA nothing to compare); the aligned judge runs at lm.temperature again.
+    temperature: float = Field(0.7, ge=0)
+    threads: int = Field(1, ge=1)  # the embedded model has one slot
+    seed: int = 0
+    # At most this many training labels per judge (None: all); SIMBA's last step judges every one of
+    # them once per candidate, the dearest part of a run.
+    train_limit: int | None = Field(None, ge=10)
+
+
+class JudgeSettings(Section):
+    """The LLM judges (evals/judges/*.yaml), made with mlflow.genai.judges.make_judge."""
+
+    dir: str = "evals/judges"
+    aligned_dir: str = "evals/judges/aligned"  # what `sqlagent judges align` writes
+    use_aligned: bool = True                    # load an aligned version when there is one
+    labels: str = "evals/judges/labels/lahman.jsonl"  # the shipped, hand-reviewed labelled set
+    # The judges' LM: the `lm` section with these keys on top (e.g. {model: openai/gpt-4o-mini}).
+    lm: NodeLMSettings = Field(default_factory=lambda: NodeLMSettings(max_tokens=256))
+    # `sqlagent eval` runs them only with --judges (or this on): each is one more LM call per
+    # answered item, ~17 s on the embedded model, about tripling a run.
+    in_eval: bool = False
+    align: JudgeAlignSettings = Field(default_factory=JudgeAlignSettings)
+
+
+# A time window: minutes, hours or days ("15m", "1h", "7d").
+Window = Annotated[str, Field(pattern=r"^[1-9][0-9]*[mhd]$")]
+
+
+class TokenPrices(Section):
+    """Price per million tokens, to say what an answer costs (0 for the embedded model)."""
+
+    read: float = Field(0.0, ge=0)     # prompt tokens the model processed
+    cached: float = Field(0.0, ge=0)   # prompt tokens served from a prompt cache
+    written: float = Field(0.0, ge=0)  # completion tokens
+
+
+class MonitorThresholds(Section):
+    """When `sqlagent monitor --check` (and the server's log) raises an alert; null turns one off.
+    Rates are shares (0-1) of the answers in the window; nothing is judged below min_answers."""
+
+    min_answers: int = Field(5, ge=1)
+    error_rate: float | None = 0.2
+    refusal_rate: float | None = 0.3
+    clarify_rate: float | None = 0.3
+    empty_result_rate: float | None = 0.5
+    p95_latency_ms: float | None = 120_000
+    tokens_per_answer: float | None = 30_000
+    cost_per_answer: float | None = None
+    judge_pass_rate: dict[str, float] = Field(default_factory=dict)  # judge name -> lowest pass rate
+
+
+class MonitorSettings(Section):
+    """Online monitoring of the server's answers (evals/monitor/): sampled, scored in the background."""
+
+    enabled: bool = True
+    sample_rate: float = Field(1.0, ge=0, le=1)        # answers scored by the code scorers (no LM)
+    judge_sample_rate: float = Field(0.0, ge=0, le=1)  # answers also scored by the LLM judges
+    judges: list[str] = Field(default_factory=lambda: ["grounding", "sql_answers_question", "fan_rubric"])
+    queue_size: int = Field(200, ge=1)  # answers waiting to be scored; more are dropped (and counted)
+    windows: list[Window] = Field(default_factory=lambda: ["1h", "24h"])  # `sqlagent monitor`, the page
+    max_traces: int = Field(5000, ge=1)  # traces read per window
+    check_interval_s: float = Field(300, gt=0)  # the server checks the thresholds this often (a log line)
+    prices: TokenPrices = Field(default_factory=TokenPrices)
+    currency: str = "USD"
+    thresholds: MonitorThresholds = Field(default_factory=MonitorThresholds)
+
+
+class BudgetSettings(Section):
+    """The cost guard: LM tokens (prompt + completion) one question, and one user, may spend; 0 = no
+    limit. A question stops before an LM step that would take it over (agent/budget.py)."""
+
+    tokens_per_question: int = Field(30_000, ge=0)
+    # Per user over user_window_s, with auth on (the local operator has no user budget).
+    tokens_per_user: int = Field(0, ge=0)
+    user_window_s: float = Field(86_400, gt=0)
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
@@ -256,6 +347,10 @@ class Settings(BaseSettings):
     tracking: TrackingSettings = Field(default_factory=TrackingSettings)
     server: ServerSettings = Field(default_factory=ServerSettings)
     mcp: McpSettings = Field(default_factory=McpSettings)
+
+    judges: JudgeSettings = Field(default_factory=JudgeSettings)
+    monitor: MonitorSettings = Field(default_factory=MonitorSettings)
+    budget: BudgetSettings = Field(default_factory=BudgetSettings)
 
     def database_url(self, url: str | Path | None = None) -> str:
         """`url` (e.g. --db) or database.url: a file path resolved against the project root, an engine

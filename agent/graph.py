@@ -10,6 +10,8 @@
                                                                     ├─ repair ┘    │
                                                                     └─ failed ─────┘
     repair ─ safety (the loop is bounded by limits.max_repair_attempts)
+    An LM step (rewrite, generate, repair, answer) that would take the turn past its token budget does
+    not run: the turn goes to finish with the cost guard's message (agent/budget.py).
     guard: tools/sql/guard.py refuses injection, write and outside-the-database requests before any LM call.
     ⏸ interrupt(): the run pauses on its thread and resumes with `Command(resume=reply)`.
 
@@ -39,12 +41,24 @@ from agent.runtime import RunSettings, agent_context
 from agent.state import AgentState
 
 
+def stopped(state: AgentState) -> bool:
+    """The cost guard ended the turn before an LM step (agent/budget.py)."""
+    return state.error_kind == "budget"
+
+
 def after_guard(state: AgentState) -> Literal["rewrite", "finish"]:
     return "finish" if state.status == "refused" else "rewrite"
 
 
-def after_rewrite(state: AgentState) -> Literal["retrieve", "clarify"]:
+def after_rewrite(state: AgentState) -> Literal["retrieve", "clarify", "finish"]:
+    if stopped(state):
+        return "finish"
     return "clarify" if state.status == "clarify" else "retrieve"
+
+
+def after_sql_step(state: AgentState) -> Literal["safety", "finish"]:
+    """After generate or repair: the query goes to the policy, unless the budget stopped the step."""
+    return "finish" if stopped(state) else "safety"
 
 
 def after_clarify(state: AgentState) -> Literal["retrieve", "guard"]:
@@ -100,11 +114,11 @@ def build_graph(checkpointer=None):
     graph.add_conditional_edges("rewrite", after_rewrite)
     graph.add_conditional_edges("clarify", after_clarify)
     graph.add_edge("retrieve", "generate")
-    graph.add_edge("generate", "safety")
+    graph.add_conditional_edges("generate", after_sql_step)
     graph.add_conditional_edges("safety", after_safety)
     graph.add_conditional_edges("approve", after_approve)
     graph.add_conditional_edges("execute", after_execute)
-    graph.add_edge("repair", "safety")
+    graph.add_conditional_edges("repair", after_sql_step)
     graph.add_edge("answer", END)
     graph.add_edge("finish", END)
     return graph.compile(checkpointer=checkpointer, name="sqlagent")

@@ -9,6 +9,7 @@ import json
 import sqlite3
 import uuid
 from collections.abc import Generator, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -44,6 +45,33 @@ CHECKPOINT_TYPES = [
     ("tools.sql.entities", "Ambiguity"),
     ("tools.sql.values", "ValueCandidate"),
 ]
+
+
+STATUS_TAG = "sqlagent.status"  # trace tags the monitor reads (evals/monitor/)
+TOKENS_TAG = "sqlagent.tokens"  # {"total", "read", "cached", "written", "nodes": {node: tokens}}
+ERROR_KIND_TAG = "sqlagent.error_kind"  # why a turn ended without rows (a budget stop is "budget")
+
+
+@dataclass(frozen=True)
+class TokenBudget:
+    """A question's token budget (None: no limit) and the setting that set it, for the message."""
+
+    tokens: int | None = None
+    source: str = "budget.tokens_per_question"
+
+    def turn_input(self, question: str) -> dict[str, Any]:
+        return turn_input(question, self.tokens or 0, self.source)  # 0: no limit
+
+
+def token_usage(nodes: list[NodeRun]) -> dict[str, Any]:
+    """Where a turn's LM tokens went: totals and per node (summed over repeated nodes, in order)."""
+    by_node: dict[str, int] = {}
+    for n in nodes:
+        if n.tokens:
+            by_node[n.name] = by_node.get(n.name, 0) + n.tokens
+    return {"total": sum(n.tokens for n in nodes), "read": sum(n.tokens_read for n in nodes),
+            "cached": sum(n.tokens_cached for n in nodes), "written": sum(n.tokens_written for n in nodes),
+            "nodes": by_node}
 
 
 class AskResult(BaseModel):
@@ -122,20 +150,21 @@ class Agent:
         return question_problem(question, self.settings.limits.max_question_chars)
 
     def ask(self, question: str, thread_id: str | None = None, user: str | None = None,
-            tags: dict[str, str] | None = None) -> AskResult:
-        """`tags`: trace tags, written with the trace itself (the server's db and role)."""
+            tags: dict[str, str] | None = None, budget: TokenBudget | None = None) -> AskResult:
+        """`tags`: trace tags, written with the trace itself (the server's db and role). `budget`: the
+        question's token budget (default: budget.tokens_per_question; the server passes a user's rest)."""
         thread_id = thread_id or uuid.uuid4().hex
         with mlflow.start_span(name="sqlagent.ask", span_type=SpanType.AGENT) as root:
             root.set_inputs({"question": question, "thread_id": thread_id})
             self._identify(thread_id, user, tags)
-            result = self._run(question, thread_id)
+            result = self._run(question, thread_id, budget or self.default_budget())
             trace_id = self._close_root(root, result, thread_id)
         result.trace_id = trace_id
         self._keep_prompt_cache(result)
         return result
 
     def ask_stream(self, question: str, thread_id: str | None = None, user: str | None = None,
-                   tags: dict[str, str] | None = None) -> Iterator[StreamEvent]:
+                   tags: dict[str, str] | None = None, budget: TokenBudget | None = None) -> Iterator[StreamEvent]:
         """Like `ask`, in the same `sqlagent.ask` root span (so the same trace), but yielding one
         `("node", NodeRun)` event per node as it finishes, then `("result", AskResult)`.
 
@@ -145,7 +174,7 @@ class Agent:
         with mlflow.start_span(name="sqlagent.ask", span_type=SpanType.AGENT) as root:
             root.set_inputs({"question": question, "thread_id": thread_id})
             self._identify(thread_id, user, tags)
-            result = yield from self._run_stream(question, thread_id)
+            result = yield from self._run_stream(question, thread_id, budget or self.default_budget())
             trace_id = self._close_root(root, result, thread_id)
         result.trace_id = trace_id
         self._keep_prompt_cache(result)
@@ -165,9 +194,20 @@ class Agent:
         prompts = {PROMPTS_TAG: json.dumps(self.context.prompt_sources, sort_keys=True)}
         mlflow.update_current_trace(metadata=metadata, tags={**prompts, **(tags or {})})
 
+    def default_budget(self) -> TokenBudget:
+        return TokenBudget(self.settings.budget.tokens_per_question or None)
+
     def _close_root(self, root: Any, result: AskResult, thread_id: str) -> str | None:
         root.set_outputs(result.model_dump(exclude={"rows", "nodes"}))
-        root.set_attributes({"sqlagent.status": result.status, "sqlagent.thread_id": thread_id})
+        usage = token_usage(result.nodes)
+        root.set_attributes({"sqlagent.status": result.status, "sqlagent.thread_id": thread_id,
+                             "sqlagent.tokens": usage["total"], "sqlagent.tokens_by_node": usage["nodes"]})
+        if self.tracing and mlflow.get_current_active_span() is not None:
+            # On the trace itself, so that monitoring reads them without loading spans.
+            tags = {STATUS_TAG: result.status, TOKENS_TAG: json.dumps(usage)}
+            if result.error_kind:
+                tags[ERROR_KIND_TAG] = result.error_kind
+            mlflow.update_current_trace(tags=tags)
         trace_id = getattr(root, "trace_id", None) if self.tracing else None
         return trace_id if trace_id and not str(trace_id).startswith("tr-no-op") else None
 
@@ -195,26 +235,27 @@ class Agent:
         key = thread_id if db.hidden.empty else f"{thread_id}@role:{db.role.name}"
         return {"configurable": {"thread_id": key}}
 
-    def _run(self, question: str, thread_id: str) -> AskResult:
+    def _run(self, question: str, thread_id: str, budget: TokenBudget) -> AskResult:
         bad = self._bad_input(question, thread_id)
         if bad:
             return bad
         config = self._thread_config(thread_id)
         before = len(self.graph.get_state(config).values.get("nodes", []) or [])
         try:
-            self.graph.invoke(self._input(question, config), config=config, context=self.context)
+            self.graph.invoke(self._input(question, config, budget), config=config, context=self.context)
         except Exception as exc:  # the LM server down, a bug in a node: report it, never a traceback
             return self._failed(question, thread_id, config, before, exc)
         return self._result(question, thread_id, config, before)
 
-    def _input(self, question: str, config: dict) -> dict[str, Any] | Command:
-        """A new turn, or, on a thread paused at an `interrupt()` (a clarifying question, SQL awaiting
-        approval), the reply that resumes it: the paused node decides what the reply means."""
+    def _input(self, question: str, config: dict, budget: TokenBudget) -> dict[str, Any] | Command:
+        """A new turn with its token budget, or, on a thread paused at an `interrupt()` (a clarifying
+        question, SQL awaiting approval), the reply that resumes it: the paused node decides what the
+        reply means, and the turn keeps the budget and the spend it had."""
         if self.graph.get_state(config).interrupts:
             return Command(resume=question)
-        return turn_input(question)
+        return budget.turn_input(question)
 
-    def _run_stream(self, question: str, thread_id: str) -> Generator[StreamEvent, None, AskResult]:
+    def _run_stream(self, question: str, thread_id: str, budget: TokenBudget) -> Generator[StreamEvent, None, AskResult]:
         bad = self._bad_input(question, thread_id)
         if bad:
             return bad
@@ -223,7 +264,7 @@ class Agent:
         sent = 0
         try:
             for update in self.graph.stream(
-                self._input(question, config), config=config, context=self.context, stream_mode="updates"
+                self._input(question, config, budget), config=config, context=self.context, stream_mode="updates"
             ):
                 for values in update.values():
                     for run in (values.get("nodes") if isinstance(values, dict) else None) or []:

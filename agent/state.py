@@ -23,7 +23,8 @@ from tools.sql.policy import PolicyCode
 Status = Literal["running", "ok", "clarify", "approve", "refused", "error"]
 # Why a turn did not end in rows: the guard's, the policy's or the sandbox's code, an empty result
 # (answered, or sent to repair), or a failure of our own. The graph routes on these.
-ErrorKind = Literal[GuardCode, PolicyCode, SandboxKind, "empty_result", "not_approved", "internal"]
+# "budget": the cost guard stopped the turn (agent/budget.py).
+ErrorKind = Literal[GuardCode, PolicyCode, SandboxKind, "empty_result", "not_approved", "internal", "budget"]
 
 
 class NodeRun(BaseModel):
@@ -81,11 +82,19 @@ class AgentState(BaseModel):
     answer: str | None = None
     status: Status = "running"
     nodes: Annotated[list[NodeRun], operator.add] = Field(default_factory=list)
+    # The cost guard (agent/budget.py): this turn's token budget (0: no limit; None: not given, the
+    # guard sets budget.tokens_per_question, as for a LangGraph API client), the LM tokens each
+    # node has spent in this turn, in the order they ran, and the dearest single LM step so far.
+    token_budget: int | None = None
+    budget_source: str = "budget.tokens_per_question"
+    tokens_by_node: dict[str, int] = Field(default_factory=dict)
+    dearest_step: int = 0
 
 
-def turn_input(question: str) -> dict[str, Any]:
-    """The input of a new turn: the question, and every per-turn field back at its default."""
+def turn_input(question: str, token_budget: int | None = None,
+               budget_source: str = "budget.tokens_per_question") -> dict[str, Any]:
+    """The input of a new turn: the question, its token budget, and every per-turn field back at its default."""
     carried = {"history", "pending_clarification", "nodes"}
-    fresh = AgentState(question=question)
+    fresh = AgentState(question=question, token_budget=token_budget, budget_source=budget_source)
     values = {name: getattr(fresh, name) for name in AgentState.model_fields if name not in carried}
     return values

@@ -55,6 +55,7 @@ class EvalOptions:
     compiled: bool = True
     mlflow: bool = True
     progress: bool = True
+    judges: list[str] | None = None  # LLM judges to run ([] = all); None: judges.in_eval decides
 
 
 @dataclass
@@ -114,8 +115,22 @@ def gold_error_message(summary: dict[str, Any]) -> str | None:
             f"(fix them in the dataset): {listed}")
 
 
-def run_eval(options: EvalOptions, settings: Settings | None = None, lms: dict | None = None) -> EvalOutcome:
-    """The whole eval: items -> records -> files (+ MLflow) -> gate. `lms` lets tests inject a fake LM."""
+def _judges(options: EvalOptions, settings: Settings, judge_model=None):
+    """The judges this run asks (None: none): --judges, or all of them with judges.in_eval."""
+    names = options.judges
+    if names is None and not settings.judges.in_eval:
+        return None
+    from evals.judges import model as models
+    from evals.judges.in_eval import EvalJudges
+    from evals.judges.specs import load_specs
+
+    return EvalJudges(load_specs(settings.judges, names or None), judge_model or models.resolve(settings))
+
+
+def run_eval(options: EvalOptions, settings: Settings | None = None, lms: dict | None = None,
+             judge_model=None) -> EvalOutcome:
+    """The whole eval: items -> records -> files (+ MLflow) -> gate. `lms` and `judge_model` let tests
+    inject fake LMs."""
     from evals import report
     from evals.dataset import load_dataset
     from evals.gate import compare
@@ -145,8 +160,16 @@ def run_eval(options: EvalOptions, settings: Settings | None = None, lms: dict |
     warnings: list[str] = []
     bar = progress_bar(len(dataset.items), options.progress, desc=f"eval {options.pipeline}")
 
+    try:
+        judges = _judges(options, settings, judge_model)
+    except Exception as exc:  # a judge file that does not load, a judge model that will not start
+        raise PipelineStartError(f"The judges could not start: {type(exc).__name__}: {exc}") from exc
+
     def one(item):
-        return evaluate_item(item, pipeline, max_rows)
+        record = evaluate_item(item, pipeline, max_rows)
+        if judges is not None:
+            record["judges"] = judges.score(record, pipeline.database(item).full_schema)
+        return record
 
     # Records are appended here as they come, so a long run that is stopped still shows its progress.
     partial = out_dir / "predictions.partial.jsonl"
@@ -164,6 +187,7 @@ def run_eval(options: EvalOptions, settings: Settings | None = None, lms: dict |
         import mlflow
 
         from evals import mlflow_log
+        from evals.judges.in_eval import mlflow_scorers as mlflow_judge_scorers
 
         mlflow_info["tracking_uri"] = mlflow.get_tracking_uri()
         try:
@@ -177,7 +201,8 @@ def run_eval(options: EvalOptions, settings: Settings | None = None, lms: dict |
                   "split": options.split or "all", "limit": options.limit, "items": len(dataset.items),
                   "dataset_sha256": dataset.items_sha256}
         by_id, run_id, warning = mlflow_log.evaluate_with_mlflow(
-            dataset.items, one, run_name=run_name, params=params, on_record=tick
+            dataset.items, one, run_name=run_name, params=params, on_record=tick,
+            extra_scorers=mlflow_judge_scorers(judges.names) if judges is not None else None,
         )
         mlflow_info["run_id"] = run_id
         if warning:
@@ -185,7 +210,7 @@ def run_eval(options: EvalOptions, settings: Settings | None = None, lms: dict |
     remaining = [i for i in dataset.items if i.id not in by_id]
     if remaining and options.mlflow:
         warnings.append(f"{len(remaining)} item(s) were evaluated outside MLflow (no linked traces)")
-    for record in run_items(remaining, pipeline, max_rows=max_rows, on_record=tick):
+    for record in run_items(remaining, pipeline, max_rows=max_rows, on_record=tick, evaluate=one):
         by_id[record["id"]] = record
     bar.close()
     records = [by_id[i.id] for i in dataset.items]
@@ -201,6 +226,7 @@ def run_eval(options: EvalOptions, settings: Settings | None = None, lms: dict |
         "wall_time_s": round(time.perf_counter() - t0, 1),
         "setup_s": round(setup_s, 1),
         "mlflow": mlflow_info,
+        "judge_lm": judges.model.lm.model if judges is not None else None,
     }
     summary = report.build_summary(records, meta)
     gate = None
@@ -234,6 +260,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         dataset=args.dataset, split=args.split, limit=args.limit, tag=args.tag, db=args.db, pipeline=args.pipeline, lm=args.lm,
         baseline=args.baseline, tolerance=args.tolerance, out=args.out, compiled=not args.no_compiled,
         mlflow=not args.no_mlflow, progress=not args.no_progress,
+        judges=None if args.judges is None else [n for n in args.judges.split(",") if n and n != "all"],
     )
     try:
         outcome = run_eval(options)
@@ -255,6 +282,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
         f"latency p50 {s['latency_ms']['p50']} ms p95 {s['latency_ms']['p95']} ms, tokens {s['tokens']['total']}, "
         f"wall {s['wall_time_s']} s"
     )
+    for name, j in (s.get("judges") or {}).items():
+        print(f"judge {name}: {j['passed']}/{j['judged']} pass ({j['pass_rate']}%), {j['failed_calls']} failed calls")
     if s["mlflow"].get("run_id"):
         print(f"MLflow run {s['mlflow']['run_id']} in {s['mlflow'].get('tracking_uri')}")
     print(f"Wrote {outcome.out_dir}/predictions.jsonl, summary.json, report.md")
@@ -354,6 +383,9 @@ def add_eval_parser(subparsers: Any) -> None:
     ev.add_argument("--no-compiled", action="store_true", help="ignore optimized programs in prompts/compiled/")
     ev.add_argument("--no-mlflow", action="store_true", help="no traces, no MLflow run or dataset")
     ev.add_argument("--no-progress", action="store_true", help="no progress bar")
+    ev.add_argument("--judges", nargs="?", const="all", metavar="NAMES",
+                    help="also run the LLM judges (all, or e.g. grounding,fan_rubric): one LM call per judge and "
+                         "answered item, ~17 s each on the embedded model")
     ev.set_defaults(func=cmd_eval)
 
     acc = subparsers.add_parser("eval-accept", help="make the last eval run the committed baseline")

@@ -2,7 +2,8 @@
 
 A thumbs up/down is a `user_correctness` feedback (bool, rationale = the comment), the rubric a
 `user_rubric` feedback (correct / partially / wrong, rationale = the reason), a corrected query an
-`expected_sql` expectation. All carry `AssessmentSource(HUMAN, <user>)`. A promoted trace gets the
+`expected_sql` expectation, a label for an LLM judge a feedback named after the judge
+(evals/judges/). All carry `AssessmentSource(HUMAN, <user>)`. A promoted trace gets the
 tag `sqlagent.golden_id`, which takes it out of the review queue.
 """
 
@@ -74,12 +75,14 @@ def log_feedback(
     rubric: str | None = None,
     rubric_reason: str | None = None,
     corrected_sql: str | None = None,
+    labels: dict[str, str] | None = None,
 ) -> list[str]:
     """Log the human assessments on the trace; returns their ids. StoreUnavailable when the store
-    refuses a write (the assessments this call logged before it stay)."""
+    refuses a write (the assessments this call logged before it stay). `labels`: a label per LLM
+    judge, logged under the judge's name (what `sqlagent judges align` reads)."""
     try:
         return _log_feedback(trace_id, value, user=user, comment=comment, rubric=rubric, rubric_reason=rubric_reason,
-                             corrected_sql=corrected_sql)
+                             corrected_sql=corrected_sql, labels=labels or {})
     except MlflowException as exc:
         problem = store_problem(exc, "record the feedback")
         if problem is not None:
@@ -88,13 +91,16 @@ def log_feedback(
 
 
 def _log_feedback(trace_id: str, value: bool, *, user: str, comment: str | None, rubric: str | None,
-                  rubric_reason: str | None, corrected_sql: str | None) -> list[str]:
+                  rubric_reason: str | None, corrected_sql: str | None, labels: dict[str, str]) -> list[str]:
     source = AssessmentSource(source_type="HUMAN", source_id=user)
     metadata = {"rubric": rubric} if rubric else None
     ids = [mlflow.log_feedback(trace_id=trace_id, name=CORRECTNESS, value=bool(value), rationale=comment or None,
                                source=source, metadata=metadata).assessment_id]
     if rubric:
         ids.append(mlflow.log_feedback(trace_id=trace_id, name=RUBRIC, value=rubric, rationale=rubric_reason or None,
+                                       source=source).assessment_id)
+    for judge, label in labels.items():
+        ids.append(mlflow.log_feedback(trace_id=trace_id, name=judge, value=label, rationale=comment or None,
                                        source=source).assessment_id)
     if corrected_sql:
         ids.append(mlflow.log_expectation(trace_id=trace_id, name=EXPECTED_SQL, value=corrected_sql,

@@ -141,7 +141,7 @@ def sql_valid(outputs: dict) -> Feedback | None:
 
 SCORERS = [execution_match, execution_match_relaxed, status_match, mapping_recall, schema_link_recall, sql_valid]
 _OUTPUT_KEYS = ("status", "sql", "answer", "columns", "correct", "correct_relaxed", "reason", "expected_status",
-                "mapping", "schema_link_recall", "sql_valid", "latency_ms", "tokens")
+                "mapping", "schema_link_recall", "sql_valid", "latency_ms", "tokens", "judges")
 
 
 def outputs_of(record: dict[str, Any]) -> dict[str, Any]:
@@ -160,6 +160,7 @@ def evaluate_with_mlflow(
     run_name: str,
     params: dict[str, Any],
     on_record: Callable[[dict[str, Any]], None] | None = None,
+    extra_scorers: list | None = None,
 ) -> tuple[dict[str, dict[str, Any]], str | None, str | None]:
     """Run the items inside mlflow.genai.evaluate. Returns (records by id, run id, warning).
 
@@ -187,7 +188,8 @@ def evaluate_with_mlflow(
         with _env(_EVAL_ENV), mlflow.start_run(run_name=run_name) as run:
             run_id = run.info.run_id
             mlflow.log_params({k: str(v)[:500] for k, v in params.items()})
-            mlflow.genai.evaluate(data=[eval_row(i) for i in items], predict_fn=predict_fn, scorers=SCORERS)
+            mlflow.genai.evaluate(data=[eval_row(i) for i in items], predict_fn=predict_fn,
+                                  scorers=SCORERS + list(extra_scorers or []))
     except Exception as exc:  # the store, the harness: warn and let the caller finish without MLflow
         if errors:
             raise PredictFnError(f"evaluating an item failed: {errors[0]!r}") from errors[0]

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from evals import failures
+from evals.judges import eval_report as judges_report
 from evals.scoring import percentile
 
 NODE_ORDER = ["guard", "rewrite", "retrieve", "generate", "safety", "execute", "repair", "answer", "finish"]
@@ -160,6 +161,7 @@ def build_summary(records: list[dict], meta: dict[str, Any]) -> dict[str, Any]:
         "tokens": {"total": sum(tokens), "mean": _round(sum(tokens) / len(tokens)) if tokens else None},
         # Failed items per kind (evals/failures.py), worked out from the records so old predictions get them too.
         "failure_kinds": failures.count_kinds(kinds.values()),
+        "judges": judges_report.summary(records),  # LLM judges' verdicts, when the run had them (--judges)
         # What the gate compares item by item (evals/gate.py ITEM_KEYS), and each failure's kind.
         "items": {
             r["id"]: {"correct": r["correct"], "correct_relaxed": r["correct_relaxed"], "status": r["status"],
@@ -407,7 +409,8 @@ def render_markdown(summary: dict, records: list[dict], charts: dict[str, str], 
         for n, t in summary["node_timing"].items()
     ]
     failed = [r for r in records if failures.is_failed(r)]
-    out += [""] + failures.render_section(records)
+    out += [""] + judges_report.render_section(summary)
+    out += failures.render_section(records)
     out += [f"## What went wrong ({len(failed)})", ""]
     if failed:
         out += ["| question | expected | got | why |", "|---|---|---|---|"]

@@ -384,11 +384,13 @@ def run_items(
     max_rows: int,
     bar: Any = None,
     on_record: Callable[[dict[str, Any]], None] | None = None,
+    evaluate: Callable[[EvalItem], dict[str, Any]] | None = None,
 ) -> list[dict[str, Any]]:
-    """Evaluate items one after another (the embedded model has one slot)."""
+    """Evaluate items one after another (the embedded model has one slot). `evaluate`: what to do
+    with one item (default evaluate_item; the eval adds the judges' verdicts)."""
     records = []
     for item in items:
-        record = evaluate_item(item, pipeline, max_rows)
+        record = evaluate(item) if evaluate else evaluate_item(item, pipeline, max_rows)
         records.append(record)
         if on_record:
             on_record(record)

@@ -285,6 +285,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_eval_parser(sub)
 
+    from evals.judges.cli import add_judges_parser  # `judges list|load-labels|align|agree|register`
+
+    add_judges_parser(sub)
+
+    from evals.monitor.cli import add_monitor_parser  # `monitor [--window 1h] [--check]`
+
+    add_monitor_parser(sub)
+
     from prompts.optimize.cli import add_optimize_parser  # `optimize`: DSPy prompt optimization
 
     add_optimize_parser(sub)

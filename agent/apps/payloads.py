@@ -51,6 +51,9 @@ class FeedbackIn(Payload):
     comment: Text | None = Field(None, max_length=4000)
     corrected_sql: Text | None = Field(None, max_length=20_000)
     rubric: Rubric | None = None
+    # A reviewer's label for an LLM judge, by judge name (GET /api/judges lists them): {"grounding": "fail"}.
+    labels: dict[Annotated[str, Field(max_length=64)], Annotated[str, Field(max_length=64)]] | None = Field(
+        None, max_length=20)
     # Ignored: feedback is recorded under the caller (the token's user). Accepted so that an older
     # client that still sends a name is not refused.
     user: str | None = Field(None, max_length=100)

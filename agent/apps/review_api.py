@@ -130,6 +130,26 @@ def review_routes(settings: Settings, gate: Auth, golden_file: Path) -> APIRoute
         return Response(rows_file(fmt, last["columns"], last.get("rows") or []), media_type=MEDIA_TYPES[fmt],
                         headers=headers)
 
+    def judge_labels(labels: dict[str, str]) -> dict[str, str]:
+        """A label per judge the review page offers (evals/judges/), each one of the judge's values."""
+        from evals.judges.specs import load_specs
+
+        specs = {s.name: s for s in load_specs(settings.judges)}
+        for name, value in labels.items():
+            if name not in specs:
+                raise HTTPException(422, f"labels: no judge named {name!r}; judges: {', '.join(sorted(specs))}.")
+            if value not in specs[name].values:
+                raise HTTPException(422, f"labels.{name}: {value!r} is not one of {', '.join(specs[name].values)}.")
+        return labels
+
+    @router.get("/api/judges")
+    def judges(who: Principal = anyone) -> dict[str, Any]:
+        """The judges a reviewer can label (the rubric already is fan_rubric's label)."""
+        from evals.judges.specs import load_specs
+
+        return {"judges": [{"name": s.name, "description": s.description, "values": s.values}
+                           for s in load_specs(settings.judges) if feedback.RUBRIC not in s.human_labels]}
+
     @router.post("/api/feedback")
     def post_feedback(body: FeedbackIn, who: Principal = giver) -> dict[str, Any]:
         trace = load_trace(body.trace_id, who)
@@ -142,11 +162,12 @@ def review_routes(settings: Settings, gate: Auth, golden_file: Path) -> APIRoute
                 raise HTTPException(422, f"The corrected SQL was rejected: {exc}") from None
             corrected["rows"] = corrected["rows"][:100]
             sql = corrected["sql"]
+        labels = judge_labels(body.labels or {})
         ids = feedback.log_feedback(  # under the caller, whatever name the body carries (body.user)
             body.trace_id, body.value, user=who.name, comment=(body.comment or "").strip() or None,
             rubric=body.rubric.label if body.rubric else None,
             rubric_reason=((body.rubric.reason or "").strip() or None) if body.rubric else None,
-            corrected_sql=sql,
+            corrected_sql=sql, labels=labels,
         )
         return {"trace_id": body.trace_id, "assessment_ids": ids, "corrected": corrected, "user": who.name}
 

@@ -10,6 +10,8 @@
     POST /api/golden         {trace_id} -> promote a reviewed trace into the golden set (201, 409 if there)
     GET  /api/me             who the token belongs to: name, role, permissions
     GET  /api/suggestions    a few questions from the golden set that the caller's role can ask
+    GET  /metrics, /api/monitor, /monitor   Prometheus metrics, rates over time windows, the monitor
+                             page (agent/apps/quality.py, with the token budgets and the sampler)
     GET  /, /review          the web pages (agent/web: plain HTML, JS and CSS, no build step)
 
 Who may do what (agent/apps/auth.py): with `server.auth` on, every /api route but /api/health needs
@@ -34,6 +36,7 @@ import json
 import logging
 import os
 import queue
+import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 from contextlib import asynccontextmanager
@@ -60,6 +63,7 @@ from agent.apps.payloads import (
     SafeJSONResponse,
     validation_message,
 )
+from agent.apps.quality import Quality
 from agent.apps.review_api import review_routes
 from agent.apps.suggestions import suggested_questions
 from agent.apps.trace_wait import EXPORT_INTERVAL_ENV, TraceWaiter
@@ -68,6 +72,7 @@ from agent.config import PROJECT_ROOT, Settings, resolve_path
 from agent.question_check import question_problem
 from agent.tracing import setup_tracing
 from evals import feedback
+from evals.monitor.windows import ORIGIN_SERVE, ORIGIN_TAG
 
 log = logging.getLogger(__name__)
 
@@ -77,9 +82,11 @@ STORE_RETRY_S = 2  # Retry-After of a 503 while the tracking store cannot be rea
 
 def _tags(db: str | None, role: str | None) -> dict[str, str]:
     """The trace tags of a question: which database and role it ran with (review_api reads them to
-    decide who sees its rows). Written inside the trace: a tag set after the answer was lost, and
-    the answer was a 500, when the store refused that one write."""
-    return {key: value for key, value in ((feedback.DB_TAG, db), (feedback.ROLE_TAG, role)) if value}
+    decide who sees its rows), and that the server answered it (what monitoring reads). Written
+    inside the trace: a tag set after the answer was lost, and the answer was a 500, when the store
+    refused that one write."""
+    tags = {key: value for key, value in ((feedback.DB_TAG, db), (feedback.ROLE_TAG, role)) if value}
+    return {**tags, ORIGIN_TAG: ORIGIN_SERVE}
 
 
 def _check_db(db: str | None) -> str | None:
@@ -140,17 +147,20 @@ def create_app(
     limits = QuestionLimits(settings.server.max_concurrent_questions, settings.server.questions_per_minute) \
         if auth_on else None
     access_file = resolve_path(settings.database.access_file)
+    quality = Quality(settings, auth_on, traces.wait)  # token budgets, metrics, the background sampler
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         yield
         pool.close()
+        quality.close()
 
     app = FastAPI(title="sqlagent", default_response_class=SafeJSONResponse, lifespan=lifespan)
     app.state.pool = pool
     app.state.golden_path = golden_file
     app.state.settings = settings
     app.state.auth = gate
+    app.state.quality = quality
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError):
@@ -192,8 +202,9 @@ def create_app(
             raise HTTPException(429, exc.message, headers={"Retry-After": str(exc.retry_after_s)}) from None
 
     def submit(db: str | None, role: str | None, job: Callable[[Any], Any], release: Callable[[], None]) -> Future:
+        quality.started()
         future = pool.submit(db, role, job)
-        future.add_done_callback(lambda _: release())  # the question's slot is free once the model is
+        future.add_done_callback(lambda _: (release(), quality.finished()))  # free once the model is
         return future
 
     async def job_result(future: Future):
@@ -212,10 +223,17 @@ def create_app(
 
     def queue_ask(body: AskIn, who: Principal) -> Future:
         db, role = _check_db(body.db), _check_role(role_for(who, body.role), access_file)
+        budget = quality.budget_for(who)
         release = admit(who, body.question)
         thread, tags = scoped_thread(who, body.thread_id), _tags(db, role)
-        return submit(db, role, lambda agent: agent.ask(body.question, thread_id=thread, user=who.name, tags=tags),
-                      release)
+
+        def job(agent):
+            started = time.perf_counter()
+            result = agent.ask(body.question, thread_id=thread, user=who.name, tags=tags, budget=budget)
+            quality.answered(who, result, time.perf_counter() - started)
+            return result
+
+        return submit(db, role, job, release)
 
     # async: a queued question waits on the event loop, not on one of the 40 threads that serve every
     # sync route. With 50 clients queued, a thread per waiting question left none for /api/health
@@ -237,14 +255,18 @@ def create_app(
         who: Principal = asker,
     ) -> StreamingResponse:
         db, role = _check_db(db), _check_role(role_for(who, role), access_file)
+        budget = quality.budget_for(who)
         release = admit(who, question)
         thread = scoped_thread(who, thread_id)
         events: queue.Queue = queue.Queue()
         done = object()
 
         def job(agent):
+            started = time.perf_counter()
             try:
-                for kind, obj in agent.ask_stream(question, thread, user=who.name, tags=_tags(db, role)):
+                for kind, obj in agent.ask_stream(question, thread, user=who.name, tags=_tags(db, role), budget=budget):
+                    if kind == "result":
+                        quality.answered(who, obj, time.perf_counter() - started)
                     events.put((kind, obj))
             finally:
                 events.put(done)
@@ -280,6 +302,7 @@ def create_app(
     # --- traces, feedback, review and golden (agent/apps/review_api.py) -------------------
 
     app.include_router(review_routes(settings, gate, golden_file))
+    app.include_router(quality.router(gate, WEB_DIR))  # /metrics, /api/monitor, /monitor
 
     @app.get("/api/suggestions")
     def suggestions(who: Principal = asker) -> dict[str, Any]:

@@ -35,7 +35,8 @@ def clarify(state: AgentState, ctx: AgentContext) -> dict:
     reply = str(interrupt(clarification_request(state)))
     choice = choose_candidate(reply, pending.ambiguity)
     if choice is None:
-        return {**turn_input(reply), "pending_clarification": None, "_detail": "not a choice: a new question"}
+        fresh = turn_input(reply, state.token_budget, state.budget_source)  # the paused turn's budget
+        return {**fresh, "pending_clarification": None, "_detail": "not a choice: a new question"}
     chosen = resolve(pending.ambiguity.mention, [choice], None, ctx.db.centrality)
     assert isinstance(chosen, EntityMapping)
     chosen.method = "clarified"

@@ -13,7 +13,9 @@ def guard(state: AgentState, ctx: AgentContext) -> dict:
     decision = check_question(state.question)
     # Every turn starts clean, whoever started it: a LangGraph API client sends only {"question": ...},
     # and on a thread the last turn's SQL, rows and status would otherwise carry over.
-    fresh = turn_input(state.question)
+    # The turn's token budget travels through the reset; a client that gave none gets the configured one.
+    budget = ctx.settings.budget.tokens_per_question if state.token_budget is None else state.token_budget
+    fresh = turn_input(state.question, budget, state.budget_source)
     if decision.allowed:
         return {**fresh, "_detail": "allowed"}
     return {

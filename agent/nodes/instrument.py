@@ -25,6 +25,7 @@ from langgraph.errors import GraphBubbleUp
 from langgraph.runtime import Runtime
 from mlflow.entities import SpanType
 
+from agent.budget import BUDGET_KIND, stop_message
 from agent.context import AgentContext
 from agent.runtime import agent_context
 from agent.state import AgentState, NodeRun
@@ -85,6 +86,18 @@ def token_counts(usage_by_lm: Mapping[str, Mapping[str, Any]]) -> TokenCounts:
     return sum((usage_counts(u or {}) for u in usage_by_lm.values()), TokenCounts())
 
 
+def budget_stop(name: str, state: AgentState, span: Any) -> dict[str, Any] | None:
+    """The update that ends the turn when the cost guard refuses LM step `name` (agent/budget.py)."""
+    message = stop_message(name, state.tokens_by_node, state.token_budget, state.dearest_step, state.budget_source)
+    if message is None:
+        return None
+    span.set_attributes({"sqlagent.node": name, "sqlagent.budget_stop": True,
+                         "sqlagent.tokens_by_node": dict(state.tokens_by_node)})
+    span.set_outputs({"stopped": message})
+    return {"status": "error", "error_kind": BUDGET_KIND, "error": message, "answer": message,
+            "nodes": [NodeRun(name=name, duration_ms=0.0, detail=f"stopped by the token budget: {message}")]}
+
+
 def node(name: str) -> Callable[[NodeFn], Callable[[AgentState, Runtime[Any]], dict]]:
     """Wrap a step function as the graph node `name`; agent/steps.py says whether it is an LM step."""
     lm = step(name).module is not None
@@ -96,6 +109,9 @@ def node(name: str) -> Callable[[NodeFn], Callable[[AgentState, Runtime[Any]], d
             paused: GraphBubbleUp | None = None
             with mlflow.start_span(name=f"node.{name}", span_type=SpanType.CHAIN) as span:
                 span.set_inputs({"question": state.question, "sql": state.sql, "attempts": state.attempts})
+                stopped = budget_stop(name, state, span) if lm else None
+                if stopped is not None:
+                    return stopped
                 try:
                     if lm:
                         with dspy.context(lm=ctx.lm(name), adapter=ctx.adapter(name)), dspy.track_usage() as usage:
@@ -121,6 +137,11 @@ def node(name: str) -> Callable[[NodeFn], Callable[[AgentState, Runtime[Any]], d
             if paused is not None:
                 raise paused
             detail = str(update.pop("_detail", ""))
+            if tokens.total:  # this turn's spend, per node in the order they ran: what the cost guard reads
+                spent = dict(state.tokens_by_node)
+                spent[name] = spent.get(name, 0) + tokens.total
+                update["tokens_by_node"] = spent
+                update["dearest_step"] = max(state.dearest_step, tokens.total)
             update["nodes"] = [NodeRun(name=name, duration_ms=round(duration, 1), tokens=tokens.total,
                                        tokens_read=tokens.read, tokens_cached=tokens.cached,
                                        tokens_written=tokens.written, detail=detail)]

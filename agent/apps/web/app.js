@@ -201,6 +201,13 @@ const SqlAgent = (() => {
     return svg;
   }
 
+  // The judges a reviewer can label, fetched once per page (none when the server has no judges).
+  let judges = null;
+  function judgeList() {
+    judges = judges || api("GET", "/api/judges").then((d) => d.judges).catch(() => []);
+    return judges;
+  }
+
   function feedbackForm(traceId, sql, { onSent, extra } = {}) {
     let value = null;
     const up = el("button", { type: "button", class: "thumb up", title: "Right", "aria-label": "Right", "aria-pressed": "false" }, thumb(false));
@@ -221,9 +228,13 @@ const SqlAgent = (() => {
     const rubric = el("div", { class: "rubric" }, ["correct", "partially", "wrong"].map((label) =>
       el("label", {}, el("input", { type: "radio", name: rubricName, value: label }), ` ${label}`)));
     const reason = el("input", { type: "text", class: "reason", maxlength: 2000, placeholder: "Reason (optional)" });
+    const labels = el("div", { class: "field judge-labels" });  // a label per LLM judge (/api/judges)
+    judgeList().then((judges) => labels.replaceChildren(...judges.map((j) => el("div", { class: "rubric", title: j.name },
+      `${j.description} `, ...j.values.map((v) => el("label", {},
+        el("input", { type: "radio", name: `${rubricName}-${j.name}`, value: v, "data-judge": j.name }), ` ${v}`))))));
     const details = el("details", { class: "more" }, el("summary", {}, "Correct the SQL, rubric"),
       el("label", { class: "field" }, "Corrected SQL", correction),
-      el("div", { class: "field" }, "Rubric", rubric, reason));
+      el("div", { class: "field" }, "Rubric", rubric, reason), labels);
     const message = el("div", { class: "message", role: "status" });
     const send = el("button", { type: "button", class: "send", disabled: true }, "Send feedback");
     send.addEventListener("click", async () => {
@@ -232,6 +243,8 @@ const SqlAgent = (() => {
       if (correction.value.trim() && norm(correction.value) !== norm(sql)) body.corrected_sql = correction.value.trim();
       const checked = rubric.querySelector("input:checked");
       if (checked) body.rubric = { label: checked.value, reason: reason.value.trim() || null };
+      const judged = [...labels.querySelectorAll("input:checked")];
+      if (judged.length) body.labels = Object.fromEntries(judged.map((i) => [i.dataset.judge, i.value]));
       send.disabled = true;
       message.className = "message";
       message.textContent = "Sending…";

@@ -151,7 +151,8 @@ def test_feedback_is_recorded_under_the_token_user(env, alice_asked):
     })  # fmt: skip
     assert r.status_code == 200, r.text
     assert r.json()["user"] == "alice"
-    sources = {a.name: a.source.source_id for a in mlflow.get_trace(alice_asked["trace_id"]).info.assessments}
+    sources = {a.name: a.source.source_id for a in mlflow.get_trace(alice_asked["trace_id"]).info.assessments
+               if a.source.source_type == "HUMAN"}  # beside the monitor's code scores
     assert sources == {"user_correctness": "alice", "expected_sql": "alice"}
 
 
@@ -302,7 +303,7 @@ class BlockingAgent:
     def __init__(self, gate: threading.Event):
         self.gate = gate
 
-    def ask(self, question, thread_id=None, user=None, tags=None):
+    def ask(self, question, thread_id=None, user=None, tags=None, budget=None):
         self.gate.wait(10)
         return AskResult(question=question, status="ok", answer="ok", thread_id=thread_id)
 
