@@ -83,7 +83,10 @@ def _year_exprs(table: TableInfo) -> tuple[str, str] | None:
     dated = [c for c in table.columns if c.type.startswith(("DATE", "TIMESTAMP"))]
     dated = [c for c in dated if not re.search(r"birth|death", c.name, re.IGNORECASE)]
     if len(dated) >= 2:
-        return f"min(year({quote_identifier(dated[0].name)}))", f"max(year({quote_identifier(dated[-1].name)}))"
+        return (
+            f"min(year({quote_identifier(dated[0].name)}))",
+            f"max(year({quote_identifier(dated[-1].name)}))",
+        )
     return None
 
 
@@ -171,7 +174,11 @@ def copy_index(engine: Engine, schema: DatabaseSchema, index_path: Path) -> None
     out = duckdb.connect(str(tmp))
     try:
         out.execute(_CREATE_INDEX)
-        for table, label, expr in _sources(engine.read_all, schema):
+
+        def query(sql: str) -> list[tuple]:  # _sources writes DuckDB's SQL ("2B"): Spark quotes `2B`
+            return engine.read_all(sqlglot.transpile(sql, read="duckdb", write=engine.dialect)[0])
+
+        for table, label, expr in _sources(query, schema):
             key, key_expr, (ymin, ymax), is_code = _index_entry(table, label, expr)
             select = (
                 f"SELECT {expr} AS v, CAST({key_expr} AS VARCHAR) AS k, CAST({ymin} AS INTEGER) AS ymin, "
@@ -270,8 +277,16 @@ class ValueIndex:
             seen.add(ident)
             out.append(
                 ValueCandidate(
-                    table=tbl, column=col, value=value, key_column=key_col, key_value=key_value,
-                    year_min=ymin, year_max=ymax, rows=n, score=round(float(score), 4), method=method,
+                    table=tbl,
+                    column=col,
+                    value=value,
+                    key_column=key_col,
+                    key_value=key_value,
+                    year_min=ymin,
+                    year_max=ymax,
+                    rows=n,
+                    score=round(float(score), 4),
+                    method=method,
                 )
             )
         # A whole-word or exact hit is evidence; a fuzzy neighbour of it ("Dodge" for "Dodgers") is noise.
