@@ -30,6 +30,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import os
 import re
 import shutil
 import sys
@@ -125,7 +126,7 @@ def load(
     *,
     force: bool = False,
     threads: int = 1,
-    memory_limit: str = "1GB",
+    driver_memory: str = "1g",
 ) -> LoadReport:
     """Load (or keep) the Spark copy of `source` and return what is in it."""
     started = time.perf_counter()
@@ -141,7 +142,7 @@ def load(
             return LoadReport(warehouse=warehouse, database=database, tables=info["tables"],
                               seconds=round(time.perf_counter() - started, 3), skipped=True, fingerprint=fp)  # fmt: skip
         _clear(warehouse)
-        counts = _copy(con, warehouse, database, threads=threads, memory_limit=memory_limit)
+        counts = _copy(con, warehouse, database, threads=threads, driver_memory=driver_memory)
     (warehouse / BUILD_INFO).write_text(json.dumps({"fingerprint": fp, "source": str(source), "database": database,
                                                     "tables": counts}, indent=1))  # fmt: skip
     return LoadReport(warehouse=warehouse, database=database, tables=counts,
@@ -149,14 +150,12 @@ def load(
 
 
 def _copy(con: duckdb.DuckDBPyConnection, warehouse: Path, database: str, *, threads: int,
-          memory_limit: str) -> dict[str, int]:  # fmt: skip
+          driver_memory: str) -> dict[str, int]:  # fmt: skip
     """DuckDB writes each table's parquet file; Spark's catalog gets the table over it, with COMMENTs.
     No Spark job writes anything: the load costs the JVM's start and a few catalog calls."""
     from pyspark.sql.types import StructField, StructType
 
-    from tools.sql.engines.spark_session import local_session
-
-    spark = local_session(warehouse, threads=threads, memory_limit=memory_limit, writable=True)
+    spark = _session(warehouse, threads=threads, driver_memory=driver_memory)
     spark.sql(f"CREATE DATABASE {database} COMMENT {_sql_string(DATABASE_COMMENT)}")
     expected: dict[str, int] = {}
     for table, comment in _source_tables(con):
@@ -172,9 +171,10 @@ def _copy(con: duckdb.DuckDBPyConnection, warehouse: Path, database: str, *, thr
                 for f in empty.schema
             ]
         )
-        spark.catalog.createTable(
-            f"{database}.`{table}`", path=str(files), source="parquet", schema=schema, description=comment
-        )
+        # skipHiveMetadata: Spark's own table format straight away. Hive's would cut column comments at
+        # 256 characters, so Spark would try it, fail on Lahman's longer comments and fall back (slowly).
+        spark.catalog.createTable(f"{database}.`{table}`", path=str(files), source="parquet", schema=schema,
+                                  description=comment, skipHiveMetadata="true")  # fmt: skip
         expected[table] = con.execute(f'SELECT count(*) FROM "{table}"').fetchone()[0]
     counted = " UNION ALL ".join(f"SELECT '{t}', count(*) FROM {database}.`{t}`" for t in expected)
     loaded = {str(t): int(n) for t, n in spark.sql(counted).collect()}
@@ -182,6 +182,33 @@ def _copy(con: duckdb.DuckDBPyConnection, warehouse: Path, database: str, *, thr
     if wrong:
         raise LoadError(f"rows in Spark differ from {DEFAULT_SOURCE.name} (spark, duckdb): {wrong}")
     return loaded
+
+
+def _session(warehouse: Path, *, threads: int, driver_memory: str) -> Any:
+    """A local Spark session writing the warehouse's own catalog (the engine opens a private copy of it:
+    tools/sql/engines/spark_session.py)."""
+    if not (os.environ.get("JAVA_HOME") or shutil.which("java")):
+        raise LoadError(
+            "Spark needs a Java 17+ runtime: apt-get install openjdk-17-jre-headless (or set JAVA_HOME)."
+        )
+    from pyspark.sql import SparkSession
+
+    warehouse.mkdir(parents=True, exist_ok=True)
+    conf = {
+        "spark.master": f"local[{threads}]", "spark.app.name": "sqlagent-load-spark", "spark.driver.memory": driver_memory,
+        "spark.driver.bindAddress": "127.0.0.1", "spark.driver.host": "127.0.0.1", "spark.ui.enabled": "false",
+        "spark.ui.showConsoleProgress": "false", "spark.sql.warehouse.dir": str(warehouse),
+        "spark.sql.catalogImplementation": "hive",
+        "spark.hadoop.javax.jdo.option.ConnectionURL": f"jdbc:derby:;databaseName={warehouse / 'metastore_db'};create=true",
+        "spark.driver.extraJavaOptions": f"-Dderby.stream.error.file={warehouse / 'derby.log'}",
+    }  # fmt: skip
+    os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")  # the JVM's services bind to loopback only
+    builder = SparkSession.builder
+    for key, value in conf.items():
+        builder = builder.config(key, value)
+    spark = builder.enableHiveSupport().getOrCreate()
+    spark.sparkContext.setLogLevel("ERROR")
+    return spark
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -193,11 +220,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--source", type=Path, default=DEFAULT_SOURCE, help=f"default: {DEFAULT_SOURCE}")
     parser.add_argument("--force", action="store_true", help="reload even if the fingerprint matches")
     args = parser.parse_args(argv)
-    from tools.sql.engines.base import SandboxError
-
     try:
         report = load(args.warehouse, args.database, args.source, force=args.force)
-    except (LoadError, SandboxError) as error:
+    except LoadError as error:
         print(f"load_spark: error: {error}", file=sys.stderr)
         return 1
     width = max(len(t) for t in report.tables)

@@ -11,6 +11,7 @@ An engine's module is imported only when a URL names it, so a DuckDB user needs 
 from __future__ import annotations
 
 import importlib
+import re
 from dataclasses import dataclass
 from urllib.parse import quote, urlsplit, urlunsplit
 
@@ -67,6 +68,7 @@ def with_password(url: str, password: str) -> str:
 
 def redacted(url: str) -> str:
     """`url` as messages and traces may show it: any password replaced by ***."""
+    url = re.sub(r"(;(?:token|password)=)[^;]*", r"\1***", url, flags=re.IGNORECASE)  # Spark Connect's
     parts = urlsplit(url)
     if parts.password is None:
         return url

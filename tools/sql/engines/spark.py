@@ -230,6 +230,7 @@ class SparkEngine(Engine):
     def _plan(self, sql: str) -> DataFrame:
         """The query planned (parsed and analyzed, nothing run) and passed by the guard."""
         session = self.session()
+        spark_guard.refuse_command(sql)
         try:
             df = session.sql(spark_guard.wrap(sql))
             if not self.classic:

@@ -75,6 +75,16 @@ def wrap(sql: str) -> str:
     return f"SELECT * FROM (\n{text}\n) AS sqlagent_query"
 
 
+def refuse_command(sql: str) -> None:
+    """Refuse SQL that starts with a command's keyword before Spark sees it: the subquery wrapper
+    would stop it anyway, as a syntax error or a table named like the keyword (`SHOW` -> "table
+    SHOW not found"); this says what it is."""
+    match = _QUERY_START.match(sql)
+    word = (match.group(1) if match else "").lower()
+    if word in _COMMANDS:
+        raise SandboxError("refused", f"Only one SELECT query can run; found {word.upper()}.")
+
+
 def parse_refusal(sql: str, message: str) -> SandboxError:
     """The error for SQL Spark would not parse as a subquery: a refusal when it is not a query at all
     (a command), else the parser's message (a query with a syntax error, for the repair step)."""

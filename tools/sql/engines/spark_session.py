@@ -209,6 +209,14 @@ def local_session(
     """
     global _local
     warehouse = warehouse.resolve()
+    metastore = warehouse / "metastore_db"
+    if not writable and not (metastore / "service.properties").is_file():
+        raise SandboxError(
+            "database",
+            f"{warehouse} is not a Spark warehouse with a catalog ({metastore} is missing): build the demo "
+            "one with `python -m data.load_spark`, or point database.url at a warehouse that Spark wrote "
+            "with Hive support.",
+        )
     with _lock:
         if _local is not None:
             if _local.warehouse != warehouse:
@@ -220,18 +228,10 @@ def local_session(
             return _local.session
         require_pyspark()
         java_runtime()
-        metastore = warehouse / "metastore_db"
         if writable:
             warehouse.mkdir(parents=True, exist_ok=True)
             logs = warehouse
         else:
-            if not (metastore / "service.properties").is_file():
-                raise SandboxError(
-                    "database",
-                    f"{warehouse} is not a Spark warehouse with a catalog ({metastore} is missing): build the demo "
-                    "one with `python -m data.load_spark`, or point database.url at a warehouse that Spark wrote "
-                    "with Hive support.",
-                )
             logs = Path(tempfile.mkdtemp(prefix="sqlagent-spark-"))
             atexit.register(shutil.rmtree, logs, True)
             shutil.copytree(metastore, logs / "metastore_db", ignore=shutil.ignore_patterns("*.lck"))
@@ -287,6 +287,7 @@ def _start(conf: dict[str, Any]) -> SparkSession:
 
     quiet_query_errors()
 
+    os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")  # the JVM's services bind to loopback only
     builder = SparkSession.builder
     for key, value in conf.items():
         builder = builder.config(key, value)
