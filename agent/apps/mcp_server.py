@@ -53,7 +53,8 @@ ASK_DESCRIPTION = (
     "Answer a question about the database in plain language: the agent finds the tables and values, "
     "writes one SELECT, checks it against the safety policy, runs it read-only and answers. Returns the "
     "SQL, the columns and rows, the answer and a thread_id. status 'clarify' means the answer is a "
-    "question back: reply on the same thread_id; a follow-up ('and in 1961?') also goes on it."
+    "question back, and 'approve' that the query waits for approval (limits.approve_sql): reply ('yes', "
+    "or the choice) on the same thread_id; a follow-up ('and in 1961?') also goes on it."
 )
 _READ_ONLY = types.ToolAnnotations(
     read_only_hint=True, destructive_hint=False, idempotent_hint=True, open_world_hint=False
