@@ -122,9 +122,12 @@ class DatabaseSettings(Section):
     @classmethod
     def _renamed(cls, data: Any) -> Any:
         if isinstance(data, dict) and "path" in data:
-            raise ValueError("database.path is now database.url (a DuckDB file path or an engine URL): rename the "
-                             "key in the YAML, or set SQLAGENT_DATABASE__URL instead of SQLAGENT_DATABASE__PATH.")
+            raise ValueError(
+                "database.path is now database.url (a DuckDB file path or an engine URL): rename the "
+                "key in the YAML, or set SQLAGENT_DATABASE__URL instead of SQLAGENT_DATABASE__PATH."
+            )
         return data
+
     # YAML of table/column descriptions (written by `sqlagent init`), laid over the database's comments.
     descriptions: str | None = None
     catalog_cache_dir: str = "~/.cache/sqlagent/catalogs"
@@ -144,7 +147,9 @@ class LimitSettings(Section):
     db_pool_size: int = 4
     max_repair_attempts: int = 2
     max_question_chars: int = 2000
-    approve_sql: bool = False  # pause before each query runs until a person approves it (agent/nodes/approve.py)
+    approve_sql: bool = (
+        False  # pause before each query runs until a person approves it (agent/nodes/approve.py)
+    )
 
 
 class RetrievalSettings(Section):
@@ -155,8 +160,8 @@ class RetrievalSettings(Section):
     # The stable schema: tables described in full in every prompt, always first and in the same
     # order, so the model's prompt cache serves them and only the rest of a question is read.
     stable_tables: list[str] | None = None  # None: the tables the worked examples use most
-    stable_schema_chars: int = 12000        # the size of the stable block when chosen automatically
-    max_linked_tables: int = 2              # tables a question adds beside the stable ones
+    stable_schema_chars: int = 12000  # the size of the stable block when chosen automatically
+    max_linked_tables: int = 2  # tables a question adds beside the stable ones
 
 
 class RewriteSettings(Section):
@@ -224,7 +229,7 @@ class ServerSettings(Section):
     auth: bool = True
     users_file: str = "mlruns/users.sqlite"  # token hashes, roles and permissions, never a token
     max_concurrent_questions: int = Field(2, ge=1)  # per user, queued or running
-    questions_per_minute: int = Field(10, ge=1)      # per user, a sliding 60 s window
+    questions_per_minute: int = Field(10, ge=1)  # per user, a sliding 60 s window
 
 
 class McpSettings(Section):
@@ -233,9 +238,10 @@ class McpSettings(Section):
     # The access role (config/access.yaml) of every call over stdio, and over HTTP without auth; with
     # auth, each call runs with its token's role. None: the file's default role. `--role` overrides.
     role: str | None = None
-    host: str = "127.0.0.1"   # streamable HTTP: bind address; anything but loopback needs auth
+    host: str = "127.0.0.1"  # streamable HTTP: bind address; anything but loopback needs auth
     port: int = 8001
     path: str = "/mcp"
+
 
 class JudgeAlignSettings(Section):
     """`sqlagent judges align`: MLflow's SIMBA optimizer over the human labels (evals/judges/align.py).
@@ -264,7 +270,7 @@ class JudgeSettings(Section):
 
     dir: str = "evals/judges"
     aligned_dir: str = "evals/judges/aligned"  # what `sqlagent judges align` writes
-    use_aligned: bool = True                    # load an aligned version when there is one
+    use_aligned: bool = True  # load an aligned version when there is one
     labels: str = "evals/judges/labels/lahman.jsonl"  # the shipped, hand-reviewed labelled set
     # The judges' LM: the `lm` section with these keys on top (e.g. {model: openai/gpt-4o-mini}).
     lm: NodeLMSettings = Field(default_factory=lambda: NodeLMSettings(max_tokens=256))
@@ -281,8 +287,8 @@ Window = Annotated[str, Field(pattern=r"^[1-9][0-9]*[mhd]$")]
 class TokenPrices(Section):
     """Price per million tokens, to say what an answer costs (0 for the embedded model)."""
 
-    read: float = Field(0.0, ge=0)     # prompt tokens the model processed
-    cached: float = Field(0.0, ge=0)   # prompt tokens served from a prompt cache
+    read: float = Field(0.0, ge=0)  # prompt tokens the model processed
+    cached: float = Field(0.0, ge=0)  # prompt tokens served from a prompt cache
     written: float = Field(0.0, ge=0)  # completion tokens
 
 
@@ -305,7 +311,7 @@ class MonitorSettings(Section):
     """Online monitoring of the server's answers (evals/monitor/): sampled, scored in the background."""
 
     enabled: bool = True
-    sample_rate: float = Field(1.0, ge=0, le=1)        # answers scored by the code scorers (no LM)
+    sample_rate: float = Field(1.0, ge=0, le=1)  # answers scored by the code scorers (no LM)
     judge_sample_rate: float = Field(0.0, ge=0, le=1)  # answers also scored by the LLM judges
     judges: list[str] = Field(default_factory=lambda: ["grounding", "sql_answers_question", "fan_rubric"])
     queue_size: int = Field(200, ge=1)  # answers waiting to be scored; more are dropped (and counted)
@@ -364,8 +370,10 @@ class Settings(BaseSettings):
         env = self.database.password_env
         if env:
             if not os.environ.get(env):
-                raise ValueError(f"database.password_env names {env}, which is not set: export {env}=... "
-                                 "(or unset database.password_env to use PGPASSWORD or ~/.pgpass).")
+                raise ValueError(
+                    f"database.password_env names {env}, which is not set: export {env}=... "
+                    "(or unset database.password_env to use PGPASSWORD or ~/.pgpass)."
+                )
             return with_password(raw, os.environ[env])
         return raw
 

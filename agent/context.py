@@ -66,14 +66,19 @@ class AgentContext:
             raise ValueError(f"AgentContext.modules lacks the LM steps {', '.join(missing)} (agent/steps.py)")
         prompts = self.settings.prompts
         self.prompt_sources = load_prompts(
-            self.modules, source=prompts.source, folder=resolve_path(prompts.compiled_dir),
-            enabled=prompts.use_compiled, alias=prompts.registry_alias,
+            self.modules,
+            source=prompts.source,
+            folder=resolve_path(prompts.compiled_dir),
+            enabled=prompts.use_compiled,
+            alias=prompts.registry_alias,
             registry_uri=self.settings.tracking.resolved_uri(),
             schema=self.db.full_schema,  # which database the artifacts were optimized on, whatever the role
         )
         self.compiled = [name for name, where in self.prompt_sources.items() if where != "code"]
 
-    def refine(self, sql: str, question: str, mappings: Sequence[EntityMapping], examples: Sequence[Example]) -> Refined:
+    def refine(
+        self, sql: str, question: str, mappings: Sequence[EntityMapping], examples: Sequence[Example]
+    ) -> Refined:
         """The SQL a step wrote, with the mistakes that have one fix fixed without the LM: filters
         copied from a worked example dropped (tools/sql/grounding.py), joins nothing reads dropped
         (tools/sql/unused_joins.py), joins on part of a key completed (tools/sql/join_keys.py) and
@@ -86,8 +91,13 @@ class AgentContext:
         notes: list[str] = []
         if settings.drop_copied_filters:
             grounded = drop_copied_filters(
-                sql, question, [m.value for m in mappings] + [m.mention for m in mappings], [e.sql for e in examples],
-                db.distinct_values, settings.copied_filter_min_distinct, dialect=db.config.dialect,
+                sql,
+                question,
+                [m.value for m in mappings] + [m.mention for m in mappings],
+                [e.sql for e in examples],
+                db.distinct_values,
+                settings.copied_filter_min_distinct,
+                dialect=db.config.dialect,
             )
             sql = grounded.sql
             notes += [grounded.detail()] if grounded.dropped else []

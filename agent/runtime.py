@@ -26,9 +26,15 @@ class RunSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    config_file: str | None = Field(None, description="YAML configuration (default: SQLAGENT_CONFIG or config/sqlagent.yaml)")
-    database: str | None = Field(None, description="the database to ask (default: database.url of the configuration)")
-    role: str | None = Field(None, description="the access role (config/access.yaml; default: its default_role)")
+    config_file: str | None = Field(
+        None, description="YAML configuration (default: SQLAGENT_CONFIG or config/sqlagent.yaml)"
+    )
+    database: str | None = Field(
+        None, description="the database to ask (default: database.url of the configuration)"
+    )
+    role: str | None = Field(
+        None, description="the access role (config/access.yaml; default: its default_role)"
+    )
 
 
 def build_lms(settings: Settings) -> dict[str, dspy.LM]:
@@ -42,8 +48,12 @@ def build_lms(settings: Settings) -> dict[str, dspy.LM]:
     return lms
 
 
-def open_context(settings: Settings, database: str | None = None, role: str | None = None,
-                 lms: dict[str, dspy.LM] | None = None) -> AgentContext:
+def open_context(
+    settings: Settings,
+    database: str | None = None,
+    role: str | None = None,
+    lms: dict[str, dspy.LM] | None = None,
+) -> AgentContext:
     """The live objects one (settings, database, role) needs: what every caller builds at its edge."""
     from tools.builtin import registry
     from tools.sql.database import open_database

@@ -34,7 +34,9 @@ from agent.tracing import checkpoint_path, setup_tracing
 from prompts.generate import question_text
 from tools.sql.entities import EntityMapping
 
-PROMPTS_TAG = "sqlagent.prompts"  # trace tag: {step: "registry:sqlagent-<step>@production/vN" | "file:..." | "code"}
+PROMPTS_TAG = (
+    "sqlagent.prompts"  # trace tag: {step: "registry:sqlagent-<step>@production/vN" | "file:..." | "code"}
+)
 
 CHECKPOINT_TYPES = [
     ("agent.state", "Turn"),
@@ -69,9 +71,13 @@ def token_usage(nodes: list[NodeRun]) -> dict[str, Any]:
     for n in nodes:
         if n.tokens:
             by_node[n.name] = by_node.get(n.name, 0) + n.tokens
-    return {"total": sum(n.tokens for n in nodes), "read": sum(n.tokens_read for n in nodes),
-            "cached": sum(n.tokens_cached for n in nodes), "written": sum(n.tokens_written for n in nodes),
-            "nodes": by_node}
+    return {
+        "total": sum(n.tokens for n in nodes),
+        "read": sum(n.tokens_read for n in nodes),
+        "cached": sum(n.tokens_cached for n in nodes),
+        "written": sum(n.tokens_written for n in nodes),
+        "nodes": by_node,
+    }
 
 
 class AskResult(BaseModel):
@@ -123,7 +129,9 @@ class Agent:
     ):
         self.settings = settings
         self.tracing = setup_tracing(settings)
-        self.context = open_context(settings, str(db_path) if db_path else None, role, lms or build_lms(settings))
+        self.context = open_context(
+            settings, str(db_path) if db_path else None, role, lms or build_lms(settings)
+        )
         # Thread state holds our pydantic models: allow exactly those when reading checkpoints back.
         serde = JsonPlusSerializer(allowed_msgpack_modules=CHECKPOINT_TYPES)
         if persistent_threads:
@@ -149,8 +157,14 @@ class Agent:
     def _invalid(self, question: str) -> str | None:
         return question_problem(question, self.settings.limits.max_question_chars)
 
-    def ask(self, question: str, thread_id: str | None = None, user: str | None = None,
-            tags: dict[str, str] | None = None, budget: TokenBudget | None = None) -> AskResult:
+    def ask(
+        self,
+        question: str,
+        thread_id: str | None = None,
+        user: str | None = None,
+        tags: dict[str, str] | None = None,
+        budget: TokenBudget | None = None,
+    ) -> AskResult:
         """`tags`: trace tags, written with the trace itself (the server's db and role). `budget`: the
         question's token budget (default: budget.tokens_per_question; the server passes a user's rest)."""
         thread_id = thread_id or uuid.uuid4().hex
@@ -163,8 +177,14 @@ class Agent:
         self._keep_prompt_cache(result)
         return result
 
-    def ask_stream(self, question: str, thread_id: str | None = None, user: str | None = None,
-                   tags: dict[str, str] | None = None, budget: TokenBudget | None = None) -> Iterator[StreamEvent]:
+    def ask_stream(
+        self,
+        question: str,
+        thread_id: str | None = None,
+        user: str | None = None,
+        tags: dict[str, str] | None = None,
+        budget: TokenBudget | None = None,
+    ) -> Iterator[StreamEvent]:
         """Like `ask`, in the same `sqlagent.ask` root span (so the same trace), but yielding one
         `("node", NodeRun)` event per node as it finishes, then `("result", AskResult)`.
 
@@ -200,8 +220,14 @@ class Agent:
     def _close_root(self, root: Any, result: AskResult, thread_id: str) -> str | None:
         root.set_outputs(result.model_dump(exclude={"rows", "nodes"}))
         usage = token_usage(result.nodes)
-        root.set_attributes({"sqlagent.status": result.status, "sqlagent.thread_id": thread_id,
-                             "sqlagent.tokens": usage["total"], "sqlagent.tokens_by_node": usage["nodes"]})
+        root.set_attributes(
+            {
+                "sqlagent.status": result.status,
+                "sqlagent.thread_id": thread_id,
+                "sqlagent.tokens": usage["total"],
+                "sqlagent.tokens_by_node": usage["nodes"],
+            }
+        )
         if self.tracing and mlflow.get_current_active_span() is not None:
             # On the trace itself, so that monitoring reads them without loading spans.
             tags = {STATUS_TAG: result.status, TOKENS_TAG: json.dumps(usage)}
@@ -211,19 +237,39 @@ class Agent:
         trace_id = getattr(root, "trace_id", None) if self.tracing else None
         return trace_id if trace_id and not str(trace_id).startswith("tr-no-op") else None
 
-    def _failed(self, question: str, thread_id: str, config: dict, before: int, exc: BaseException) -> AskResult:
+    def _failed(
+        self, question: str, thread_id: str, config: dict, before: int, exc: BaseException
+    ) -> AskResult:
         message = _failure_message(exc)
-        done = [NodeRun.model_validate(n) for n in (self.graph.get_state(config).values.get("nodes") or [])[before:]]
+        done = [
+            NodeRun.model_validate(n)
+            for n in (self.graph.get_state(config).values.get("nodes") or [])[before:]
+        ]
         if isinstance(exc, NodeFailure):
-            done.append(NodeRun(name=exc.node, duration_ms=round(exc.duration_ms, 1), detail=f"failed: {exc}"))
-        return AskResult(question=question, status="error", error=message, error_kind="internal",
-                         answer=f"Something failed while answering. {message}", thread_id=thread_id, nodes=done)
+            done.append(
+                NodeRun(name=exc.node, duration_ms=round(exc.duration_ms, 1), detail=f"failed: {exc}")
+            )
+        return AskResult(
+            question=question,
+            status="error",
+            error=message,
+            error_kind="internal",
+            answer=f"Something failed while answering. {message}",
+            thread_id=thread_id,
+            nodes=done,
+        )
 
     def _bad_input(self, question: str, thread_id: str) -> AskResult | None:
         problem = self._invalid(question)
         if problem:
-            return AskResult(question=question, status="error", error=problem, error_kind="bad_input",
-                             answer=problem, thread_id=thread_id)
+            return AskResult(
+                question=question,
+                status="error",
+                error=problem,
+                error_kind="bad_input",
+                answer=problem,
+                thread_id=thread_id,
+            )
         return None
 
     def _thread_config(self, thread_id: str) -> dict:
@@ -255,7 +301,9 @@ class Agent:
             return Command(resume=question)
         return budget.turn_input(question)
 
-    def _run_stream(self, question: str, thread_id: str, budget: TokenBudget) -> Generator[StreamEvent, None, AskResult]:
+    def _run_stream(
+        self, question: str, thread_id: str, budget: TokenBudget
+    ) -> Generator[StreamEvent, None, AskResult]:
         bad = self._bad_input(question, thread_id)
         if bad:
             return bad
@@ -264,7 +312,10 @@ class Agent:
         sent = 0
         try:
             for update in self.graph.stream(
-                self._input(question, config, budget), config=config, context=self.context, stream_mode="updates"
+                self._input(question, config, budget),
+                config=config,
+                context=self.context,
+                stream_mode="updates",
             ):
                 for values in update.values():
                     for run in (values.get("nodes") if isinstance(values, dict) else None) or []:
@@ -285,7 +336,9 @@ class Agent:
             state.status = "approve" if paused[0].get("kind") == "approve_sql" else "clarify"
             state.answer = str(paused[0].get("message") or "")
         # What generate read: the standalone question with its resolved names annotated.
-        rewritten = question_text(state.standalone_question, state.mappings) if state.standalone_question else None
+        rewritten = (
+            question_text(state.standalone_question, state.mappings) if state.standalone_question else None
+        )
         return AskResult(
             question=question,
             rewritten_question=None if state.status == "clarify" else rewritten,

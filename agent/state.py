@@ -91,8 +91,9 @@ class AgentState(BaseModel):
     dearest_step: int = 0
 
 
-def turn_input(question: str, token_budget: int | None = None,
-               budget_source: str = "budget.tokens_per_question") -> dict[str, Any]:
+def turn_input(
+    question: str, token_budget: int | None = None, budget_source: str = "budget.tokens_per_question"
+) -> dict[str, Any]:
     """The input of a new turn: the question, its token budget, and every per-turn field back at its default."""
     carried = {"history", "pending_clarification", "nodes"}
     fresh = AgentState(question=question, token_budget=token_budget, budget_source=budget_source)

@@ -78,8 +78,10 @@ def _model_startup() -> dict[str, float | None]:
     servers = running_servers()
     if not servers:  # a hosted model (or a fake one): nothing loads in this process
         return {"model_assemble_s": None, "model_load_s": None}
-    return {"model_assemble_s": round(sum(s.assemble_seconds or 0 for s in servers), 2),
-            "model_load_s": round(sum(s.load_seconds or 0 for s in servers), 2)}
+    return {
+        "model_assemble_s": round(sum(s.assemble_seconds or 0 for s in servers), 2),
+        "model_load_s": round(sum(s.load_seconds or 0 for s in servers), 2),
+    }
 
 
 def run_bench(
@@ -104,9 +106,13 @@ def run_bench(
     t1 = time.perf_counter()
     bot = Agent(settings, lms=lms, persistent_threads=persistent_threads)
     agent_init_s = time.perf_counter() - t1
-    startup = {"process_s": rounded(age, 2), **_model_startup(), "lms_s": round(lms_s, 2),
-               "agent_init_s": round(agent_init_s, 2),
-               "total_s": round((age or 0.0) + time.perf_counter() - t0, 2)}
+    startup = {
+        "process_s": rounded(age, 2),
+        **_model_startup(),
+        "lms_s": round(lms_s, 2),
+        "agent_init_s": round(agent_init_s, 2),
+        "total_s": round((age or 0.0) + time.perf_counter() - t0, 2),
+    }
 
     rows = []
     for question in questions:
@@ -123,8 +129,10 @@ def run_bench(
             "nodes": runs, "sql": result.sql, "answer": result.answer, "error": result.error,
         })  # fmt: skip
         r = rows[-1]
-        progress(f"{wall:6.1f} s  lm {lm_time:5.1f} s  overhead {r['overhead_ms']:6.0f} ms  read {r['tokens_read']:5} "
-                 f"cached {r['tokens_cached']:5} written {r['tokens_written']:4}  [{result.status}] {question}")
+        progress(
+            f"{wall:6.1f} s  lm {lm_time:5.1f} s  overhead {r['overhead_ms']:6.0f} ms  read {r['tokens_read']:5} "
+            f"cached {r['tokens_cached']:5} written {r['tokens_written']:4}  [{result.status}] {question}"
+        )
     n = max(1, len(rows))
     overheads = [r["overhead_ms"] for r in rows]
     summary = {
@@ -144,8 +152,14 @@ def run_bench(
         "git": git_commit(PROJECT_ROOT), "cpus": os.cpu_count(), "argv": sys.argv[1:],
         "loadavg_before": [round(x, 2) for x in load_before], "loadavg_after": [round(x, 2) for x in os.getloadavg()],
     }  # fmt: skip
-    return {"meta": meta, "startup": startup, "summary": summary, "nodes": node_stats([r["nodes"] for r in rows]),
-            "spider": spider_part, "questions": rows}
+    return {
+        "meta": meta,
+        "startup": startup,
+        "summary": summary,
+        "nodes": node_stats([r["nodes"] for r in rows]),
+        "spider": spider_part,
+        "questions": rows,
+    }
 
 
 def _spider(settings, lms, directory: Path | None, limit: int | None, progress) -> dict[str, Any]:
@@ -177,13 +191,23 @@ def report(result: dict[str, Any]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--lm", help="lm.model to benchmark (default: the configured one)")
-    parser.add_argument("--limit", type=int, default=20, help="demo questions (and Spider items, see --spider-limit)")
+    parser.add_argument(
+        "--limit", type=int, default=20, help="demo questions (and Spider items, see --spider-limit)"
+    )
     parser.add_argument("--no-tracing", action="store_true", help="measure without MLflow tracing")
-    parser.add_argument("--spider", type=Path, metavar="DIR", help="a Spider-style dataset directory (skipped if absent)")
-    parser.add_argument("--spider-limit", type=int, help="Spider items, round-robin over its databases (default: --limit)")
-    parser.add_argument("--compare", nargs="+", metavar="JSON", help="OLD [NEW]: before/after table (NEW: no run)")
+    parser.add_argument(
+        "--spider", type=Path, metavar="DIR", help="a Spider-style dataset directory (skipped if absent)"
+    )
+    parser.add_argument(
+        "--spider-limit", type=int, help="Spider items, round-robin over its databases (default: --limit)"
+    )
+    parser.add_argument(
+        "--compare", nargs="+", metavar="JSON", help="OLD [NEW]: before/after table (NEW: no run)"
+    )
     parser.add_argument("--out", type=Path, help="result file (default bench/results/agent-<timestamp>.json)")
     args = parser.parse_args(argv)
     if args.compare and len(args.compare) > 2:
@@ -196,7 +220,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"--compare: {exc}", file=sys.stderr)
             return 2
         if new is not None:
-            print(f"before {cmp.describe(args.compare[0], old)}\nafter  {cmp.describe(args.compare[1], new)}\n")
+            print(
+                f"before {cmp.describe(args.compare[0], old)}\nafter  {cmp.describe(args.compare[1], new)}\n"
+            )
             print(cmp.compare(old, new))
             return 0
 

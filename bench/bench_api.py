@@ -110,7 +110,9 @@ def main(argv: list[str] | None = None) -> int:
 
     # Warm up: the first ask builds the agent (schema, value index) and imports what DSPy needs.
     started = time.perf_counter()
-    with httpx.Client(base_url=base, timeout=args.timeout, headers={"Authorization": f"Bearer {tokens[-1]}"}) as c:
+    with httpx.Client(
+        base_url=base, timeout=args.timeout, headers={"Authorization": f"Bearer {tokens[-1]}"}
+    ) as c:
         warm = c.post("/api/ask", json={"question": "Who hit the most home runs in 1927?"})
         warm.raise_for_status()
     warmup_s = time.perf_counter() - started
@@ -121,8 +123,11 @@ def main(argv: list[str] | None = None) -> int:
 
     def client(n: int) -> None:
         record: dict = {"n": n, "errors": []}
-        with httpx.Client(base_url=base, timeout=max(1.0, deadline - time.monotonic()),
-                          headers={"Authorization": f"Bearer {tokens[n]}"}) as c:
+        with httpx.Client(
+            base_url=base,
+            timeout=max(1.0, deadline - time.monotonic()),
+            headers={"Authorization": f"Bearer {tokens[n]}"},
+        ) as c:
             t0 = time.perf_counter()
             try:
                 r = c.post("/api/ask", json={"question": f"Who hit the most home runs in {1950 + n}?"})
@@ -135,8 +140,10 @@ def main(argv: list[str] | None = None) -> int:
                     if body.get("status") != "ok":
                         record["errors"].append(f"ask status {body.get('status')}: {body.get('error')}")
                     t1 = time.perf_counter()
-                    f = c.post("/api/feedback", json={"trace_id": body["trace_id"], "value": n % 2 == 0,
-                                                      "comment": f"client {n}"})
+                    f = c.post(
+                        "/api/feedback",
+                        json={"trace_id": body["trace_id"], "value": n % 2 == 0, "comment": f"client {n}"},
+                    )
                     record["feedback_ms"] = (time.perf_counter() - t1) * 1000
                     if f.status_code != 200:
                         record["errors"].append(f"feedback {f.status_code}: {f.text[:200]}")
@@ -163,7 +170,11 @@ def main(argv: list[str] | None = None) -> int:
             missing.append(rec["trace_id"])
             continue
         fb = [a for a in trace.info.assessments if a.name == "user_correctness"]
-        if len(fb) != 1 or fb[0].value is not (rec["n"] % 2 == 0) or fb[0].source.source_id != f"bench-{rec['n']}":
+        if (
+            len(fb) != 1
+            or fb[0].value is not (rec["n"] % 2 == 0)
+            or fb[0].source.source_id != f"bench-{rec['n']}"
+        ):
             lost.append(rec["trace_id"])
 
     server.should_exit = True
@@ -187,8 +198,12 @@ def main(argv: list[str] | None = None) -> int:
         "feedback_lost": len(lost),
         "elapsed_s": round(elapsed, 2),
         "throughput_asks_per_s": round(len(asks) / elapsed, 2) if elapsed else None,
-        "ask_ms": {"p50": pct(asks, 0.5), "p95": pct(asks, 0.95), "max": asks[-1] if asks else None,
-                   "mean": round(statistics.fmean(asks), 1) if asks else None},
+        "ask_ms": {
+            "p50": pct(asks, 0.5),
+            "p95": pct(asks, 0.95),
+            "max": asks[-1] if asks else None,
+            "mean": round(statistics.fmean(asks), 1) if asks else None,
+        },
         "feedback_ms": {"p50": pct(feedback, 0.5), "p95": pct(feedback, 0.95)},
         "warmup_s": round(warmup_s, 2),
         "lm_delay_ms": args.lm_delay_ms,

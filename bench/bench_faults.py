@@ -50,13 +50,19 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--clients", type=int, default=50)
     p.add_argument("--seconds", type=float, default=30.0, help="how long clients start new questions")
     p.add_argument("--faults", action="store_true", help="inject the three faults, one at a time")
-    p.add_argument("--hold", type=float, default=3.0, help="seconds the LM stays dead and the database swapped")
-    p.add_argument("--store-hold", type=float, default=4.0, help="seconds the tracking store stays unwritable")
+    p.add_argument(
+        "--hold", type=float, default=3.0, help="seconds the LM stays dead and the database swapped"
+    )
+    p.add_argument(
+        "--store-hold", type=float, default=4.0, help="seconds the tracking store stays unwritable"
+    )
     # 50 clients on one worker: the last in the queue waits ~50 questions plus the trace export
     # backlog; on a 2-core machine that was up to 93 s, and 25-30 of 65-77 questions passed 60 s.
     p.add_argument("--timeout", type=float, default=120.0, help="a request unanswered after this is hung")
     p.add_argument("--lm-delay-ms", type=float, default=0.0)
-    p.add_argument("--json", type=Path, help="write the full record here (default: bench/results/faults-<time>.json)")
+    p.add_argument(
+        "--json", type=Path, help="write the full record here (default: bench/results/faults-<time>.json)"
+    )
     p.add_argument("--keep", action="store_true", help="keep the temp dir (store, database copy, users)")
     args = p.parse_args(argv)
     if not 1 <= args.clients <= 200:
@@ -91,7 +97,9 @@ class Server:
         import uvicorn
 
         self.port = free_port()
-        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning"))
+        self.server = uvicorn.Server(
+            uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning")
+        )
         self.thread = threading.Thread(target=self.server.run, daemon=True, name="uvicorn")
 
     @property
@@ -126,8 +134,9 @@ def monitor(base: str, stop: threading.Event, clock, misses: list[dict]) -> None
                 misses.append({"at_s": round(clock(), 2), "why": why})
 
 
-def inject(args, lm: LMProcess, store_file: Path, db: Path, t0: float, deadline: float,
-           faults: list[FaultRecord]) -> None:
+def inject(
+    args, lm: LMProcess, store_file: Path, db: Path, t0: float, deadline: float, faults: list[FaultRecord]
+) -> None:
     """The faults, one at a time, spread over the run; each one's hold is inside the run."""
     clock = lambda: time.monotonic() - t0  # noqa: E731
     plan = [
@@ -152,7 +161,7 @@ def inject(args, lm: LMProcess, store_file: Path, db: Path, t0: float, deadline:
 
 
 def ask_once(client, question: str) -> str:
-    """"<HTTP status> <AskResult status>" of one question, or why there was no response."""
+    """ "<HTTP status> <AskResult status>" of one question, or why there was no response."""
     import httpx
 
     try:
@@ -184,8 +193,9 @@ def main(argv: list[str] | None = None) -> int:
     (tmp / "golden.jsonl").write_text("")
     server = Server(create_app(settings, golden_path=tmp / "golden.jsonl", auth=True, users=users))
     server.start()
-    probe = httpx.Client(base_url=server.base, timeout=args.timeout,
-                         headers={"Authorization": f"Bearer {tokens['probe']}"})
+    probe = httpx.Client(
+        base_url=server.base, timeout=args.timeout, headers={"Authorization": f"Bearer {tokens['probe']}"}
+    )
     try:
         warm_started = time.perf_counter()  # the first question builds the agent: schema, value index
         warm = ask_once(probe, "Who hit the most home runs in 1927?")
@@ -199,13 +209,19 @@ def main(argv: list[str] | None = None) -> int:
         rec, faults, misses, stop = Recorder(clock), [], [], threading.Event()
         watch = threading.Thread(target=monitor, args=(server.base, stop, clock, misses), daemon=True)
         watch.start()
-        injector = threading.Thread(target=inject, daemon=True, name="faults",
-                                    args=(args, lm, tmp / "store" / "mlflow.db", db, t0, deadline, faults))
+        injector = threading.Thread(
+            target=inject,
+            daemon=True,
+            name="faults",
+            args=(args, lm, tmp / "store" / "mlflow.db", db, t0, deadline, faults),
+        )
         if args.faults:
             injector.start()
         with ThreadPoolExecutor(max_workers=args.clients) as pool:
-            futures = [pool.submit(run_client, n, name, tokens[name], server.base, deadline, args.timeout, rec)
-                       for n, name in enumerate(names)]
+            futures = [
+                pool.submit(run_client, n, name, tokens[name], server.base, deadline, args.timeout, rec)
+                for n, name in enumerate(names)
+            ]
         # A client that died is a harness bug, not a server result: it must fail the run, not vanish.
         crashed = [f"{type(e).__name__}: {e}" for f in futures if (e := f.exception()) is not None]
         if args.faults:

@@ -39,8 +39,13 @@ OVERALL: list[tuple[str, tuple[str | int, ...], int]] = [
     ("load avg 1 min before", ("meta", "loadavg_before", 0), 2),
     ("load avg 1 min after", ("meta", "loadavg_after", 0), 2),
 ]
-NODE_COLUMNS = [("runs", "runs"), ("ms/run", "ms_mean"), ("read/run", "tokens_read_mean"),
-                ("cached/run", "tokens_cached_mean"), ("written/run", "tokens_written_mean")]
+NODE_COLUMNS = [
+    ("runs", "runs"),
+    ("ms/run", "ms_mean"),
+    ("read/run", "tokens_read_mean"),
+    ("cached/run", "tokens_cached_mean"),
+    ("written/run", "tokens_written_mean"),
+]
 
 
 def get(data: Any, path: tuple[str | int, ...]) -> Any:
@@ -81,13 +86,20 @@ def overall_table(old: dict[str, Any], new: dict[str, Any]) -> str:
     return table(("overall", "before -> after (delta)"), rows)
 
 
-def nodes_table(old: dict[str, dict[str, Any]] | None, new: dict[str, dict[str, Any]] | None, title: str) -> str:
+def nodes_table(
+    old: dict[str, dict[str, Any]] | None, new: dict[str, dict[str, Any]] | None, title: str
+) -> str:
     old, new = old or {}, new or {}
     names = list(new) + [n for n in old if n not in new]
     rows = []
     for name in names:
         a, b = old.get(name, {}), new.get(name, {})
-        rows.append((name, *(delta_cell(a.get(key), b.get(key), 0 if key == "runs" else 1) for _, key in NODE_COLUMNS)))
+        rows.append(
+            (
+                name,
+                *(delta_cell(a.get(key), b.get(key), 0 if key == "runs" else 1) for _, key in NODE_COLUMNS),
+            )
+        )
     return table((title, *(label for label, _ in NODE_COLUMNS)), rows)
 
 

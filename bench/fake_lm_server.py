@@ -64,9 +64,13 @@ def reply(messages: list[dict]) -> str:
         raise ValueError("the system message names no output fields (not a DSPy ChatAdapter prompt)")
     inputs = {k: v.strip() for k, v in _FIELD.findall(user)}
     values = script(outputs[0], inputs)
-    return "\n\n".join(
-        f"[[ ## {name} ## ]]\n{v if isinstance(v := values[name], str) else json.dumps(v)}" for name in outputs
-    ) + "\n\n[[ ## completed ## ]]"
+    return (
+        "\n\n".join(
+            f"[[ ## {name} ## ]]\n{v if isinstance(v := values[name], str) else json.dumps(v)}"
+            for name in outputs
+        )
+        + "\n\n[[ ## completed ## ]]"
+    )
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -92,7 +96,9 @@ class Handler(BaseHTTPRequestHandler):
     def do_POST(self):
         body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)) or b"{}")
         if not self.path.rstrip("/").endswith("/chat/completions"):
-            return self._send(404, {"error": {"message": f"the fake LM serves /v1/chat/completions, not {self.path}"}})
+            return self._send(
+                404, {"error": {"message": f"the fake LM serves /v1/chat/completions, not {self.path}"}}
+            )
         if body.get("stream"):
             return self._send(400, {"error": {"message": "the fake LM does not stream"}})
         try:
@@ -113,10 +119,14 @@ class Handler(BaseHTTPRequestHandler):
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--port", type=int, required=True)
-    parser.add_argument("--delay-ms", type=float, default=0.0, help="sleep per reply, standing in for a real model")
+    parser.add_argument(
+        "--delay-ms", type=float, default=0.0, help="sleep per reply, standing in for a real model"
+    )
     args = parser.parse_args(argv)
     Handler.delay_s = args.delay_ms / 1000
-    server = ThreadingHTTPServer(("127.0.0.1", args.port), Handler)  # allow_reuse_address: restart on the same port
+    server = ThreadingHTTPServer(
+        ("127.0.0.1", args.port), Handler
+    )  # allow_reuse_address: restart on the same port
     server.daemon_threads = True
     print(f"fake LM on http://127.0.0.1:{args.port}/v1", flush=True)
     server.serve_forever()

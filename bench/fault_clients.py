@@ -110,7 +110,9 @@ def question_for(client: int, i: int) -> str:
     return f"Who hit the most home runs in {1900 + (client * 7 + i) % 120}?"
 
 
-def run_client(n: int, user: str, token: str, base: str, deadline: float, timeout_s: float, rec: Recorder) -> None:
+def run_client(
+    n: int, user: str, token: str, base: str, deadline: float, timeout_s: float, rec: Recorder
+) -> None:
     """Ask until `deadline` (monotonic), one question at a time, feedback on every answered trace."""
     headers = {"Authorization": f"Bearer {token}"}
     with httpx.Client(base_url=base, timeout=timeout_s, headers=headers) as client:
@@ -121,25 +123,58 @@ def run_client(n: int, user: str, token: str, base: str, deadline: float, timeou
             try:
                 r = client.post("/api/ask", json={"question": question})
             except httpx.TimeoutException:
-                rec.add(Question(client=n, question=question, started_s=started, ended_s=rec.clock(), http=None,
-                                 ending="failure", kind="timeout", error=f"no answer within {timeout_s} s"))
+                rec.add(
+                    Question(
+                        client=n,
+                        question=question,
+                        started_s=started,
+                        ended_s=rec.clock(),
+                        http=None,
+                        ending="failure",
+                        kind="timeout",
+                        error=f"no answer within {timeout_s} s",
+                    )
+                )
                 i += 1
                 continue
             except httpx.HTTPError as exc:
-                rec.add(Question(client=n, question=question, started_s=started, ended_s=rec.clock(), http=None,
-                                 ending="failure", kind="transport", error=f"{type(exc).__name__}: {exc}"))
+                rec.add(
+                    Question(
+                        client=n,
+                        question=question,
+                        started_s=started,
+                        ended_s=rec.clock(),
+                        http=None,
+                        ending="failure",
+                        kind="transport",
+                        error=f"{type(exc).__name__}: {exc}",
+                    )
+                )
                 time.sleep(0.5)  # the server is gone or refusing connections: do not spin
                 i += 1
                 continue
             body = _json(r)
             ending, kind, error = judge_ask(r.status_code, r.text, body)
             trace_id = body.get("trace_id") if body and r.status_code == 200 else None
-            rec.add(Question(client=n, question=question, started_s=started, ended_s=rec.clock(),
-                             http=r.status_code, ending=ending, kind=kind, error=error, trace_id=trace_id))
+            rec.add(
+                Question(
+                    client=n,
+                    question=question,
+                    started_s=started,
+                    ended_s=rec.clock(),
+                    http=r.status_code,
+                    ending=ending,
+                    kind=kind,
+                    error=error,
+                    trace_id=trace_id,
+                )
+            )
             if ending == "answer" and trace_id:
                 give_feedback(client, n, user, trace_id, i, rec)
             elif r.status_code == 429:
-                time.sleep(min(float(r.headers.get("Retry-After", "1")), max(0.0, deadline - time.monotonic())))
+                time.sleep(
+                    min(float(r.headers.get("Retry-After", "1")), max(0.0, deadline - time.monotonic()))
+                )
             i += 1
 
 
@@ -150,15 +185,38 @@ def give_feedback(client: httpx.Client, n: int, user: str, trace_id: str, i: int
         try:
             r = client.post("/api/feedback", json={"trace_id": trace_id, "value": value, "comment": comment})
         except httpx.HTTPError as exc:
-            rec.add(FeedbackAttempt(client=n, user=user, trace_id=trace_id, value=value, comment=comment, at_s=at,
-                                    http=None, acknowledged=False, ending="failure",
-                                    detail=f"{type(exc).__name__}: {exc}"))
+            rec.add(
+                FeedbackAttempt(
+                    client=n,
+                    user=user,
+                    trace_id=trace_id,
+                    value=value,
+                    comment=comment,
+                    at_s=at,
+                    http=None,
+                    acknowledged=False,
+                    ending="failure",
+                    detail=f"{type(exc).__name__}: {exc}",
+                )
+            )
             return
         body = _json(r)
         ending, detail = judge_feedback(r.status_code, r.text, body)
-        rec.add(FeedbackAttempt(client=n, user=user, trace_id=trace_id, value=value, comment=comment, at_s=at,
-                                http=r.status_code, acknowledged=ending == "answer", ending=ending, detail=detail,
-                                assessment_ids=(body or {}).get("assessment_ids") or [] if ending == "answer" else []))
+        rec.add(
+            FeedbackAttempt(
+                client=n,
+                user=user,
+                trace_id=trace_id,
+                value=value,
+                comment=comment,
+                at_s=at,
+                http=r.status_code,
+                acknowledged=ending == "answer",
+                ending=ending,
+                detail=detail,
+                assessment_ids=(body or {}).get("assessment_ids") or [] if ending == "answer" else [],
+            )
+        )
         if r.status_code != 503:  # acknowledged, or refused for good (e.g. 404): retrying changes nothing
             return
         time.sleep(float(r.headers.get("Retry-After", "1")))

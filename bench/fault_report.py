@@ -38,9 +38,14 @@ class Outcome(BaseModel):
     load_avg: list[float]
 
     def failures(self) -> list[str]:
-        out = [f"question {q.question!r} (client {q.client}): {q.kind}: {q.error}" for q in self.questions
-               if q.ending == "failure"]
-        out += [f"feedback on {f.trace_id}: {f.http}: {f.detail}" for f in self.feedback if f.ending == "failure"]
+        out = [
+            f"question {q.question!r} (client {q.client}): {q.kind}: {q.error}"
+            for q in self.questions
+            if q.ending == "failure"
+        ]
+        out += [
+            f"feedback on {f.trace_id}: {f.http}: {f.detail}" for f in self.feedback if f.ending == "failure"
+        ]
         out += [f"acknowledged feedback lost: {x}" for x in self.reconciliation.lost]
         out += [f"health probe failed at {m['at_s']} s: {m['why']}" for m in self.health_misses]
         out += [f"a client crashed: {c}" for c in self.client_crashes]
@@ -54,7 +59,9 @@ class Outcome(BaseModel):
         if self.failures():
             return False
         if require_all_answered:
-            return all(q.ending == "answer" for q in self.questions) and all(f.acknowledged for f in self.feedback)
+            return all(q.ending == "answer" for q in self.questions) and all(
+                f.acknowledged for f in self.feedback
+            )
         return True
 
 
@@ -64,8 +71,9 @@ def _matches(item: dict, attempt: FeedbackAttempt, assessment_id: str) -> bool:
             and item.get("rationale") == attempt.comment)  # fmt: skip
 
 
-def reconcile(base: str, tokens: dict[str, str], feedback: list[FeedbackAttempt],
-              questions: list[Question]) -> Reconciliation:
+def reconcile(
+    base: str, tokens: dict[str, str], feedback: list[FeedbackAttempt], questions: list[Question]
+) -> Reconciliation:
     """Every acknowledged assessment, read back twice: GET /api/traces/{id} with the giver's token,
     and mlflow.get_trace in this process (the same store)."""
     import httpx
@@ -78,20 +86,33 @@ def reconcile(base: str, tokens: dict[str, str], feedback: list[FeedbackAttempt]
     lost, via_api, via_mlflow = [], 0, 0
     with httpx.Client(base_url=base, timeout=30) as client:
         for attempt, aid in acked:
-            r = client.get(f"/api/traces/{attempt.trace_id}", headers={"Authorization": f"Bearer {tokens[attempt.user]}"})
-            api_ok = r.status_code == 200 and any(_matches(a, attempt, aid) for a in r.json().get("assessments", []))
+            r = client.get(
+                f"/api/traces/{attempt.trace_id}", headers={"Authorization": f"Bearer {tokens[attempt.user]}"}
+            )
+            api_ok = r.status_code == 200 and any(
+                _matches(a, attempt, aid) for a in r.json().get("assessments", [])
+            )
             trace = mlflow.get_trace(attempt.trace_id, silent=True)
-            ml_ok = trace is not None and any(_matches(assessment_dict(a), attempt, aid)
-                                              for a in trace.info.assessments or [])
+            ml_ok = trace is not None and any(
+                _matches(assessment_dict(a), attempt, aid) for a in trace.info.assessments or []
+            )
             via_api += api_ok
             via_mlflow += ml_ok
             if not (api_ok and ml_ok):
-                lost.append(f"{attempt.trace_id} {aid}: api {r.status_code} {'found' if api_ok else 'missing'}, "
-                            f"mlflow {'found' if ml_ok else 'missing'}")
+                lost.append(
+                    f"{attempt.trace_id} {aid}: api {r.status_code} {'found' if api_ok else 'missing'}, "
+                    f"mlflow {'found' if ml_ok else 'missing'}"
+                )
     answered = {q.trace_id for q in questions if q.ending == "answer" and q.trace_id}
     missing = sorted(t for t in answered if mlflow.get_trace(t, silent=True) is None)
-    return Reconciliation(acknowledged=len(acked), found_via_api=via_api, found_via_mlflow=via_mlflow, lost=lost,
-                          answered_traces=len(answered), answered_traces_missing=missing)
+    return Reconciliation(
+        acknowledged=len(acked),
+        found_via_api=via_api,
+        found_via_mlflow=via_mlflow,
+        lost=lost,
+        answered_traces=len(answered),
+        answered_traces_missing=missing,
+    )
 
 
 def in_window(start: float, end: float, fault: FaultRecord) -> bool:

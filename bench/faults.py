@@ -63,8 +63,10 @@ class LMProcess:
             while time.monotonic() < deadline:
                 if self.proc.poll() is not None:
                     log.seek(0)
-                    raise RuntimeError(f"the fake LM server exited with {self.proc.returncode}: "
-                                       f"{log.read().decode(errors='replace')[-500:]}")
+                    raise RuntimeError(
+                        f"the fake LM server exited with {self.proc.returncode}: "
+                        f"{log.read().decode(errors='replace')[-500:]}"
+                    )
                 if self.healthy():
                     return
                 time.sleep(0.05)

@@ -46,15 +46,20 @@ def create_tables(schema: DatabaseSchema) -> str:
     """The schema as CREATE TABLE statements: names and types only, as a bare prompt would give them."""
     q = quote_identifier
     return "\n".join(
-        f"CREATE TABLE {q(t.name)} ({', '.join(f'{q(c.name)} {c.type}' for c in t.columns)});" for t in schema.tables
+        f"CREATE TABLE {q(t.name)} ({', '.join(f'{q(c.name)} {c.type}' for c in t.columns)});"
+        for t in schema.tables
     )
 
 
 def bare_request(lm: dspy.LM, dialect: str, ddl: str, question: str) -> Request:
     """The one request: schema first and the question last (a constant prefix per database)."""
     config = Config(max_tokens=lm.kwargs.get("max_tokens"), temperature=lm.kwargs.get("temperature"))
-    return Request(model=lm.model, system=SYSTEM_LINE.format(dialect=dialect_name(dialect)),
-                   messages=(Message.user(f"{ddl}\n\nQuestion: {question}"),), config=config)
+    return Request(
+        model=lm.model,
+        system=SYSTEM_LINE.format(dialect=dialect_name(dialect)),
+        messages=(Message.user(f"{ddl}\n\nQuestion: {question}"),),
+        config=config,
+    )
 
 
 def dialect_name(dialect: str) -> str:
@@ -120,11 +125,25 @@ class SpiderBench:
         elif error is None:
             error = "The model returned no SQL."
         latency_ms = (time.perf_counter() - started) * 1000
-        pred = Prediction(status=status, sql=sql, columns=columns, rows=rows, truncated=truncated,
-                          error=error, latency_ms=round(latency_ms, 1))
+        pred = Prediction(
+            status=status,
+            sql=sql,
+            columns=columns,
+            rows=rows,
+            truncated=truncated,
+            error=error,
+            latency_ms=round(latency_ms, 1),
+        )
         record = build_record(item, pred, run_gold(item, db, self.max_rows), pipeline="baseline")
-        return {"s": round(latency_ms / 1000, 3), "lm_s": round(lm_ms / 1000, 3), "status": status,
-                "correct": record["correct"], "sql": sql, "error": error, **_tokens(counts)}
+        return {
+            "s": round(latency_ms / 1000, 3),
+            "lm_s": round(lm_ms / 1000, 3),
+            "status": status,
+            "correct": record["correct"],
+            "sql": sql,
+            "error": error,
+            **_tokens(counts),
+        }
 
     def agent(self, item: EvalItem) -> dict[str, Any]:
         pred = self.pipeline.predict(item)
@@ -132,21 +151,31 @@ class SpiderBench:
         state = agent.graph.get_state({"configurable": {"thread_id": pred.thread_id}}).values
         runs = [NodeRun.model_validate(n).model_dump() for n in state.get("nodes") or []]
         record = build_record(item, pred, run_gold(item, agent.context.db, self.max_rows), pipeline="agent")
-        return {"s": round(pred.latency_ms / 1000, 3), "status": pred.status, "correct": record["correct"],
-                "sql": pred.sql, "error": pred.error, **{f"tokens_{k}": v for k, v in token_totals(runs).items()},
-                "nodes": runs}
+        return {
+            "s": round(pred.latency_ms / 1000, 3),
+            "status": pred.status,
+            "correct": record["correct"],
+            "sql": pred.sql,
+            "error": pred.error,
+            **{f"tokens_{k}": v for k, v in token_totals(runs).items()},
+            "nodes": runs,
+        }
 
     def run(self, items: list[EvalItem]) -> dict[str, Any]:
         started = time.perf_counter()
         self.pipeline.prepare(items)  # opens every database and builds its caches before any timing
         setup_s = time.perf_counter() - started
-        rows = [{"id": i.id, "db_id": i.db_id, "difficulty": i.difficulty, "question": i.question} for i in items]
+        rows = [
+            {"id": i.id, "db_id": i.db_id, "difficulty": i.difficulty, "question": i.question} for i in items
+        ]
         for part, fn in (("baseline", self.baseline), ("agent", self.agent)):
             for row, item in zip(rows, items, strict=True):
                 row[part] = fn(item)
                 r = row[part]
-                self.progress(f"{r['s']:6.1f} s  spider {part:8} [{r['status']}] correct={r['correct']}  "
-                              f"{item.id}: {item.question}")
+                self.progress(
+                    f"{r['s']:6.1f} s  spider {part:8} [{r['status']}] correct={r['correct']}  "
+                    f"{item.id}: {item.question}"
+                )
         return summarize(rows, setup_s)
 
 

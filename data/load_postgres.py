@@ -98,12 +98,19 @@ def copy_tables(source: duckdb.DuckDBPyConnection, conn: psycopg.Connection, sch
             csv = Path(tmp) / "rows.csv"
             quoted = '"' + table.replace('"', '""') + '"'
             source.execute(f"COPY (SELECT * FROM {quoted}) TO '{csv}' (HEADER false)")
-            with conn.cursor().copy(sql.SQL("COPY {} FROM STDIN (FORMAT csv)").format(target)) as copy, csv.open("rb") as f:
+            with (
+                conn.cursor().copy(sql.SQL("COPY {} FROM STDIN (FORMAT csv)").format(target)) as copy,
+                csv.open("rb") as f,
+            ):
                 while chunk := f.read(1 << 20):
                     copy.write(chunk)
             conn.execute(sql.SQL("COMMENT ON TABLE {} IS {}").format(target, sql.Literal(comment or None)))
             for column, _, text in columns:
-                conn.execute(sql.SQL("COMMENT ON COLUMN {}.{} IS {}").format(target, ident(column), sql.Literal(text or None)))
+                conn.execute(
+                    sql.SQL("COMMENT ON COLUMN {}.{} IS {}").format(
+                        target, ident(column), sql.Literal(text or None)
+                    )
+                )
             counts[table] = conn.execute(sql.SQL("SELECT count(*) FROM {}").format(target)).fetchone()[0]
             progress(f"  {table}: {counts[table]:,} rows in {time.perf_counter() - started:.1f} s")
     return counts
@@ -119,7 +126,9 @@ def apply_reader(conn: psycopg.Connection, reader: str, password: str, database:
         conn.execute(sql.SQL("REVOKE ALL ON ALL TABLES IN SCHEMA {} FROM {}").format(
             sql.Identifier(schema), sql.Identifier(reader)))  # fmt: skip
     statement = sql.SQL(text).format(
-        reader=sql.Identifier(reader), password=sql.Literal(password), database=sql.Identifier(database),
+        reader=sql.Identifier(reader),
+        password=sql.Literal(password),
+        database=sql.Identifier(database),
         schema=sql.Identifier(schema),
     )
     conn.execute(statement)
@@ -130,11 +139,17 @@ def load(admin_url: str, *, source: Path = DEFAULT_SOURCE, database: str = "lahm
          progress: Callable[[str], None] = lambda m: None) -> str:  # fmt: skip
     """Load `source` into `database`.`schema` and set up `reader`; returns the reader's URL."""
     if not source.is_file():
-        raise FileNotFoundError(f"{source} does not exist: build it first (`make setup` or python -m data.build_lahman).")
+        raise FileNotFoundError(
+            f"{source} does not exist: build it first (`make setup` or python -m data.build_lahman)."
+        )
     params = conninfo_to_dict(admin_url)
     with psycopg.connect(admin_url, autocommit=True) as admin:
         if admin.execute("SELECT 1 FROM pg_database WHERE datname = %s", [database]).fetchone() is None:
-            admin.execute(sql.SQL("CREATE DATABASE {} ENCODING 'UTF8' TEMPLATE template0").format(sql.Identifier(database)))
+            admin.execute(
+                sql.SQL("CREATE DATABASE {} ENCODING 'UTF8' TEMPLATE template0").format(
+                    sql.Identifier(database)
+                )
+            )
             progress(f"created database {database}")
     target_url = make_conninfo(admin_url, dbname=database)
     source_con = duckdb.connect(str(source), read_only=True)
@@ -172,23 +187,41 @@ def load_demo(admin_url: str, reader_password: str, progress: Callable[[str], No
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m data.load_postgres", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--admin-url", default=os.environ.get("SQLAGENT_PG_ADMIN_URL"),
-                        help="a role that may create databases and roles (default: $SQLAGENT_PG_ADMIN_URL)")
+    parser = argparse.ArgumentParser(
+        prog="python -m data.load_postgres", description=__doc__.split("\n\n")[0]
+    )
+    parser.add_argument(
+        "--admin-url",
+        default=os.environ.get("SQLAGENT_PG_ADMIN_URL"),
+        help="a role that may create databases and roles (default: $SQLAGENT_PG_ADMIN_URL)",
+    )
     parser.add_argument("--source", type=Path, default=DEFAULT_SOURCE)
     parser.add_argument("--database", default="lahman")
     parser.add_argument("--schema", default="lahman")
     parser.add_argument("--reader", default=DEFAULT_READER)
-    parser.add_argument("--reader-password-env", default=None,
-                        help="environment variable holding the reader's password (default: a generated one)")
-    parser.add_argument("--force", action="store_true", help="copy the tables again even if the build is the same")
+    parser.add_argument(
+        "--reader-password-env",
+        default=None,
+        help="environment variable holding the reader's password (default: a generated one)",
+    )
+    parser.add_argument(
+        "--force", action="store_true", help="copy the tables again even if the build is the same"
+    )
     args = parser.parse_args(argv)
     if not args.admin_url:
         parser.error("--admin-url (or SQLAGENT_PG_ADMIN_URL) is required")
     password = os.environ.get(args.reader_password_env) if args.reader_password_env else None
     try:
-        url = load(args.admin_url, source=args.source, database=args.database, schema=args.schema, reader=args.reader,
-                   reader_password=password, force=args.force, progress=lambda m: print(m, file=sys.stderr))
+        url = load(
+            args.admin_url,
+            source=args.source,
+            database=args.database,
+            schema=args.schema,
+            reader=args.reader,
+            reader_password=password,
+            force=args.force,
+            progress=lambda m: print(m, file=sys.stderr),
+        )
     except (psycopg.Error, FileNotFoundError) as error:
         print(f"error: {str(error).strip().splitlines()[0]}", file=sys.stderr)
         return 1

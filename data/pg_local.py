@@ -42,10 +42,15 @@ def find_bindir() -> Path | None:
         candidates.append(Path(os.environ["SQLAGENT_PG_BINDIR"]))
     pg_config = shutil.which("pg_config")
     if pg_config:
-        out = subprocess.run([pg_config, "--bindir"], capture_output=True, text=True, check=False).stdout.strip()
+        out = subprocess.run(
+            [pg_config, "--bindir"], capture_output=True, text=True, check=False
+        ).stdout.strip()
         if out:
             candidates.append(Path(out))
-    versions = sorted(Path("/usr/lib/postgresql").glob("*/bin"), key=lambda p: int(p.parent.name) if p.parent.name.isdigit() else 0)
+    versions = sorted(
+        Path("/usr/lib/postgresql").glob("*/bin"),
+        key=lambda p: int(p.parent.name) if p.parent.name.isdigit() else 0,
+    )
     candidates += reversed(versions)
     return next((d for d in candidates if (d / "initdb").is_file() and (d / "pg_ctl").is_file()), None)
 
@@ -58,8 +63,10 @@ def _os_user() -> str | None:
     try:
         pwd.getpwnam(name)
     except KeyError:
-        raise ClusterError(f"PostgreSQL cannot run as root and there is no user {name!r} to run it as: install "
-                           "the Debian package (it creates `postgres`) or set SQLAGENT_PG_USER.") from None
+        raise ClusterError(
+            f"PostgreSQL cannot run as root and there is no user {name!r} to run it as: install "
+            "the Debian package (it creates `postgres`) or set SQLAGENT_PG_USER."
+        ) from None
     return name
 
 
@@ -85,8 +92,10 @@ class LocalCluster:
         self.directory = Path(directory).resolve()
         self.bindir = bindir or find_bindir()
         if self.bindir is None:
-            raise ClusterError("PostgreSQL's server binaries (initdb, pg_ctl) are not installed: "
-                               "`apt-get install postgresql` (Debian), or set SQLAGENT_PG_BINDIR.")
+            raise ClusterError(
+                "PostgreSQL's server binaries (initdb, pg_ctl) are not installed: "
+                "`apt-get install postgresql` (Debian), or set SQLAGENT_PG_BINDIR."
+            )
         self.user = _os_user()
         self.data = self.directory / "data"
         self.log = self.directory / "server.log"
@@ -98,7 +107,9 @@ class LocalCluster:
         # nice: the server shares the machine with the tests (and the embedded model)
         done = subprocess.run(["nice", "-n", "19", *command], capture_output=True, text=True, check=False)
         if check and done.returncode != 0:
-            raise ClusterError(f"{args[0]} failed ({done.returncode}): {(done.stderr or done.stdout).strip()[-800:]}")
+            raise ClusterError(
+                f"{args[0]} failed ({done.returncode}): {(done.stderr or done.stdout).strip()[-800:]}"
+            )
         return done
 
     def _handover(self, path: Path) -> None:
@@ -130,22 +141,41 @@ class LocalCluster:
         return int(file.read_text())
 
     def running(self) -> bool:
-        return (self.data / "postmaster.pid").is_file() and self._run("pg_ctl", "status", "-D", str(self.data),
-                                                                      check=False).returncode == 0
+        return (self.data / "postmaster.pid").is_file() and self._run(
+            "pg_ctl", "status", "-D", str(self.data), check=False
+        ).returncode == 0
 
     def start(self) -> Cluster:
         self.init()
         port = self.port()
         if not self.running():
-            options = (f"-p {port} -k {self.directory} -c listen_addresses=127.0.0.1 -c fsync=off "
-                       "-c max_connections=40 -c shared_buffers=64MB")
+            options = (
+                f"-p {port} -k {self.directory} -c listen_addresses=127.0.0.1 -c fsync=off "
+                "-c max_connections=40 -c shared_buffers=64MB"
+            )
             try:
-                self._run("pg_ctl", "start", "-w", "-t", "60", "-D", str(self.data), "-l", str(self.log), "-o", options)
+                self._run(
+                    "pg_ctl",
+                    "start",
+                    "-w",
+                    "-t",
+                    "60",
+                    "-D",
+                    str(self.data),
+                    "-l",
+                    str(self.log),
+                    "-o",
+                    options,
+                )
             except ClusterError as error:
                 log = self.log.read_text()[-800:] if self.log.is_file() else ""
                 raise ClusterError(f"{error}\n{log}") from None
-        return Cluster(self.directory, port, (self.directory / "admin.password").read_text().strip(),
-                       (self.directory / "reader.password").read_text().strip())
+        return Cluster(
+            self.directory,
+            port,
+            (self.directory / "admin.password").read_text().strip(),
+            (self.directory / "reader.password").read_text().strip(),
+        )
 
     def stop(self) -> None:
         if self.running():
@@ -187,7 +217,9 @@ def main(argv: list[str] | None = None) -> int:
         from data.load_postgres import load_demo
 
         try:
-            reader_url = load_demo(started.url(), started.reader_password, progress=lambda m: print(m, file=sys.stderr))
+            reader_url = load_demo(
+                started.url(), started.reader_password, progress=lambda m: print(m, file=sys.stderr)
+            )
         except BaseException:
             if args.action == "run":
                 cluster.stop()
@@ -196,7 +228,9 @@ def main(argv: list[str] | None = None) -> int:
             print(reader_url)
             return 0
         try:
-            return subprocess.run(command, env={**os.environ, "SQLAGENT_DATABASE__URL": reader_url}, check=False).returncode
+            return subprocess.run(
+                command, env={**os.environ, "SQLAGENT_DATABASE__URL": reader_url}, check=False
+            ).returncode
         finally:
             cluster.stop()
     except ClusterError as error:

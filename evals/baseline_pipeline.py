@@ -117,7 +117,9 @@ class BaselinePipeline:
             if sql:
                 t1 = time.perf_counter()
                 result = registry().call("run_sql", db, RunSqlArgs(sql=sql))
-                nodes.append(NodeTiming(name="execute", duration_ms=round((time.perf_counter() - t1) * 1000, 1)))
+                nodes.append(
+                    NodeTiming(name="execute", duration_ms=round((time.perf_counter() - t1) * 1000, 1))
+                )
                 status, error, error_kind = result.status, result.error, result.error_kind
                 columns, rows, truncated = result.columns, result.rows, result.truncated
             elif error is None:

@@ -96,7 +96,9 @@ def load_baseline(path: Path) -> dict[str, Any]:
     try:
         baseline = json.loads(path.read_text())
     except json.JSONDecodeError as exc:
-        raise BaselineError(f"{path} is not valid JSON ({exc}); re-accept a baseline with `make eval-accept`") from exc
+        raise BaselineError(
+            f"{path} is not valid JSON ({exc}); re-accept a baseline with `make eval-accept`"
+        ) from exc
     try:
         check_baseline(baseline)
     except BaselineError as exc:
@@ -111,8 +113,10 @@ def gold_error_message(summary: dict[str, Any]) -> str | None:
     if not errors:
         return None
     listed = "; ".join(f"{i}: {e}" for i, e in errors.items())
-    return (f"the gold query failed for {len(errors)} item(s), which therefore cannot be scored "
-            f"(fix them in the dataset): {listed}")
+    return (
+        f"the gold query failed for {len(errors)} item(s), which therefore cannot be scored "
+        f"(fix them in the dataset): {listed}"
+    )
 
 
 def _judges(options: EvalOptions, settings: Settings, judge_model=None):
@@ -127,8 +131,9 @@ def _judges(options: EvalOptions, settings: Settings, judge_model=None):
     return EvalJudges(load_specs(settings.judges, names or None), judge_model or models.resolve(settings))
 
 
-def run_eval(options: EvalOptions, settings: Settings | None = None, lms: dict | None = None,
-             judge_model=None) -> EvalOutcome:
+def run_eval(
+    options: EvalOptions, settings: Settings | None = None, lms: dict | None = None, judge_model=None
+) -> EvalOutcome:
     """The whole eval: items -> records -> files (+ MLflow) -> gate. `lms` and `judge_model` let tests
     inject fake LMs."""
     from evals import report
@@ -144,8 +149,9 @@ def run_eval(options: EvalOptions, settings: Settings | None = None, lms: dict |
         settings.lm.model = options.lm
     if not options.mlflow:
         settings.tracking.enabled = False
-    dataset = load_dataset(resolve_path(options.dataset), split=options.split, limit=options.limit,
-                           tag=options.tag)
+    dataset = load_dataset(
+        resolve_path(options.dataset), split=options.split, limit=options.limit, tag=options.tag
+    )
     baseline = load_baseline(resolve_path(options.baseline)) if options.baseline else None
     out_dir = resolve_path(options.out)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -154,7 +160,9 @@ def run_eval(options: EvalOptions, settings: Settings | None = None, lms: dict |
         pipeline = _build_pipeline(options, settings, lms)
         pipeline.prepare(dataset.items)
     except Exception as exc:  # a model that will not load, a missing database: say so, no traceback
-        raise PipelineStartError(f"The {options.pipeline} pipeline could not start: {type(exc).__name__}: {exc}") from exc
+        raise PipelineStartError(
+            f"The {options.pipeline} pipeline could not start: {type(exc).__name__}: {exc}"
+        ) from exc
     setup_s = time.perf_counter() - t0
     max_rows = settings.limits.max_rows
     warnings: list[str] = []
@@ -192,16 +200,28 @@ def run_eval(options: EvalOptions, settings: Settings | None = None, lms: dict |
         mlflow_info["tracking_uri"] = mlflow.get_tracking_uri()
         try:
             experiment = mlflow.get_experiment_by_name(settings.tracking.experiment)
-            name, ds_id = mlflow_log.register_dataset(dataset, experiment.experiment_id if experiment else None)
+            name, ds_id = mlflow_log.register_dataset(
+                dataset, experiment.experiment_id if experiment else None
+            )
             mlflow_info["dataset"] = {"name": name, "id": ds_id}
         except Exception as exc:  # noqa: BLE001 - reported, the eval goes on
             warnings.append(f"registering the MLflow evaluation dataset failed ({type(exc).__name__}: {exc})")
         run_name = f"eval-{options.pipeline}-{dataset.name}-{options.split or 'all'}"
-        params = {"pipeline": options.pipeline, "lm": settings.lm.model, "dataset": dataset.path,
-                  "split": options.split or "all", "limit": options.limit, "items": len(dataset.items),
-                  "dataset_sha256": dataset.items_sha256}
+        params = {
+            "pipeline": options.pipeline,
+            "lm": settings.lm.model,
+            "dataset": dataset.path,
+            "split": options.split or "all",
+            "limit": options.limit,
+            "items": len(dataset.items),
+            "dataset_sha256": dataset.items_sha256,
+        }
         by_id, run_id, warning = mlflow_log.evaluate_with_mlflow(
-            dataset.items, one, run_name=run_name, params=params, on_record=tick,
+            dataset.items,
+            one,
+            run_name=run_name,
+            params=params,
+            on_record=tick,
             extra_scorers=mlflow_judge_scorers(judges.names) if judges is not None else None,
         )
         mlflow_info["run_id"] = run_id
@@ -220,8 +240,16 @@ def run_eval(options: EvalOptions, settings: Settings | None = None, lms: dict |
         "lm": settings.lm.model if not lms else getattr(lms.get("default"), "model", settings.lm.model),
         "compiled": list(getattr(pipeline, "loaded_compiled", [])) if options.pipeline == "agent" else [],
         "git": git_commit(PROJECT_ROOT),
-        "dataset": {"path": options.dataset, "name": dataset.name, "split": options.split, "limit": options.limit,
-                    "tag": options.tag, "sha256": dataset.sha256, "items_sha256": dataset.items_sha256, "items": len(dataset.items)},
+        "dataset": {
+            "path": options.dataset,
+            "name": dataset.name,
+            "split": options.split,
+            "limit": options.limit,
+            "tag": options.tag,
+            "sha256": dataset.sha256,
+            "items_sha256": dataset.items_sha256,
+            "items": len(dataset.items),
+        },
         "started_at": started_at,
         "wall_time_s": round(time.perf_counter() - t0, 1),
         "setup_s": round(setup_s, 1),
@@ -236,7 +264,9 @@ def run_eval(options: EvalOptions, settings: Settings | None = None, lms: dict |
         gate_text = gate.text()
         summary["gate"] = {"baseline": options.baseline, "passed": gate.passed, "text": gate_text}
     report.write_predictions(out_dir / "predictions.jsonl", records)
-    (out_dir / "summary.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False, default=str) + "\n")
+    (out_dir / "summary.json").write_text(
+        json.dumps(summary, indent=2, ensure_ascii=False, default=str) + "\n"
+    )
     report.write_report(out_dir, summary, records, gate_text)
     partial.unlink(missing_ok=True)
     if options.mlflow and mlflow_info.get("run_id"):
@@ -257,9 +287,19 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from evals.report import plain_summary
 
     options = EvalOptions(
-        dataset=args.dataset, split=args.split, limit=args.limit, tag=args.tag, db=args.db, pipeline=args.pipeline, lm=args.lm,
-        baseline=args.baseline, tolerance=args.tolerance, out=args.out, compiled=not args.no_compiled,
-        mlflow=not args.no_mlflow, progress=not args.no_progress,
+        dataset=args.dataset,
+        split=args.split,
+        limit=args.limit,
+        tag=args.tag,
+        db=args.db,
+        pipeline=args.pipeline,
+        lm=args.lm,
+        baseline=args.baseline,
+        tolerance=args.tolerance,
+        out=args.out,
+        compiled=not args.no_compiled,
+        mlflow=not args.no_mlflow,
+        progress=not args.no_progress,
         judges=None if args.judges is None else [n for n in args.judges.split(",") if n and n != "all"],
     )
     try:
@@ -283,7 +323,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
         f"wall {s['wall_time_s']} s"
     )
     for name, j in (s.get("judges") or {}).items():
-        print(f"judge {name}: {j['passed']}/{j['judged']} pass ({j['pass_rate']}%), {j['failed_calls']} failed calls")
+        print(
+            f"judge {name}: {j['passed']}/{j['judged']} pass ({j['pass_rate']}%), {j['failed_calls']} failed calls"
+        )
     if s["mlflow"].get("run_id"):
         print(f"MLflow run {s['mlflow']['run_id']} in {s['mlflow'].get('tracking_uri')}")
     print(f"Wrote {outcome.out_dir}/predictions.jsonl, summary.json, report.md")
@@ -307,7 +349,9 @@ def accept_problems(summary: dict[str, Any], force: bool = False) -> list[str]:
     counts = summary.get("counts", {})
     if counts.get("gold_errors"):
         problems.append(f"the gold query failed for {', '.join(counts['gold_errors'])}: fix them and re-run")
-    no_result = sorted(i for i, v in summary.get("items", {}).items() if v.get("must_pass") and v.get("correct") is None)
+    no_result = sorted(
+        i for i, v in summary.get("items", {}).items() if v.get("must_pass") and v.get("correct") is None
+    )
     if no_result:
         problems.append(f"must-pass item(s) without a result: {', '.join(no_result)}")
     limit = summary.get("dataset", {}).get("limit")
@@ -318,7 +362,9 @@ def accept_problems(summary: dict[str, Any], force: bool = False) -> list[str]:
         )
     tag = summary.get("dataset", {}).get("tag")
     if tag and not force:
-        problems.append(f"the run was limited to the items tagged {tag!r} (--tag): re-run without it, or pass --force")
+        problems.append(
+            f"the run was limited to the items tagged {tag!r} (--tag): re-run without it, or pass --force"
+        )
     return problems
 
 
@@ -355,8 +401,10 @@ def cmd_accept(args: argparse.Namespace) -> int:
     if ds.get("limit") is not None:
         _warn(f"the accepted run was limited to {ds['limit']} items (--force)")
     if c.get("must_pass_failed"):
-        _warn(f"must-pass item(s) wrong in the accepted run, so every gated run fails until they are right: "
-              f"{', '.join(c['must_pass_failed'])}")
+        _warn(
+            f"must-pass item(s) wrong in the accepted run, so every gated run fails until they are right: "
+            f"{', '.join(c['must_pass_failed'])}"
+        )
     print(
         f"Accepted {args.to}: {summary.get('pipeline')} with {summary.get('lm')}, "
         f"split {ds.get('split') or 'all'}, answerable {c['correct']}/{c['answerable']} "
@@ -373,23 +421,45 @@ def add_eval_parser(subparsers: Any) -> None:
     ev.add_argument("--tag", help="only items with this tag, e.g. readme (the questions the README promises)")
     ev.add_argument("--limit", type=int, help="only the first N items (after --split and --tag)")
     ev.add_argument("--db", help="DuckDB file for items without their own `db` (default: database.url)")
-    ev.add_argument("--pipeline", choices=["agent", "baseline"], default="agent",
-                    help="the agent graph, or the same LM zero-shot with the full schema")
+    ev.add_argument(
+        "--pipeline",
+        choices=["agent", "baseline"],
+        default="agent",
+        help="the agent graph, or the same LM zero-shot with the full schema",
+    )
     ev.add_argument("--lm", help="override lm.model, e.g. embedded/qwen2.5-coder-0.5b")
-    ev.add_argument("--baseline", help=f"compare with this accepted summary, e.g. {DEFAULT_BASELINE}; exit 1 on regression")
-    ev.add_argument("--tolerance", type=float, default=2.0,
-                    help="allowed drop in answerable execution accuracy, in points of the items both runs have")
+    ev.add_argument(
+        "--baseline",
+        help=f"compare with this accepted summary, e.g. {DEFAULT_BASELINE}; exit 1 on regression",
+    )
+    ev.add_argument(
+        "--tolerance",
+        type=float,
+        default=2.0,
+        help="allowed drop in answerable execution accuracy, in points of the items both runs have",
+    )
     ev.add_argument("--out", default=DEFAULT_OUT, help=f"output directory (default {DEFAULT_OUT})")
-    ev.add_argument("--no-compiled", action="store_true", help="ignore optimized programs in prompts/compiled/")
+    ev.add_argument(
+        "--no-compiled", action="store_true", help="ignore optimized programs in prompts/compiled/"
+    )
     ev.add_argument("--no-mlflow", action="store_true", help="no traces, no MLflow run or dataset")
     ev.add_argument("--no-progress", action="store_true", help="no progress bar")
-    ev.add_argument("--judges", nargs="?", const="all", metavar="NAMES",
-                    help="also run the LLM judges (all, or e.g. grounding,fan_rubric): one LM call per judge and "
-                         "answered item, ~17 s each on the embedded model")
+    ev.add_argument(
+        "--judges",
+        nargs="?",
+        const="all",
+        metavar="NAMES",
+        help="also run the LLM judges (all, or e.g. grounding,fan_rubric): one LM call per judge and "
+        "answered item, ~17 s each on the embedded model",
+    )
     ev.set_defaults(func=cmd_eval)
 
     acc = subparsers.add_parser("eval-accept", help="make the last eval run the committed baseline")
-    acc.add_argument("--from", dest="from_dir", default=DEFAULT_OUT, help=f"run directory (default {DEFAULT_OUT})")
+    acc.add_argument(
+        "--from", dest="from_dir", default=DEFAULT_OUT, help=f"run directory (default {DEFAULT_OUT})"
+    )
     acc.add_argument("--to", default=DEFAULT_BASELINE, help=f"baseline file (default {DEFAULT_BASELINE})")
-    acc.add_argument("--force", action="store_true", help="accept a --limit'ed run (nothing else is overridden)")
+    acc.add_argument(
+        "--force", action="store_true", help="accept a --limit'ed run (nothing else is overridden)"
+    )
     acc.set_defaults(func=cmd_accept)

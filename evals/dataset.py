@@ -130,11 +130,15 @@ def load_dataset(
         splits = sorted({i.split for i in items if i.split})
         items = [i for i in items if i.split == split]
         if not items:
-            raise DatasetError(f"{path}: no items in split {split!r} (splits: {', '.join(splits) or 'none'}).")
+            raise DatasetError(
+                f"{path}: no items in split {split!r} (splits: {', '.join(splits) or 'none'})."
+            )
     if tag:
         items = [i for i in items if tag in i.tags]
         if not items:
-            raise DatasetError(f"{path}: no items tagged {tag!r}" + (f" in split {split!r}." if split else "."))
+            raise DatasetError(
+                f"{path}: no items tagged {tag!r}" + (f" in split {split!r}." if split else ".")
+            )
     if limit is not None:
         items = items[: max(0, limit)]
     return Dataset(

@@ -168,8 +168,19 @@ def _text(node: exp.Expression, dialect: str) -> str:
 
 # --- predicates: WHERE, HAVING, QUALIFY, JOIN ... ON ---------------------------------------------
 
-_OPS: dict[type, str] = {exp.EQ: "=", exp.NEQ: "<>", exp.GT: ">", exp.GTE: ">=", exp.LT: "<", exp.LTE: "<=",
-                         exp.In: "IN", exp.Between: "BETWEEN", exp.Like: "LIKE", exp.ILike: "ILIKE", exp.Is: "IS"}
+_OPS: dict[type, str] = {
+    exp.EQ: "=",
+    exp.NEQ: "<>",
+    exp.GT: ">",
+    exp.GTE: ">=",
+    exp.LT: "<",
+    exp.LTE: "<=",
+    exp.In: "IN",
+    exp.Between: "BETWEEN",
+    exp.Like: "LIKE",
+    exp.ILike: "ILIKE",
+    exp.Is: "IS",
+}
 _FLIPPED = {">": "<", ">=": "<=", "<": ">", "<=": ">="}
 
 
@@ -207,7 +218,11 @@ def _leaves(node: exp.Expression) -> list[exp.Expression]:
 def _predicate(leaf: exp.Expression, dialect: str) -> _Predicate | None:
     negated = isinstance(leaf, exp.Not)
     inner = scoring._unwrap(leaf.this) if negated else leaf
-    if isinstance(inner, exp.EQ) and isinstance(inner.this, exp.Column) and isinstance(inner.expression, exp.Column):
+    if (
+        isinstance(inner, exp.EQ)
+        and isinstance(inner.this, exp.Column)
+        and isinstance(inner.expression, exp.Column)
+    ):
         return None  # a join condition, wherever it is written
     op = _OPS.get(type(inner), type(inner).__name__.upper())
     if op in _FLIPPED and _is_constant(inner.this) and not _is_constant(inner.expression):
@@ -263,7 +278,8 @@ def _filter_diff(pred: exp.Expression, gold: exp.Expression, dialect: str) -> Fa
     if not extra and not missing:
         return None
     parts = ([f"extra filter {_joined(extra)}"] if extra else []) + (
-        [f"missing filter {_joined(missing)}"] if missing else [])
+        [f"missing filter {_joined(missing)}"] if missing else []
+    )
     return Failure("wrong_filter", "; ".join(parts))
 
 
@@ -329,7 +345,8 @@ def _columns_diff(pred: exp.Expression, gold: exp.Expression, dialect: str) -> F
         extra = [p[k] for k in p.keys() - g.keys()]
         missing = [g[k] for k in g.keys() - p.keys()]
         parts = ([f"extra column {_names(extra)}"] if extra else []) + (
-            [f"missing column {_names(missing)}"] if missing else [])
+            [f"missing column {_names(missing)}"] if missing else []
+        )
         return Failure("wrong_columns", "; ".join(parts))
     p_order, g_order = _order(pred, p_select, dialect), _order(gold, g_select, dialect)
     if [k for k, _ in p_order] != [k for k, _ in g_order]:
@@ -379,9 +396,13 @@ def render_section(records: list[dict]) -> list[str]:
     out = [f"## Error analysis ({len(failed)} failed)", ""]
     if not failed:
         return out + ["Nothing failed.", ""]
-    out += ["Each failed question gets one kind: the first of these that applies, in this order "
-            "(evals/failures.py says why). The reason names the first difference from the reference query.", "",
-            "| kind | questions | share |", "|---|---|---|"]
+    out += [
+        "Each failed question gets one kind: the first of these that applies, in this order "
+        "(evals/failures.py says why). The reason names the first difference from the reference query.",
+        "",
+        "| kind | questions | share |",
+        "|---|---|---|",
+    ]
     for kind, n in count_kinds(f.kind for _, f in failed).items():
         out.append(f"| {LABELS[kind]} | {n} | {100 * n / len(failed):.0f}% |")
     out += ["", "| question | kind | reason |", "|---|---|---|"]

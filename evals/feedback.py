@@ -63,7 +63,9 @@ def get_trace(trace_id: str):
 
 def root_span(trace):
     spans = trace.data.spans
-    return next((s for s in spans if s.name == ROOT), None) or next((s for s in spans if s.parent_id is None), None)
+    return next((s for s in spans if s.name == ROOT), None) or next(
+        (s for s in spans if s.parent_id is None), None
+    )
 
 
 def log_feedback(
@@ -81,8 +83,16 @@ def log_feedback(
     refuses a write (the assessments this call logged before it stay). `labels`: a label per LLM
     judge, logged under the judge's name (what `sqlagent judges align` reads)."""
     try:
-        return _log_feedback(trace_id, value, user=user, comment=comment, rubric=rubric, rubric_reason=rubric_reason,
-                             corrected_sql=corrected_sql, labels=labels or {})
+        return _log_feedback(
+            trace_id,
+            value,
+            user=user,
+            comment=comment,
+            rubric=rubric,
+            rubric_reason=rubric_reason,
+            corrected_sql=corrected_sql,
+            labels=labels or {},
+        )
     except MlflowException as exc:
         problem = store_problem(exc, "record the feedback")
         if problem is not None:
@@ -90,21 +100,47 @@ def log_feedback(
         raise
 
 
-def _log_feedback(trace_id: str, value: bool, *, user: str, comment: str | None, rubric: str | None,
-                  rubric_reason: str | None, corrected_sql: str | None, labels: dict[str, str]) -> list[str]:
+def _log_feedback(
+    trace_id: str,
+    value: bool,
+    *,
+    user: str,
+    comment: str | None,
+    rubric: str | None,
+    rubric_reason: str | None,
+    corrected_sql: str | None,
+    labels: dict[str, str],
+) -> list[str]:
     source = AssessmentSource(source_type="HUMAN", source_id=user)
     metadata = {"rubric": rubric} if rubric else None
-    ids = [mlflow.log_feedback(trace_id=trace_id, name=CORRECTNESS, value=bool(value), rationale=comment or None,
-                               source=source, metadata=metadata).assessment_id]
+    ids = [
+        mlflow.log_feedback(
+            trace_id=trace_id,
+            name=CORRECTNESS,
+            value=bool(value),
+            rationale=comment or None,
+            source=source,
+            metadata=metadata,
+        ).assessment_id
+    ]
     if rubric:
-        ids.append(mlflow.log_feedback(trace_id=trace_id, name=RUBRIC, value=rubric, rationale=rubric_reason or None,
-                                       source=source).assessment_id)
+        ids.append(
+            mlflow.log_feedback(
+                trace_id=trace_id, name=RUBRIC, value=rubric, rationale=rubric_reason or None, source=source
+            ).assessment_id
+        )
     for judge, label in labels.items():
-        ids.append(mlflow.log_feedback(trace_id=trace_id, name=judge, value=label, rationale=comment or None,
-                                       source=source).assessment_id)
+        ids.append(
+            mlflow.log_feedback(
+                trace_id=trace_id, name=judge, value=label, rationale=comment or None, source=source
+            ).assessment_id
+        )
     if corrected_sql:
-        ids.append(mlflow.log_expectation(trace_id=trace_id, name=EXPECTED_SQL, value=corrected_sql,
-                                          source=source).assessment_id)
+        ids.append(
+            mlflow.log_expectation(
+                trace_id=trace_id, name=EXPECTED_SQL, value=corrected_sql, source=source
+            ).assessment_id
+        )
     return ids
 
 
@@ -159,7 +195,9 @@ def summary(trace) -> dict[str, Any]:
         "answer": outputs.get("answer") if isinstance(outputs, dict) else None,
         "status": outputs.get("status") if isinstance(outputs, dict) else None,
         "review": review,
-        "feedback": None if correctness is None else {
+        "feedback": None
+        if correctness is None
+        else {
             "value": correctness["value"],
             "comment": correctness["rationale"],
             "by": correctness["source_id"],
@@ -190,4 +228,3 @@ def review_queue(limit: int = 50) -> list[dict[str, Any]]:
         if len(out) >= limit:
             break
     return out
-

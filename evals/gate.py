@@ -133,8 +133,10 @@ class CountDelta:
         return self.gated and self.lost > self.allowed
 
     def text(self) -> str:
-        verdict = f"lost {self.lost} item{'s' if self.lost != 1 else ''}" if self.lost > 0 else (
-            f"gained {-self.lost}" if self.lost < 0 else "lost none"
+        verdict = (
+            f"lost {self.lost} item{'s' if self.lost != 1 else ''}"
+            if self.lost > 0
+            else (f"gained {-self.lost}" if self.lost < 0 else "lost none")
         )
         flag = "  <-- beyond tolerance" if self.failed else ""
         return (
@@ -179,7 +181,9 @@ class GateResult:
         return not (self.dropped or self.must_pass_failed or self.gold_errors or self.missing)
 
     def text(self) -> str:
-        lines = [f"Regression gate: {'PASS' if self.passed else 'FAIL'} (tolerance {self.tolerance:g} points)"]
+        lines = [
+            f"Regression gate: {'PASS' if self.passed else 'FAIL'} (tolerance {self.tolerance:g} points)"
+        ]
         lines += [c.text() for c in self.counts]
         shown = [m for m in self.metrics if m.baseline is not None or m.current is not None]
         if shown:
@@ -193,7 +197,9 @@ class GateResult:
             flag = "  <-- dropped beyond tolerance" if node_gated and m.name in self.dropped else ""
             lines.append(f"    {m.name:<40} {b:>6} -> {c:>6}  {d:>6}{' (gated)' if node_gated else ''}{flag}")
         if self.gold_errors:
-            lines.append(f"Gold query failed, item cannot be scored ({len(self.gold_errors)}; fails the run):")
+            lines.append(
+                f"Gold query failed, item cannot be scored ({len(self.gold_errors)}; fails the run):"
+            )
             lines += [f"  {i}: {e}" for i, e in sorted(self.gold_errors.items())]
         if self.must_pass_failed:
             lines.append(
@@ -202,7 +208,8 @@ class GateResult:
             )
         if self.missing:
             lines.append(
-                f"In the baseline but not in this run ({len(self.missing)}; fails the run): " + ", ".join(self.missing)
+                f"In the baseline but not in this run ({len(self.missing)}; fails the run): "
+                + ", ".join(self.missing)
             )
         if self.to_wrong:
             lines.append(f"Correct -> wrong ({len(self.to_wrong)}): " + ", ".join(self.to_wrong))
@@ -220,12 +227,16 @@ class GateResult:
 
 def gold_errors(summary: dict) -> dict[str, str]:
     """Items of one run whose gold query failed (id -> error): they fail the run, baseline or not."""
-    return {i: str(v["gold_error"]) for i, v in sorted(summary.get("items", {}).items()) if v.get("gold_error")}
+    return {
+        i: str(v["gold_error"]) for i, v in sorted(summary.get("items", {}).items()) if v.get("gold_error")
+    }
 
 
 def must_pass_problems(now: dict[str, Item], before: dict[str, Item]) -> dict[str, str]:
     """Must-pass items (flagged in either run) that are not present and correct, with why."""
-    flagged = {i for i, v in now.items() if v.get("must_pass")} | {i for i, v in before.items() if v.get("must_pass")}
+    flagged = {i for i, v in now.items() if v.get("must_pass")} | {
+        i for i, v in before.items() if v.get("must_pass")
+    }
     why: dict[str, str] = {}
     for item_id in sorted(flagged):
         item = now.get(item_id)

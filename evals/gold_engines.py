@@ -44,7 +44,9 @@ def compare_item(item: EvalItem, reference: Database, other: Database, max_rows:
     if expected is None or got is None:
         return GoldComparison(id=item.id, match=True, reason="no gold SQL")
     if expected.error:
-        return GoldComparison(id=item.id, match=False, reason=f"fails on {reference.config.dialect}: {expected.error}")
+        return GoldComparison(
+            id=item.id, match=False, reason=f"fails on {reference.config.dialect}: {expected.error}"
+        )
     if got.error:
         return GoldComparison(id=item.id, match=False, reason=f"fails on {other.config.dialect}: {got.error}",
                               sql=got.sql)  # fmt: skip
@@ -53,7 +55,9 @@ def compare_item(item: EvalItem, reference: Database, other: Database, max_rows:
         ordered=scoring.has_outer_order_by(expected.sql or "", expected.dialect), order_keys=expected.order_keys,
         gold_sql=expected.sql, pred_sql=got.sql, dialect=expected.dialect, pred_dialect=got.dialect,
     )  # fmt: skip
-    return GoldComparison(id=item.id, match=result.strict, reason="" if result.strict else result.reason, sql=got.sql)
+    return GoldComparison(
+        id=item.id, match=result.strict, reason="" if result.strict else result.reason, sql=got.sql
+    )
 
 
 def compare(settings: Settings, url: str, dataset: str, split: str | None,
@@ -65,10 +69,17 @@ def compare(settings: Settings, url: str, dataset: str, split: str | None,
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m evals.gold_engines", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--url", default=os.environ.get("SQLAGENT_DATABASE__URL"),
-                        help="the other engine's database.url (default: $SQLAGENT_DATABASE__URL)")
-    parser.add_argument("--reference", default=DEFAULT_REFERENCE, help="the database the gold was written for")
+    parser = argparse.ArgumentParser(
+        prog="python -m evals.gold_engines", description=__doc__.split("\n\n")[0]
+    )
+    parser.add_argument(
+        "--url",
+        default=os.environ.get("SQLAGENT_DATABASE__URL"),
+        help="the other engine's database.url (default: $SQLAGENT_DATABASE__URL)",
+    )
+    parser.add_argument(
+        "--reference", default=DEFAULT_REFERENCE, help="the database the gold was written for"
+    )
     parser.add_argument("--dataset", default="evals/golden.jsonl")
     parser.add_argument("--split", default="test", help="a split, or 'all'")
     parser.add_argument("--out", type=Path, default=None)

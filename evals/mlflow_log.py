@@ -139,9 +139,30 @@ def sql_valid(outputs: dict) -> Feedback | None:
     return _feedback(outputs.get("sql_valid"))
 
 
-SCORERS = [execution_match, execution_match_relaxed, status_match, mapping_recall, schema_link_recall, sql_valid]
-_OUTPUT_KEYS = ("status", "sql", "answer", "columns", "correct", "correct_relaxed", "reason", "expected_status",
-                "mapping", "schema_link_recall", "sql_valid", "latency_ms", "tokens", "judges")
+SCORERS = [
+    execution_match,
+    execution_match_relaxed,
+    status_match,
+    mapping_recall,
+    schema_link_recall,
+    sql_valid,
+]
+_OUTPUT_KEYS = (
+    "status",
+    "sql",
+    "answer",
+    "columns",
+    "correct",
+    "correct_relaxed",
+    "reason",
+    "expected_status",
+    "mapping",
+    "schema_link_recall",
+    "sql_valid",
+    "latency_ms",
+    "tokens",
+    "judges",
+)
 
 
 def outputs_of(record: dict[str, Any]) -> dict[str, Any]:
@@ -188,8 +209,11 @@ def evaluate_with_mlflow(
         with _env(_EVAL_ENV), mlflow.start_run(run_name=run_name) as run:
             run_id = run.info.run_id
             mlflow.log_params({k: str(v)[:500] for k, v in params.items()})
-            mlflow.genai.evaluate(data=[eval_row(i) for i in items], predict_fn=predict_fn,
-                                  scorers=SCORERS + list(extra_scorers or []))
+            mlflow.genai.evaluate(
+                data=[eval_row(i) for i in items],
+                predict_fn=predict_fn,
+                scorers=SCORERS + list(extra_scorers or []),
+            )
     except Exception as exc:  # the store, the harness: warn and let the caller finish without MLflow
         if errors:
             raise PredictFnError(f"evaluating an item failed: {errors[0]!r}") from errors[0]
@@ -228,8 +252,12 @@ def log_outputs(run_id: str, summary: dict[str, Any], out_dir: Path) -> None:
         if value is not None:
             client.log_metric(run_id, f"sqlagent.{key}", float(value))
     commit = (summary.get("git") or {}).get("commit")
-    tags = {"sqlagent.lm": summary.get("lm"), "sqlagent.pipeline": summary.get("pipeline"),
-            "sqlagent.dataset_sha256": summary.get("dataset", {}).get("items_sha256"), "mlflow.source.git.commit": commit}
+    tags = {
+        "sqlagent.lm": summary.get("lm"),
+        "sqlagent.pipeline": summary.get("pipeline"),
+        "sqlagent.dataset_sha256": summary.get("dataset", {}).get("items_sha256"),
+        "mlflow.source.git.commit": commit,
+    }
     for key, value in tags.items():
         if value:
             client.set_tag(run_id, key, str(value))

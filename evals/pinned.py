@@ -48,7 +48,9 @@ def pin(item_id: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> 
         "row_count": len(rows),
         "sha256": result_digest(columns, rows),
         # The first rows in a stable order (tied rows come back in any order), for a reviewer.
-        "head": sorted((_canonical(list(r)) for r in rows), key=lambda r: json.dumps(r, default=str))[:HEAD_ROWS],
+        "head": sorted((_canonical(list(r)) for r in rows), key=lambda r: json.dumps(r, default=str))[
+            :HEAD_ROWS
+        ],
     }
 
 

@@ -70,8 +70,13 @@ def check_sql(db: Database, sql: str) -> dict[str, Any]:
         raise PromotionError(str(exc)) from None
     if result.status != "ok":
         raise PromotionError(f"{result.error_kind}: {result.error}")
-    return {"sql": sql, "checked_sql": result.sql, "columns": result.columns, "rows": result.rows,
-            "truncated": result.truncated}
+    return {
+        "sql": sql,
+        "checked_sql": result.sql,
+        "columns": result.columns,
+        "rows": result.rows,
+        "truncated": result.truncated,
+    }
 
 
 def read_items(path: Path) -> list[dict[str, Any]]:
@@ -104,7 +109,9 @@ def candidate(trace) -> tuple[str, str, str]:
         return question, info["expected_sql"], "corrected"
     if info["feedback"] and info["feedback"]["value"] is True and info["sql"]:
         return question, info["sql"], "accepted"
-    raise PromotionError("The trace is not reviewed yet: accept its SQL (thumbs up) or give a corrected SQL first.")
+    raise PromotionError(
+        "The trace is not reviewed yet: accept its SQL (thumbs up) or give a corrected SQL first."
+    )
 
 
 def split_for(new: dict[str, Any], items: list[dict[str, Any]]) -> str:
@@ -128,14 +135,22 @@ def promote(trace, db: Database, golden_path: Path) -> dict[str, Any]:
         raise PromotionError("The gold SQL must be one SELECT or WITH query.")
     if ";" in sql:
         raise PromotionError("The gold SQL must be one statement without ';'.")
-    new = {"id": item_id(question), "question": question, "gold_sql": sql, "split": SPLIT, "tags": [TAG],
-           "difficulty": DIFFICULTY}
+    new = {
+        "id": item_id(question),
+        "question": question,
+        "gold_sql": sql,
+        "split": SPLIT,
+        "tags": [TAG],
+        "difficulty": DIFFICULTY,
+    }
     with _lock:
         items = read_items(golden_path)
         wanted = question.lower()
         for it in items:
             if it.get("id") == new["id"] or normalize_question(str(it.get("question", ""))).lower() == wanted:
-                raise DuplicateItem(f"The question is already in the golden set as {it.get('id')!r}.", it.get("id"))
+                raise DuplicateItem(
+                    f"The question is already in the golden set as {it.get('id')!r}.", it.get("id")
+                )
         new["split"] = split_for(new, items)
         _write_items(golden_path, [*items, new])
     mlflow.set_trace_tag(trace.info.trace_id, feedback.GOLDEN_TAG, new["id"])
@@ -143,8 +158,14 @@ def promote(trace, db: Database, golden_path: Path) -> dict[str, Any]:
         dataset = register(golden_path, new)
     except Exception as exc:  # the file is the source of truth; the MLflow copy can be re-merged later
         dataset = {"error": f"{type(exc).__name__}: {exc}"}
-    return {"item": new, "source": source, "rows": checked["rows"][:20], "columns": checked["columns"],
-            "golden_path": str(golden_path), "dataset": dataset}
+    return {
+        "item": new,
+        "source": source,
+        "rows": checked["rows"][:20],
+        "columns": checked["columns"],
+        "golden_path": str(golden_path),
+        "dataset": dataset,
+    }
 
 
 def register(golden_path: Path, item: dict[str, Any]) -> dict[str, Any]:
@@ -152,7 +173,12 @@ def register(golden_path: Path, item: dict[str, Any]) -> dict[str, Any]:
     from evals.dataset import Dataset, EvalItem
     from evals.mlflow_log import register_dataset
 
-    ds = Dataset(path=str(golden_path), name=golden_path.stem, sha256="", items_sha256="",
-                 items=[EvalItem.model_validate(item)])
+    ds = Dataset(
+        path=str(golden_path),
+        name=golden_path.stem,
+        sha256="",
+        items_sha256="",
+        items=[EvalItem.model_validate(item)],
+    )
     name, dataset_id = register_dataset(ds)
     return {"name": name, "dataset_id": dataset_id}

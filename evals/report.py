@@ -36,8 +36,12 @@ def _accuracy_groups(records: list[dict], key) -> dict[str, dict[str, Any]]:
         # A gold error counts as scored and not correct, as in the headline.
         scored = [r for r in groups[name] if r["correct"] is not None or r.get("gold_error")]
         correct = sum(1 for r in scored if r["correct"])
-        out[name] = {"n": len(groups[name]), "scored": len(scored), "correct": correct,
-                     "accuracy": pct(correct, len(scored))}
+        out[name] = {
+            "n": len(groups[name]),
+            "scored": len(scored),
+            "correct": correct,
+            "accuracy": pct(correct, len(scored)),
+        }
     return out
 
 
@@ -67,8 +71,11 @@ def node_scores(records: list[dict]) -> dict[str, Any]:
         },
         "retrieve": {"schema_link_recall": pct(sum(links), len(links)), "items": len(links)},
         "generate": {"sql_validity": pct(sum(valid), len(valid)), "items": len(valid)},
-        "repair": {"repair_rate": pct(len(repaired), len(answerable)), "repaired": len(repaired),
-                   "repaired_then_correct": len(fixed)},
+        "repair": {
+            "repair_rate": pct(len(repaired), len(answerable)),
+            "repaired": len(repaired),
+            "repaired_then_correct": len(fixed),
+        },
         "answer": {"grounding": pct(sum(grounded), len(grounded)), "items": len(grounded)},
     }
 
@@ -144,7 +151,9 @@ def build_summary(records: list[dict], meta: dict[str, Any]) -> dict[str, Any]:
     return {
         **meta,
         "execution_accuracy": pct(counts["correct"], counts["answerable"]),
-        "execution_accuracy_extra_columns_allowed": pct(counts["correct_extra_columns_allowed"], counts["answerable"]),
+        "execution_accuracy_extra_columns_allowed": pct(
+            counts["correct_extra_columns_allowed"], counts["answerable"]
+        ),
         "status_accuracy": pct(counts["status_correct"], counts["status_items"]),
         "counts": counts,
         "by_tag": _accuracy_groups(records, lambda r: r["tags"] or ["(none)"]),
@@ -164,9 +173,16 @@ def build_summary(records: list[dict], meta: dict[str, Any]) -> dict[str, Any]:
         "judges": judges_report.summary(records),  # LLM judges' verdicts, when the run had them (--judges)
         # What the gate compares item by item (evals/gate.py ITEM_KEYS), and each failure's kind.
         "items": {
-            r["id"]: {"correct": r["correct"], "correct_relaxed": r["correct_relaxed"], "status": r["status"],
-                      "must_pass": r["must_pass"], "expected_status": r["expected_status"], "has_gold": has_gold(r),
-                      "gold_error": r.get("gold_error"), "failure_kind": kinds[r["id"]]}
+            r["id"]: {
+                "correct": r["correct"],
+                "correct_relaxed": r["correct_relaxed"],
+                "status": r["status"],
+                "must_pass": r["must_pass"],
+                "expected_status": r["expected_status"],
+                "has_gold": has_gold(r),
+                "gold_error": r.get("gold_error"),
+                "failure_kind": kinds[r["id"]],
+            }
             for r in records
         },
     }
@@ -341,7 +357,9 @@ def plain_summary(summary: dict) -> str:
     return " ".join(lines)
 
 
-def render_markdown(summary: dict, records: list[dict], charts: dict[str, str], gate_text: str | None = None) -> str:
+def render_markdown(
+    summary: dict, records: list[dict], charts: dict[str, str], gate_text: str | None = None
+) -> str:
     ds = summary.get("dataset", {})
     commit = summary.get("git", {}).get("commit")
     out = [
@@ -366,13 +384,19 @@ def render_markdown(summary: dict, records: list[dict], charts: dict[str, str], 
     nodes = summary["nodes"]
     c = summary["counts"]
     rows = [
-        ("answerable questions answered correctly",
-         f"{c['correct']} of {c['answerable']} ({_fmt_pct(summary['execution_accuracy'])})"),
-        ("... counting gold columns (matched by name) plus extra columns",
-         f"{c['correct_extra_columns_allowed']} of {c['answerable']} "
-         f"({_fmt_pct(summary['execution_accuracy_extra_columns_allowed'])})"),
-        ("unsafe requests refused / ambiguous questions clarified",
-         f"{c['status_correct']} of {c['status_items']} ({_fmt_pct(summary['status_accuracy'])})"),
+        (
+            "answerable questions answered correctly",
+            f"{c['correct']} of {c['answerable']} ({_fmt_pct(summary['execution_accuracy'])})",
+        ),
+        (
+            "... counting gold columns (matched by name) plus extra columns",
+            f"{c['correct_extra_columns_allowed']} of {c['answerable']} "
+            f"({_fmt_pct(summary['execution_accuracy_extra_columns_allowed'])})",
+        ),
+        (
+            "unsafe requests refused / ambiguous questions clarified",
+            f"{c['status_correct']} of {c['status_items']} ({_fmt_pct(summary['status_accuracy'])})",
+        ),
         ("reference queries that failed (fail the run)", str(len(c["gold_errors"]))),
         ("queries that ran without error", _fmt_pct(nodes["generate"]["sql_validity"])),
         ("questions that needed a repair", _fmt_pct(nodes["repair"]["repair_rate"])),
@@ -380,19 +404,33 @@ def render_markdown(summary: dict, records: list[dict], charts: dict[str, str], 
         ("resolved names that were right (precision)", _fmt_pct(nodes["rewrite"]["mapping_precision"])),
         ("questions without names left untouched", _fmt_pct(nodes["rewrite"]["no_rewrite_kept"])),
         ("needed tables found by schema linking", _fmt_pct(nodes["retrieve"]["schema_link_recall"])),
-        ("answers that stick to the rows they were given", _fmt_pct(nodes.get("answer", {}).get("grounding"))),
+        (
+            "answers that stick to the rows they were given",
+            _fmt_pct(nodes.get("answer", {}).get("grounding")),
+        ),
         ("median time per question", _seconds(summary["latency_ms"]["p50"])),
         ("95th percentile time", _seconds(summary["latency_ms"]["p95"])),
-        ("LM tokens (total / mean per question)", f"{summary['tokens']['total']} / {summary['tokens']['mean']}"),
+        (
+            "LM tokens (total / mean per question)",
+            f"{summary['tokens']['total']} / {summary['tokens']['mean']}",
+        ),
     ]
     out += [f"| {a} | {b} |" for a, b in rows] + [""]
-    if summary["tokens"]["total"] == 0 and any(t["runs"] for n, t in summary["node_timing"].items() if n == "generate"):
-        out += ["Token counts are 0: every LM answer came from DSPy's on-disk cache (a re-run of unchanged "
-                "prompts), which reports no usage.", ""]
+    if summary["tokens"]["total"] == 0 and any(
+        t["runs"] for n, t in summary["node_timing"].items() if n == "generate"
+    ):
+        out += [
+            "Token counts are 0: every LM answer came from DSPy's on-disk cache (a re-run of unchanged "
+            "prompts), which reports no usage.",
+            "",
+        ]
     if "accuracy_by_tag" in charts:
         out += ["## By question type", "", f"![accuracy by tag]({charts['accuracy_by_tag']})", ""]
     out += ["| tag | questions | correct | accuracy |", "|---|---|---|---|"]
-    out += [f"| {t} | {g['scored']} | {g['correct']} | {_fmt_pct(g['accuracy'])} |" for t, g in summary["by_tag"].items()]
+    out += [
+        f"| {t} | {g['scored']} | {g['correct']} | {_fmt_pct(g['accuracy'])} |"
+        for t, g in summary["by_tag"].items()
+    ]
     out += ["", "| difficulty | questions | correct | accuracy |", "|---|---|---|---|"]
     out += [
         f"| {d} | {g['scored']} | {g['correct']} | {_fmt_pct(g['accuracy'])} |"

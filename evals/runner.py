@@ -200,7 +200,9 @@ def run_gold(item: EvalItem, db: Database, max_rows: int) -> Gold | None:
         try:
             sql = gold_in_dialect(sql, item.gold_dialect, dialect)
         except sqlglot.errors.SqlglotError as exc:
-            return Gold(error=f"the gold SQL could not be transpiled to {dialect}: {exc}", dialect=dialect, sql=sql)
+            return Gold(
+                error=f"the gold SQL could not be transpiled to {dialect}: {exc}", dialect=dialect, sql=sql
+            )
     try:
         columns, rows, truncated = execute(sql)
     except GoldQueryError as exc:
@@ -228,7 +230,9 @@ def _postgres_gold_fix(node: exp.Expression) -> exp.Expression:
     if isinstance(node, exp.Round) and node.args.get("decimals") is not None:
         return exp.Round(this=exp.cast(node.this.copy(), "DECIMAL"), decimals=node.args["decimals"].copy())
     if isinstance(node, exp.DateFromParts):
-        return exp.Anonymous(this="make_date", expressions=[node.args["year"], node.args["month"], node.args["day"]])
+        return exp.Anonymous(
+            this="make_date", expressions=[node.args["year"], node.args["month"], node.args["day"]]
+        )
     return node
 
 
@@ -258,7 +262,9 @@ def _with_order_keys(gold: Gold, sql: str, execute: GoldExecute) -> Gold:
     shown = [r[:n] for r in rows]
     if truncated or columns[:n] != gold.columns or not scoring.bag_equal(gold.rows, shown):
         return total_order("the gold with its ORDER BY keys added returned other rows")
-    return gold.model_copy(update={"rows": shown, "order_keys": [[r[p] for p in plan.positions] for r in rows]})
+    return gold.model_copy(
+        update={"rows": shown, "order_keys": [[r[p] for p in plan.positions] for r in rows]}
+    )
 
 
 # --- one record --------------------------------------------------------------------------------
@@ -271,11 +277,18 @@ def answer_grounding(item: EvalItem, pred: Prediction, rows_in_prompt: int) -> f
     from prompts.answer import rows_text
 
     question = pred.rewritten_question or item.question
-    return scoring.answer_grounding(question, rows_text(pred.columns, pred.rows, rows_in_prompt), pred.answer)[0]
+    return scoring.answer_grounding(
+        question, rows_text(pred.columns, pred.rows, rows_in_prompt), pred.answer
+    )[0]
 
 
 def build_record(
-    item: EvalItem, pred: Prediction, gold: Gold | None, *, pipeline: str, rows_in_prompt: int = ROWS_IN_PROMPT
+    item: EvalItem,
+    pred: Prediction,
+    gold: Gold | None,
+    *,
+    pipeline: str,
+    rows_in_prompt: int = ROWS_IN_PROMPT,
 ) -> dict[str, Any]:
     """Score one prediction against its gold and flatten everything the report and gate need."""
     dialect = gold.dialect if gold else item.gold_dialect
@@ -304,8 +317,13 @@ def build_record(
     mapping = None
     if pipeline == "agent" and item.expected_status == "ok":
         overlap = scoring.mapping_overlap(item.expected_mappings, pred.mappings)
-        mapping = {"tp": overlap.tp, "predicted": overlap.predicted, "expected": overlap.expected,
-                   "precision": overlap.precision, "recall": overlap.recall}
+        mapping = {
+            "tp": overlap.tp,
+            "predicted": overlap.predicted,
+            "expected": overlap.expected,
+            "precision": overlap.precision,
+            "recall": overlap.recall,
+        }
     gold_tables = sorted(scoring.sql_tables(gold_sql, dialect)) if item.has_gold else []
     link_recall = (
         scoring.table_recall(gold_tables, pred.linked_tables) if pred.linked_tables is not None else None
@@ -367,8 +385,13 @@ def build_record(
 def evaluate_item(item: EvalItem, pipeline: Pipeline, max_rows: int) -> dict[str, Any]:
     pred = pipeline.predict(item)
     gold = run_gold(item, pipeline.database(item), max_rows)
-    return build_record(item, pred, gold, pipeline=pipeline.name,
-                        rows_in_prompt=getattr(pipeline, "rows_in_prompt", ROWS_IN_PROMPT))
+    return build_record(
+        item,
+        pred,
+        gold,
+        pipeline=pipeline.name,
+        rows_in_prompt=getattr(pipeline, "rows_in_prompt", ROWS_IN_PROMPT),
+    )
 
 
 def progress_bar(total: int, enabled: bool, desc: str = "eval"):

@@ -151,7 +151,9 @@ def rows_equal(a: Sequence[Any], b: Sequence[Any], tolerances: Sequence[Toleranc
 
 
 def bag_equal(
-    gold: Sequence[Sequence[Any]], pred: Sequence[Sequence[Any]], tolerances: Sequence[Tolerance] | None = None
+    gold: Sequence[Sequence[Any]],
+    pred: Sequence[Sequence[Any]],
+    tolerances: Sequence[Tolerance] | None = None,
 ) -> bool:
     """Multiset equality of rows, each cell within its column's tolerance."""
     if len(gold) != len(pred):
@@ -186,7 +188,9 @@ def _exact_part(row: Sequence[Any]) -> tuple:
     return tuple(out)
 
 
-def _perfect_matching(gold: Sequence[Sequence[Any]], pred: Sequence[Sequence[Any]], tols: list[Tolerance]) -> bool:
+def _perfect_matching(
+    gold: Sequence[Sequence[Any]], pred: Sequence[Sequence[Any]], tols: list[Tolerance]
+) -> bool:
     groups: dict[tuple, tuple[list[Sequence[Any]], list[Sequence[Any]]]] = {}
     for row in gold:
         groups.setdefault(_exact_part(row), ([], []))[0].append(row)
@@ -302,9 +306,13 @@ def _transport(supply: list[int], demand: list[int], adjacency: list[list[int]])
 
 
 def list_equal(
-    gold: Sequence[Sequence[Any]], pred: Sequence[Sequence[Any]], tolerances: Sequence[Tolerance] | None = None
+    gold: Sequence[Sequence[Any]],
+    pred: Sequence[Sequence[Any]],
+    tolerances: Sequence[Tolerance] | None = None,
 ) -> bool:
-    return len(gold) == len(pred) and all(rows_equal(g, p, tolerances) for g, p in zip(gold, pred, strict=True))
+    return len(gold) == len(pred) and all(
+        rows_equal(g, p, tolerances) for g, p in zip(gold, pred, strict=True)
+    )
 
 
 # --- tie groups --------------------------------------------------------------------------------
@@ -321,7 +329,9 @@ def tie_groups(order_keys: Sequence[Sequence[Any]]) -> list[tuple[int, int]]:
     return groups
 
 
-def _segments(n_rows: int, ordered: bool, order_keys: Sequence[Sequence[Any]] | None) -> list[tuple[int, int]]:
+def _segments(
+    n_rows: int, ordered: bool, order_keys: Sequence[Sequence[Any]] | None
+) -> list[tuple[int, int]]:
     """The row ranges compared as bags: all rows; one row each (a total order); or the tie groups."""
     if not ordered:
         return [(0, n_rows)] if n_rows else []
@@ -333,7 +343,9 @@ def _segments(n_rows: int, ordered: bool, order_keys: Sequence[Sequence[Any]] | 
 
 
 def _segments_equal(
-    gold: Sequence[Sequence[Any]], pred: Sequence[Sequence[Any]], segments: list[tuple[int, int]],
+    gold: Sequence[Sequence[Any]],
+    pred: Sequence[Sequence[Any]],
+    segments: list[tuple[int, int]],
     tols: list[Tolerance],
 ) -> bool:
     return all(bag_equal(gold[s:e], pred[s:e], tols) for s, e in segments)
@@ -356,8 +368,12 @@ class Match:
 
 
 def _content_candidates(
-    gold_rows: Sequence[Sequence[Any]], pred_rows: Sequence[Sequence[Any]], n_gold: int, n_pred: int,
-    segments: list[tuple[int, int]], tols: list[Tolerance],
+    gold_rows: Sequence[Sequence[Any]],
+    pred_rows: Sequence[Sequence[Any]],
+    n_gold: int,
+    n_pred: int,
+    segments: list[tuple[int, int]],
+    tols: list[Tolerance],
 ) -> list[list[int]]:
     """For each gold column, the predicted columns that hold its values (a necessary condition)."""
     gold_cols = [[(r[i],) for r in gold_rows] for i in range(n_gold)]
@@ -369,8 +385,11 @@ def _content_candidates(
 
 
 def _find_assignment(
-    gold_rows: Sequence[Sequence[Any]], pred_rows: Sequence[Sequence[Any]], candidates: list[list[int]],
-    segments: list[tuple[int, int]], tols: list[Tolerance],
+    gold_rows: Sequence[Sequence[Any]],
+    pred_rows: Sequence[Sequence[Any]],
+    candidates: list[list[int]],
+    segments: list[tuple[int, int]],
+    tols: list[Tolerance],
 ) -> bool:
     """Is there a one-to-one map gold column -> one of its candidate pred columns under which the
     results are equal?"""
@@ -406,7 +425,9 @@ def _assignments(candidates: list[list[int]]) -> Iterable[tuple[int, ...]]:
     yield from walk(0, ())
 
 
-def column_tolerances(gold_sql: str | None, gold_columns: Sequence[str], dialect: str = "duckdb") -> list[Tolerance]:
+def column_tolerances(
+    gold_sql: str | None, gold_columns: Sequence[str], dialect: str = "duckdb"
+) -> list[Tolerance]:
     """One tolerance per gold column: from its outermost ROUND(x, d), else the default."""
     return [
         round_tolerance(c.round_digits) if c.round_digits is not None else DEFAULT_TOLERANCE
@@ -446,7 +467,9 @@ def execution_match(
     if n_gold == 0:
         return Match(n_pred == 0, True, "" if n_pred == 0 else "extra columns")
     gold_out = output_columns(gold_sql, gold_columns, dialect)
-    tols = [round_tolerance(c.round_digits) if c.round_digits is not None else DEFAULT_TOLERANCE for c in gold_out]
+    tols = [
+        round_tolerance(c.round_digits) if c.round_digits is not None else DEFAULT_TOLERANCE for c in gold_out
+    ]
     by_content = _content_candidates(gold_rows, pred_rows, n_gold, n_pred, segments, tols)
     different = "different values" + (" or order" if ordered else "")
     if n_pred == n_gold:
@@ -455,9 +478,13 @@ def execution_match(
         return Match(False, False, different)
     extra = f"{n_pred - n_gold} extra column(s)"
     pred_out = output_columns(pred_sql, pred_columns, pred_dialect)
-    unnamed = [gold_columns[i] for i, g in enumerate(gold_out) if not any(same_column(g, p) for p in pred_out)]
+    unnamed = [
+        gold_columns[i] for i, g in enumerate(gold_out) if not any(same_column(g, p) for p in pred_out)
+    ]
     if unnamed:
-        return Match(False, False, f"{extra}, none named like or reading the same columns as {', '.join(unnamed)}")
+        return Match(
+            False, False, f"{extra}, none named like or reading the same columns as {', '.join(unnamed)}"
+        )
     by_name = [[j for j in c if same_column(gold_out[i], pred_out[j])] for i, c in enumerate(by_content)]
     if _find_assignment(gold_rows, pred_rows, by_name, segments, tols):
         return Match(False, True, extra)
@@ -597,7 +624,9 @@ def _describe_sql(sql: str, dialect: str) -> tuple[_Described, ...] | None:
 
 
 def _describe_projection(expr: exp.Expression, scope: Scope) -> _Described:
-    return _Described(frozenset(_sources(expr, scope, 0)), _expression_text(expr), _round_digits(_follow(expr, scope)))
+    return _Described(
+        frozenset(_sources(expr, scope, 0)), _expression_text(expr), _round_digits(_follow(expr, scope))
+    )
 
 
 def _derived(scope: Scope, column: exp.Column) -> tuple[exp.Expression, Scope] | None:
@@ -701,7 +730,9 @@ def _first_select(tree: exp.Expression) -> exp.Select | None:
     return tree if isinstance(tree, exp.Select) else None
 
 
-def _output_position(key: exp.Expression, projections: list[exp.Expression], columns: Sequence[str]) -> int | None:
+def _output_position(
+    key: exp.Expression, projections: list[exp.Expression], columns: Sequence[str]
+) -> int | None:
     """The result column an ORDER BY expression is: an ordinal, a select alias, the same expression,
     or (after a `*`) a result column name."""
     if isinstance(key, exp.Literal) and not key.is_string and key.this.isdigit():
@@ -752,7 +783,9 @@ def order_key_plan(sql: str, columns: Sequence[str], dialect: str = "duckdb") ->
     if not missing:
         return OrderKeyPlan(tuple(positions))
     if not isinstance(node, exp.Select):
-        raise OrderKeyError("its ORDER BY names an expression that is not an output column of a set operation")
+        raise OrderKeyError(
+            "its ORDER BY names an expression that is not an output column of a set operation"
+        )
     if node.args.get("distinct"):
         raise OrderKeyError("SELECT DISTINCT: an added ORDER BY column would change the rows")
     group = node.args.get("group")
@@ -882,8 +915,15 @@ def score_item(
         why = f"result truncated at {len(pred_rows)} rows (the cap), cannot be compared"
         return ItemScore(False, False, why, status_ok)
     match = execution_match(
-        gold[0], gold[1], pred_columns, pred_rows, ordered=ordered, order_keys=order_keys,
-        gold_sql=gold_sql, pred_sql=pred_sql, dialect=dialect,
+        gold[0],
+        gold[1],
+        pred_columns,
+        pred_rows,
+        ordered=ordered,
+        order_keys=order_keys,
+        gold_sql=gold_sql,
+        pred_sql=pred_sql,
+        dialect=dialect,
     )
     return ItemScore(match.strict, match.relaxed, match.reason, status_ok)
 
@@ -959,4 +999,6 @@ def answer_grounding(question: str, rows_text: str, answer: str) -> tuple[float,
     if score == 1.0:
         return 1.0, "Grounded: quotes the rows."
     missed = [c for c, hit in zip(first, quoted, strict=True) if not hit]
-    return score, "Grounded but does not quote the result: mention " + ", ".join(repr(c) for c in missed[:4]) + "."
+    return score, "Grounded but does not quote the result: mention " + ", ".join(
+        repr(c) for c in missed[:4]
+    ) + "."

@@ -176,8 +176,12 @@ class Nearest:
 
 def nearest_train_questions(items: Sequence[Any], split: str = "test", pool: str = "train") -> list[Nearest]:
     """For each question (and earlier turn) of `split`, the closest question of `pool`, closest first."""
-    train = [(str(_get(i, "id")), q) for i in items if _get(i, "split") == pool
-             for q in [_get(i, "question"), *(_get(i, "turns") or [])]]
+    train = [
+        (str(_get(i, "id")), q)
+        for i in items
+        if _get(i, "split") == pool
+        for q in [_get(i, "question"), *(_get(i, "turns") or [])]
+    ]
     out = []
     for item in items:
         if _get(item, "split") != split or not train:

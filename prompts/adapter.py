@@ -29,7 +29,9 @@ class PrefilledChatAdapter(dspy.ChatAdapter):
         fields = list(signature.output_fields)
         return fields[0] if len(fields) == 1 else None
 
-    def __call__(self, lm: Any, lm_kwargs: dict[str, Any], signature: type[dspy.Signature], demos: list, inputs: dict):
+    def __call__(
+        self, lm: Any, lm_kwargs: dict[str, Any], signature: type[dspy.Signature], demos: list, inputs: dict
+    ):
         if self._single_output(signature):
             stop = list(lm_kwargs.get("stop") or [])
             lm_kwargs = {**lm_kwargs, "stop": [*stop, STOP] if STOP not in stop else stop}

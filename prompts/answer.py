@@ -12,7 +12,9 @@ def rows_text(columns: list[str], rows: list[list], limit: int) -> str:
     """The result as the model reads it: a header line, `limit` rows, then how many more there are.
     The node, the optimizer and the answer-grounding score all read the rows through this."""
     shown = rows[:limit]
-    lines = [" | ".join(columns)] + [" | ".join("NULL" if v is None else str(v) for v in row) for row in shown]
+    lines = [" | ".join(columns)] + [
+        " | ".join("NULL" if v is None else str(v) for v in row) for row in shown
+    ]
     if len(rows) > limit:
         lines.append(f"... {len(rows) - limit} more rows")
     return "\n".join(lines)
@@ -37,7 +39,9 @@ class Answer(dspy.Module):
         self.answer = dspy.Predict(AnswerFromRows)
 
     def forward(self, question: str, columns: list[str], rows: str) -> dspy.Prediction:
-        return dspy.Prediction(answer=self.answer(question=question, columns=columns, rows=rows).answer.strip())
+        return dspy.Prediction(
+            answer=self.answer(question=question, columns=columns, rows=rows).answer.strip()
+        )
 
 
 # --- the template answer: small results said without an LM ----------------------------------------

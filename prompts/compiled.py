@@ -68,14 +68,19 @@ def database_mismatch(schema: Any, meta: dict[str, Any] | None) -> str | None:
         return None
     if recorded["schema_digest"] == schema_digest(schema):
         return None
-    return (f"it was optimized on database {recorded.get('name')!r}, whose tables differ from this one's: "
-            f"its demos would show the model another schema. Run `sqlagent optimize` for this database or "
-            f"point prompts.compiled_dir at its own folder")
+    return (
+        f"it was optimized on database {recorded.get('name')!r}, whose tables differ from this one's: "
+        f"its demos would show the model another schema. Run `sqlagent optimize` for this database or "
+        f"point prompts.compiled_dir at its own folder"
+    )
 
 
 def instruction_digests(module: dspy.Module) -> dict[str, str]:
     """Per predictor, a digest of the instruction written in code (the Signature docstring)."""
-    return {n: hashlib.sha256(p.signature.instructions.encode()).hexdigest()[:16] for n, p in module.named_predictors()}
+    return {
+        n: hashlib.sha256(p.signature.instructions.encode()).hexdigest()[:16]
+        for n, p in module.named_predictors()
+    }
 
 
 def instructions_changed(module: dspy.Module, meta: dict[str, Any] | None) -> str | None:
@@ -90,14 +95,22 @@ def instructions_changed(module: dspy.Module, meta: dict[str, Any] | None) -> st
     changed = sorted(n for n, d in instruction_digests(module).items() if recorded.get(n) not in (None, d))
     if not changed:
         return None
-    return (f"the instruction of {', '.join(changed)} was edited since it was compiled; the edit wins. "
-            f"Re-run `sqlagent optimize` to compile the new instruction")
+    return (
+        f"the instruction of {', '.join(changed)} was edited since it was compiled; the edit wins. "
+        f"Re-run `sqlagent optimize` to compile the new instruction"
+    )
 
 
-def apply_state(module: dspy.Module, state: dict[str, Any], meta: dict[str, Any] | None, schema: Any = None) -> None:
+def apply_state(
+    module: dspy.Module, state: dict[str, Any], meta: dict[str, Any] | None, schema: Any = None
+) -> None:
     """Load a saved DSPy state into `module`, or raise ValueError saying why it does not fit (another
     database, an instruction edited since, other fields). The files and the registry share it."""
-    problem = database_mismatch(schema, meta) or instructions_changed(module, meta) or check_compatible(module, state)
+    problem = (
+        database_mismatch(schema, meta)
+        or instructions_changed(module, meta)
+        or check_compatible(module, state)
+    )
     if problem:
         raise ValueError(problem)
     module.load_state(state)
@@ -109,7 +122,10 @@ def warn_skipped(message: str) -> None:
 
 
 def load_compiled_modules(
-    modules: dict[str, dspy.Module], folder: str | Path = DEFAULT_DIR, enabled: bool = True, schema: Any = None
+    modules: dict[str, dspy.Module],
+    folder: str | Path = DEFAULT_DIR,
+    enabled: bool = True,
+    schema: Any = None,
 ) -> list[str]:
     """Load every `<name>.json` in `folder` into `modules[name]`; returns the names loaded.
     `schema` is the database's, checked against the one an artifact was optimized on."""
@@ -134,7 +150,9 @@ def read_meta(name: str, folder: str | Path = DEFAULT_DIR) -> dict[str, Any] | N
     return json.loads(meta.read_text()) if meta.is_file() else None
 
 
-def save_compiled(module: dspy.Module, name: str, meta: dict[str, Any], folder: str | Path = DEFAULT_DIR) -> Path:
+def save_compiled(
+    module: dspy.Module, name: str, meta: dict[str, Any], folder: str | Path = DEFAULT_DIR
+) -> Path:
     """Write `<name>.json` (program.save) and `<name>.meta.json`; returns the program path."""
     path, meta_path = artifact_paths(name, folder)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -155,8 +173,13 @@ def render_text(module: dspy.Module, field_limit: int = 600) -> str:
     blocks = []
     for name, pred in module.named_predictors():
         sig = pred.signature
-        lines = [f"## {name}", sig.instructions.strip(), "",
-                 "inputs: " + ", ".join(sig.input_fields), "outputs: " + ", ".join(sig.output_fields)]
+        lines = [
+            f"## {name}",
+            sig.instructions.strip(),
+            "",
+            "inputs: " + ", ".join(sig.input_fields),
+            "outputs: " + ", ".join(sig.output_fields),
+        ]
         for i, demo in enumerate(pred.demos, 1):
             lines.append(f"\n### example {i}")
             for key in [*sig.input_fields, *sig.output_fields]:

@@ -64,9 +64,15 @@ class Generate(dspy.Module):
         schema: str, examples: Sequence[Example], mappings: Sequence[EntityMapping], question: str
     ) -> dict[str, str]:
         """The module's inputs from typed values: the node and the optimizer both build them here."""
-        return {"db_schema": schema, "examples": examples_text(examples), "value_hints": value_hints_text(mappings),
-                "question": question_text(question, mappings)}
+        return {
+            "db_schema": schema,
+            "examples": examples_text(examples),
+            "value_hints": value_hints_text(mappings),
+            "question": question_text(question, mappings),
+        }
 
     def forward(self, db_schema: str, examples: str, value_hints: str, question: str) -> dspy.Prediction:
-        pred = self.generate(db_schema=db_schema, examples=examples, value_hints=value_hints, question=question)
+        pred = self.generate(
+            db_schema=db_schema, examples=examples, value_hints=value_hints, question=question
+        )
         return dspy.Prediction(sql=extract_sql(pred.sql))

@@ -38,15 +38,26 @@ class Repair(dspy.Module):
 
     @staticmethod
     def inputs(
-        schema: str, examples: Sequence[Example], mappings: Sequence[EntityMapping], question: str,
-        error: str, hint: str = "",
+        schema: str,
+        examples: Sequence[Example],
+        mappings: Sequence[EntityMapping],
+        question: str,
+        error: str,
+        hint: str = "",
     ) -> dict[str, str]:
         """Generate's inputs for the same question, plus the error (and where the column really is)."""
-        return {**Generate.inputs(schema, examples, mappings, question), "error": f"{error}\n{hint}" if hint else error}
+        return {
+            **Generate.inputs(schema, examples, mappings, question),
+            "error": f"{error}\n{hint}" if hint else error,
+        }
 
     def forward(
         self, db_schema: str, examples: str, value_hints: str, question: str, error: str
     ) -> dspy.Prediction:
-        pred = self.repair(db_schema=db_schema, examples=examples, value_hints=value_hints,
-                           question=failure_text(question, error))
+        pred = self.repair(
+            db_schema=db_schema,
+            examples=examples,
+            value_hints=value_hints,
+            question=failure_text(question, error),
+        )
         return dspy.Prediction(sql=extract_sql(pred.sql))

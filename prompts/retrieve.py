@@ -26,7 +26,64 @@ from tools.sql.read_tables import base_tables
 
 _WORD = re.compile(r"[a-z0-9]+")
 _STOP = set(
-    ["a", "an", "the", "of", "to", "and", "or", "for", "in", "on", "with", "by", "from", "is", "are", "was", "were", "be", "been", "who", "what", "which", "how", "many", "much", "did", "does", "do", "most", "least", "top", "all", "each", "every", "per", "than", "that", "this", "these", "those", "there", "their", "his", "her", "its", "give", "show", "list", "me", "find", "tell", "please", "any", "has", "have", "had"]
+    [
+        "a",
+        "an",
+        "the",
+        "of",
+        "to",
+        "and",
+        "or",
+        "for",
+        "in",
+        "on",
+        "with",
+        "by",
+        "from",
+        "is",
+        "are",
+        "was",
+        "were",
+        "be",
+        "been",
+        "who",
+        "what",
+        "which",
+        "how",
+        "many",
+        "much",
+        "did",
+        "does",
+        "do",
+        "most",
+        "least",
+        "top",
+        "all",
+        "each",
+        "every",
+        "per",
+        "than",
+        "that",
+        "this",
+        "these",
+        "those",
+        "there",
+        "their",
+        "his",
+        "her",
+        "its",
+        "give",
+        "show",
+        "list",
+        "me",
+        "find",
+        "tell",
+        "please",
+        "any",
+        "has",
+        "have",
+        "had",
+    ]
 )
 
 
@@ -66,8 +123,12 @@ def load_examples(path: Path, splits: tuple[str, ...] = ("train",)) -> list[Exam
         if not line.strip():
             continue
         item = json.loads(line)
-        if item.get("split") in splits and item.get("gold_sql") and not item.get("turns") \
-                and "readme" not in item.get("tags", []):
+        if (
+            item.get("split") in splits
+            and item.get("gold_sql")
+            and not item.get("turns")
+            and "readme" not in item.get("tags", [])
+        ):
             out.append(Example(id=item["id"], question=item["question"], sql=item["gold_sql"]))
     return out
 
@@ -83,7 +144,12 @@ def _reads_only(sql: str, schema: DatabaseSchema) -> bool:
 
 class Retrieve(dspy.Module):
     def __init__(
-        self, schema: DatabaseSchema, examples: list[Example], max_tables: int = 6, k: int = 3, max_linked: int = 2
+        self,
+        schema: DatabaseSchema,
+        examples: list[Example],
+        max_tables: int = 6,
+        k: int = 3,
+        max_linked: int = 2,
     ):
         super().__init__()
         self.max_linked = max_linked
@@ -115,7 +181,9 @@ class Retrieve(dspy.Module):
     def _table_text(table) -> str:
         # Names weigh more than prose: repeat them.
         names = " ".join([table.name] * 3 + [c.name for c in table.columns] * 2)
-        return f"{names} {table.comment} " + " ".join(f"{c.comment} {' '.join(c.samples)}" for c in table.columns)
+        return f"{names} {table.comment} " + " ".join(
+            f"{c.comment} {' '.join(c.samples)}" for c in table.columns
+        )
 
     @staticmethod
     def _inverse_document_frequency(docs: list[Counter]) -> dict[str, float]:
@@ -173,9 +241,13 @@ class Retrieve(dspy.Module):
                 continue
             for inside, other in ((j.left, j.right), (j.right, j.left)):
                 other_table = self.schema.table(other)
-                if inside in tables and other not in result and other_table is not None and any(
-                    re.search(r"name", c.name, re.IGNORECASE) for c in other_table.columns
-                ) and j.on[0][0].lower() == j.on[0][1].lower():
+                if (
+                    inside in tables
+                    and other not in result
+                    and other_table is not None
+                    and any(re.search(r"name", c.name, re.IGNORECASE) for c in other_table.columns)
+                    and j.on[0][0].lower() == j.on[0][1].lower()
+                ):
                     result.append(other)
         return result
 
@@ -187,7 +259,9 @@ class Retrieve(dspy.Module):
         if len(table.columns) <= limit:
             return [c.name for c in table.columns]
         join_keys = {a.lower() for j in self.schema.joins if table.name in (j.left, j.right) for a, b in j.on}
-        join_keys |= {b.lower() for j in self.schema.joins if table.name in (j.left, j.right) for a, b in j.on}
+        join_keys |= {
+            b.lower() for j in self.schema.joins if table.name in (j.left, j.right) for a, b in j.on
+        }
         q = set(tokens(question))
         ranked = []
         for i, c in enumerate(table.columns):

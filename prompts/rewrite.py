@@ -45,9 +45,12 @@ class Rewrite(dspy.Module):
         finds the names itself, and a one-turn question then costs no LM call at all."""
         standalone = question
         if previous_question:
-            standalone = self.contextualize(
-                previous_question=previous_question, follow_up=question
-            ).standalone_question.strip() or question
+            standalone = (
+                self.contextualize(
+                    previous_question=previous_question, follow_up=question
+                ).standalone_question.strip()
+                or question
+            )
         if not find_mentions:
             return dspy.Prediction(standalone_question=standalone, mentions=[])
         mentions = self.extract(question=standalone).mentions or []

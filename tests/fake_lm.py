@@ -32,7 +32,11 @@ class ScriptedEngine:
         self.calls: list[tuple[str, dict[str, str]]] = []
 
     def complete(self, request):
-        system = request.system if isinstance(request.system, str) else "".join(p.text for p in request.system or ())
+        system = (
+            request.system
+            if isinstance(request.system, str)
+            else "".join(p.text for p in request.system or ())
+        )
         # A final assistant message is a prefill (prompts/adapter.py): continue it, as llama.cpp does.
         prefill = request.messages[-1].text or "" if request.messages[-1].role == "assistant" else ""
         asked = request.messages[-2] if prefill else request.messages[-1]
@@ -44,19 +48,28 @@ class ScriptedEngine:
         if key not in self.handlers:
             raise RuntimeError(f"FakeLM has no handler for output field {key!r}")
         values = self.handlers[key](inputs)
-        text = "\n\n".join(
-            f"[[ ## {name} ## ]]\n{json.dumps(values[name]) if not isinstance(values[name], str) else values[name]}"
-            for name in outputs
-        ) + "\n\n[[ ## completed ## ]]"
+        text = (
+            "\n\n".join(
+                f"[[ ## {name} ## ]]\n{json.dumps(values[name]) if not isinstance(values[name], str) else values[name]}"
+                for name in outputs
+            )
+            + "\n\n[[ ## completed ## ]]"
+        )
         if prefill:
             assert text.startswith(prefill), (prefill, text)
-            text = text[len(prefill):]
+            text = text[len(prefill) :]
             for stop in request.config.stop or ():  # the server cuts the reply where a stop string starts
                 text = text.split(stop, 1)[0]
         tokens = (len(system) + len(user)) // 4
-        return Response(id=None, model="fake", message=Message.assistant([TextPart(text)]), finish_reason="stop",
-                        usage=Usage(input_tokens=tokens, output_tokens=len(text) // 4,
-                                    total_tokens=tokens + len(text) // 4))
+        return Response(
+            id=None,
+            model="fake",
+            message=Message.assistant([TextPart(text)]),
+            finish_reason="stop",
+            usage=Usage(
+                input_tokens=tokens, output_tokens=len(text) // 4, total_tokens=tokens + len(text) // 4
+            ),
+        )
 
     def close(self):
         pass
@@ -67,11 +80,15 @@ def fake_lm(handlers: dict[str, Handler]) -> tuple[dspy.LM, ScriptedEngine]:
     return dspy.LM("fake/scripted", engine=engine, cache=False), engine
 
 
-def default_handlers(sql: str | Callable[[dict[str, str]], str], mentions: list[str] | None = None) -> dict[str, Handler]:
+def default_handlers(
+    sql: str | Callable[[dict[str, str]], str], mentions: list[str] | None = None
+) -> dict[str, Handler]:
     """The usual script: no follow-up rewriting, given mentions, given SQL, an answer echoing the rows."""
     return {
         "standalone_question": lambda i: {"standalone_question": i["follow_up"]},
         "mentions": lambda i: {"mentions": mentions or []},
         "sql": lambda i: {"sql": sql(i) if callable(sql) else sql},
-        "answer": lambda i: {"answer": "Answer: " + i["rows"].splitlines()[1] if "\n" in i["rows"] else "No data."},
+        "answer": lambda i: {
+            "answer": "Answer: " + i["rows"].splitlines()[1] if "\n" in i["rows"] else "No data."
+        },
     }

@@ -31,7 +31,9 @@ from tools.sql.policy import AccessRole, PolicyCode
 
 
 class RunSqlArgs(BaseModel):
-    sql: str = Field(min_length=1, max_length=20_000, description="One SELECT statement in the database's SQL dialect.")
+    sql: str = Field(
+        min_length=1, max_length=20_000, description="One SELECT statement in the database's SQL dialect."
+    )
 
 
 class RunSqlResult(BaseModel):
@@ -117,9 +119,7 @@ def run_sql(db: Database, args: RunSqlArgs) -> RunSqlResult:
         status = "refused" if exc.kind == "refused" else "error"
         return RunSqlResult(status=status, sql=decision.sql, error=exc.message, error_kind=exc.kind)
     role = getattr(db, "role", None)
-    leaked = denied_output_columns(
-        decision.sql, result.columns, role, decision.tables, db.config.dialect
-    )
+    leaked = denied_output_columns(decision.sql, result.columns, role, decision.tables, db.config.dialect)
     if leaked:
         name = role.name if role is not None else "this"
         return RunSqlResult(

@@ -45,7 +45,9 @@ class DescribeSchemaArgs(BaseModel):
 
 class SchemaDescription(BaseModel):
     tables: list[str]
-    text: str = Field(description="Compact DDL-like text for a prompt, with the join paths between the tables.")
+    text: str = Field(
+        description="Compact DDL-like text for a prompt, with the join paths between the tables."
+    )
     unknown: list[str] = Field(default_factory=list)
 
 

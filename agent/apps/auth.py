@@ -80,8 +80,10 @@ class Auth:
         header = request.headers.get("authorization", "")
         scheme, _, token = header.partition(" ")
         if not header:
-            raise _unauthorized("Authentication required: send the header 'Authorization: Bearer <token>' "
-                                "(an administrator creates tokens with `sqlagent users add NAME`).")
+            raise _unauthorized(
+                "Authentication required: send the header 'Authorization: Bearer <token>' "
+                "(an administrator creates tokens with `sqlagent users add NAME`)."
+            )
         if scheme.lower() != "bearer" or not token.strip():
             raise _unauthorized("The Authorization header must be 'Bearer <token>'.", "invalid_request")
         user = self.store.authenticate(token.strip())
@@ -94,7 +96,9 @@ class Auth:
             who = self.principal(request)
             if not who.can(permission):
                 has = ", ".join(who.permissions) or "none"
-                raise HTTPException(403, f"User {who.name!r} lacks the {permission!r} permission (has: {has}).")
+                raise HTTPException(
+                    403, f"User {who.name!r} lacks the {permission!r} permission (has: {has})."
+                )
             return who
 
         return dependency
@@ -105,7 +109,9 @@ def role_for(who: Principal, asked: str | None) -> str | None:
     if who.role is None:
         return asked
     if asked is not None and asked != who.role:
-        raise HTTPException(403, f"User {who.name!r} is bound to role {who.role!r} and cannot ask as {asked!r}.")
+        raise HTTPException(
+            403, f"User {who.name!r} is bound to role {who.role!r} and cannot ask as {asked!r}."
+        )
     return who.role
 
 
@@ -121,5 +127,5 @@ def scoped_thread(who: Principal, thread_id: str | None) -> str | None:
 def unscoped_thread(who: Principal, thread_id: str | None) -> str | None:
     prefix = f"{who.name}:"
     if who.authenticated and thread_id and thread_id.startswith(prefix):
-        return thread_id[len(prefix):]
+        return thread_id[len(prefix) :]
     return thread_id

@@ -61,7 +61,9 @@ def cmd_ask(args: argparse.Namespace) -> int:
             _print_json(result.model_dump())
             return EXIT_USAGE
         return _fail(args, result.error or "The question is not valid.", EXIT_USAGE)
-    code = EXIT_OK if result.status in ("ok", "clarify", "approve") else EXIT_FAIL  # the last two wait for a reply
+    code = (
+        EXIT_OK if result.status in ("ok", "clarify", "approve") else EXIT_FAIL
+    )  # the last two wait for a reply
     if args.format == "json":
         return emit(args, json_text(result.model_dump())) or code
     if args.format == "table":
@@ -175,8 +177,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from agent.apps.server import serve  # the HTTP API and the feedback/review web app
 
     try:
-        serve(load_settings(), host=args.host, port=args.port, golden_path=args.golden,
-              auth=False if args.no_auth else None)
+        serve(
+            load_settings(),
+            host=args.host,
+            port=args.port,
+            golden_path=args.golden,
+            auth=False if args.no_auth else None,
+        )
     except ServeRefused as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -188,8 +195,15 @@ def cmd_mcp(args: argparse.Namespace) -> int:
     from agent.apps.mcp_serve import serve_mcp  # the database's tools for MCP clients
 
     try:
-        serve_mcp(load_settings(), transport=args.transport, role=args.role, db=args.db, host=args.host,
-                  port=args.port, auth=False if args.no_auth else None)
+        serve_mcp(
+            load_settings(),
+            transport=args.transport,
+            role=args.role,
+            db=args.db,
+            host=args.host,
+            port=args.port,
+            auth=False if args.no_auth else None,
+        )
     except ServeRefused as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -219,15 +233,20 @@ def _bad_argument(args: argparse.Namespace) -> str | None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="sqlagent", description="Ask a database questions in plain language.")
+    parser = argparse.ArgumentParser(
+        prog="sqlagent", description="Ask a database questions in plain language."
+    )
     parser.add_argument("--version", action="version", version=f"sqlagent {version()}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     ask = sub.add_parser("ask", help="answer a question with the agent graph")
     ask.add_argument("question", help="the question, or - to read it from standard input")
     ask.add_argument("--db", help="a DuckDB file or a server URL (default: database.url from the config)")
-    ask.add_argument("--thread", help="continue a conversation: a follow-up, or the reply to a clarifying question "
-                     "or to a query awaiting approval (limits.approve_sql)")
+    ask.add_argument(
+        "--thread",
+        help="continue a conversation: a follow-up, or the reply to a clarifying question "
+        "or to a query awaiting approval (limits.approve_sql)",
+    )
     ask.add_argument("--role", help="access role from config/access.yaml")
     ask.add_argument("--lm", help="override lm.model, e.g. embedded/qwen2.5-coder-0.5b or openai/gpt-4o-mini")
     ask.add_argument("--json", action="store_true", help="print one JSON object (= --format json)")
@@ -244,7 +263,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     tools = sub.add_parser("tools", help="list the tool registry, or lint it for sprawl")
     tools.add_argument("--lint", action="store_true")
-    tools.add_argument("--budget", type=int, help="maximum number of tools (default: tools.budget in the config)")
+    tools.add_argument(
+        "--budget", type=int, help="maximum number of tools (default: tools.budget in the config)"
+    )
     tools.add_argument("--json", action="store_true")
     tools.set_defaults(func=cmd_tools)
 
@@ -262,19 +283,29 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1", help="bind address (default loopback)")
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--golden", help="golden set file that promotions go to (default evals/golden.jsonl)")
-    serve.add_argument("--no-auth", action="store_true",
-                       help="no tokens: everyone who can connect may do everything (refused unless --host is loopback)")
+    serve.add_argument(
+        "--no-auth",
+        action="store_true",
+        help="no tokens: everyone who can connect may do everything (refused unless --host is loopback)",
+    )
     serve.set_defaults(func=cmd_serve)
 
     mcp = sub.add_parser("mcp", help="serve describe_schema, lookup_values, run_sql and ask to MCP clients")
-    mcp.add_argument("--transport", choices=("stdio", "http"), default="stdio",
-                     help="stdio (default: Claude Desktop, IDEs start the command) or streamable HTTP")
-    mcp.add_argument("--role", help="access role of every call (default mcp.role); over HTTP with auth, the token's")
+    mcp.add_argument(
+        "--transport",
+        choices=("stdio", "http"),
+        default="stdio",
+        help="stdio (default: Claude Desktop, IDEs start the command) or streamable HTTP",
+    )
+    mcp.add_argument(
+        "--role", help="access role of every call (default mcp.role); over HTTP with auth, the token's"
+    )
     mcp.add_argument("--db", help="a DuckDB file (default: database.path from the config)")
     mcp.add_argument("--host", help="HTTP bind address (default mcp.host, loopback)")
     mcp.add_argument("--port", type=int, help="HTTP port (default mcp.port)")
-    mcp.add_argument("--no-auth", action="store_true",
-                     help="HTTP without tokens (refused unless --host is loopback)")
+    mcp.add_argument(
+        "--no-auth", action="store_true", help="HTTP without tokens (refused unless --host is loopback)"
+    )
     mcp.set_defaults(func=cmd_mcp)
 
     from agent.apps.users_cli import add_users_parser  # `users add|list|revoke`: the API's tokens
@@ -297,11 +328,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_optimize_parser(sub)
 
-    init = sub.add_parser("init", help="set the agent up for a DuckDB database: descriptions, config, golden skeleton")
+    init = sub.add_parser(
+        "init", help="set the agent up for a DuckDB database: descriptions, config, golden skeleton"
+    )
     init.add_argument("--db", required=True, help="the DuckDB file")
     init.add_argument("--out", help="output directory (default: config/<database name>)")
-    init.add_argument("--no-draft", action="store_true", help="no LM: keep database comments, leave the rest empty")
-    init.add_argument("--lm", help="drafting LM, e.g. embedded/qwen2.5-coder-0.5b (default: lm.nodes.init or lm.model)")
+    init.add_argument(
+        "--no-draft", action="store_true", help="no LM: keep database comments, leave the rest empty"
+    )
+    init.add_argument(
+        "--lm", help="drafting LM, e.g. embedded/qwen2.5-coder-0.5b (default: lm.nodes.init or lm.model)"
+    )
     init.add_argument("--questions", type=int, default=6, help="questions in the golden skeleton (default 6)")
     init.add_argument("--json", action="store_true", help="print the summary as one JSON object")
     init.set_defaults(func=cmd_init)

@@ -61,17 +61,31 @@ def _model(settings: Settings, full_verify: bool) -> list[Check]:
             started = time.perf_counter()
             path = (verify if full_verify else assemble)(spec, resolve_path(settings.embedded.cache_dir))
             how = "re-hashed" if full_verify else "marker"
-            checks.append(Check(name="model", ok=True, detail=f"{path.name} sha256 {spec.sha256[:12]}… ({how}, "
-                                f"{time.perf_counter() - started:.1f} s)"))
+            checks.append(
+                Check(
+                    name="model",
+                    ok=True,
+                    detail=f"{path.name} sha256 {spec.sha256[:12]}… ({how}, "
+                    f"{time.perf_counter() - started:.1f} s)",
+                )
+            )
         except Exception as exc:
             return [Check(name="model", ok=False, detail=str(exc))]
     try:
         started = time.perf_counter()
         lm = build_lm(settings.lm, settings.embedded)
         load = time.perf_counter() - started
-        text, latency, usage = complete_once(lm, "Write the SQL keyword that reads rows from a table. One word.")
-        checks.append(Check(name="lm", ok=bool(text.strip()), detail=f"{settings.lm.model}: load {load:.1f} s, "
-                            f"answer {text.strip()[:30]!r} in {latency:.2f} s, usage {usage.get('total_tokens')} tokens"))
+        text, latency, usage = complete_once(
+            lm, "Write the SQL keyword that reads rows from a table. One word."
+        )
+        checks.append(
+            Check(
+                name="lm",
+                ok=bool(text.strip()),
+                detail=f"{settings.lm.model}: load {load:.1f} s, "
+                f"answer {text.strip()[:30]!r} in {latency:.2f} s, usage {usage.get('total_tokens')} tokens",
+            )
+        )
     except Exception as exc:
         checks.append(Check(name="lm", ok=False, detail=f"{settings.lm.model}: {exc}"))
     return checks
@@ -89,8 +103,11 @@ def _tracking(settings: Settings) -> Check:
         experiment = mlflow.get_experiment_by_name(settings.tracking.experiment)
     except Exception as exc:
         return Check(name="tracking", ok=False, detail=f"{settings.tracking.resolved_uri()}: {exc}")
-    return Check(name="tracking", ok=True,
-                 detail=f"{settings.tracking.resolved_uri()} experiment {experiment.name!r} ({experiment.experiment_id})")
+    return Check(
+        name="tracking",
+        ok=True,
+        detail=f"{settings.tracking.resolved_uri()} experiment {experiment.name!r} ({experiment.experiment_id})",
+    )
 
 
 def run_checks(settings: Settings, full_verify: bool = False) -> list[Check]:

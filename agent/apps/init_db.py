@@ -370,7 +370,9 @@ def init_database(
     )
     use_lm = lm if draft else None
 
-    db = Database(settings.database_config(db_path))  # introspection (cached) and the value index (cached), built here
+    db = Database(
+        settings.database_config(db_path)
+    )  # introspection (cached) and the value index (cached), built here
     try:
         progress(
             f"{db_path.name}: {len(db.schema.tables)} tables, {len(db.schema.joins)} join paths; value index ready"

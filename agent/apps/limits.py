@@ -44,12 +44,16 @@ class QuestionLimits:
             if self._running[user] >= self.max_concurrent:
                 raise TooManyQuestions(
                     f"{user!r} has {self._running[user]} questions queued or running; the limit is "
-                    f"{self.max_concurrent} at a time (server.max_concurrent_questions).", BUSY_RETRY_S)
+                    f"{self.max_concurrent} at a time (server.max_concurrent_questions).",
+                    BUSY_RETRY_S,
+                )
             if len(started) >= self.per_minute:
                 wait = max(1, math.ceil(started[0] + WINDOW_S - now))
                 raise TooManyQuestions(
                     f"{user!r} asked {len(started)} questions in the last minute; the limit is "
-                    f"{self.per_minute} (server.questions_per_minute). Retry in {wait} s.", wait)
+                    f"{self.per_minute} (server.questions_per_minute). Retry in {wait} s.",
+                    wait,
+                )
             started.append(now)
             self._running[user] += 1
         released = threading.Event()

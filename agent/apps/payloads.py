@@ -17,7 +17,7 @@ from agent.question_check import not_utf8
 MAX_QUESTION = 20_000  # transport bound; the agent's own limit (limits.max_question_chars) answers below it
 THREAD_PATTERN = r"^[A-Za-z0-9_.:-]+$"
 NOT_UTF8 = "is not valid UTF-8 text"
-BAD_BODY = "The request body is not valid JSON in UTF-8: send a JSON object, e.g. {\"question\": \"...\"}."
+BAD_BODY = 'The request body is not valid JSON in UTF-8: send a JSON object, e.g. {"question": "..."}.'
 
 
 def _text(value: str) -> str:
@@ -53,7 +53,8 @@ class FeedbackIn(Payload):
     rubric: Rubric | None = None
     # A reviewer's label for an LLM judge, by judge name (GET /api/judges lists them): {"grounding": "fail"}.
     labels: dict[Annotated[str, Field(max_length=64)], Annotated[str, Field(max_length=64)]] | None = Field(
-        None, max_length=20)
+        None, max_length=20
+    )
     # Ignored: feedback is recorded under the caller (the token's user). Accepted so that an older
     # client that still sends a name is not refused.
     user: str | None = Field(None, max_length=100)
@@ -67,7 +68,9 @@ class SafeJSONResponse(JSONResponse):
     """JSON with non-ASCII escaped: a lone surrogate from a malformed question cannot break encoding."""
 
     def render(self, content: Any) -> bytes:
-        return json.dumps(content, ensure_ascii=True, allow_nan=False, default=str, separators=(",", ":")).encode()
+        return json.dumps(
+            content, ensure_ascii=True, allow_nan=False, default=str, separators=(",", ":")
+        ).encode()
 
 
 def _one(error: dict[str, Any]) -> str:

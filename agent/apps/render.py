@@ -24,6 +24,8 @@ def timeline(nodes: list[dict[str, Any]]) -> str:
     for n in nodes:
         bar = "#" * max(1, round(20 * n["duration_ms"] / total))
         detail = " ".join(str(n.get("detail", "")).split())
-        lines.append(f"{n['name']:<10} {n['duration_ms']:>8.0f} {n.get('tokens', 0):>7}  {bar:<20} {detail[:100]}")
+        lines.append(
+            f"{n['name']:<10} {n['duration_ms']:>8.0f} {n.get('tokens', 0):>7}  {bar:<20} {detail[:100]}"
+        )
     lines.append(f"{'total':<10} {total:>8.0f} {sum(n.get('tokens', 0) for n in nodes):>7}")
     return "\n".join(lines)

@@ -31,7 +31,11 @@ def review_routes(settings: Settings, gate: Auth, golden_file: Path) -> APIRoute
     router = APIRouter(default_response_class=SafeJSONResponse)
     access_file = resolve_path(settings.database.access_file)
     # Defaults, not Annotated aliases: with postponed annotations FastAPI cannot see local names.
-    anyone, giver, reviewer = Depends(gate.principal), Depends(gate.require("feedback")), Depends(gate.require("review"))
+    anyone, giver, reviewer = (
+        Depends(gate.principal),
+        Depends(gate.require("feedback")),
+        Depends(gate.require("review")),
+    )
 
     def load_trace(trace_id: str, who: Principal):
         try:
@@ -39,8 +43,11 @@ def review_routes(settings: Settings, gate: Auth, golden_file: Path) -> APIRoute
         except feedback.TraceNotFound as exc:
             raise HTTPException(404, str(exc)) from None
         if who.authenticated and not who.can("review") and trace_user(trace) != who.name:
-            raise HTTPException(403, f"Trace {trace_id} is another user's question: reading or reviewing it "
-                                     "needs the 'review' permission.")
+            raise HTTPException(
+                403,
+                f"Trace {trace_id} is another user's question: reading or reviewing it "
+                "needs the 'review' permission.",
+            )
         return trace
 
     def trace_role(trace) -> str:
@@ -58,7 +65,10 @@ def review_routes(settings: Settings, gate: Auth, golden_file: Path) -> APIRoute
             return True
         role = load_roles(access_file).get(who.role or "")
         return role is not None and all(
-            value in (None, [], {}, "") for key, value in role.model_dump().items() if key not in ("name", "description"))
+            value in (None, [], {}, "")
+            for key, value in role.model_dump().items()
+            if key not in ("name", "description")
+        )
 
     def trace_db(trace, who: Principal):
         """The trace's database, with the caller's role (the trace's own without auth)."""
@@ -91,7 +101,10 @@ def review_routes(settings: Settings, gate: Auth, golden_file: Path) -> APIRoute
         outputs = outputs if isinstance(outputs, dict) else {}
         info = feedback.summary(trace)
         withheld = not sees_rows(who, trace)
-        columns, rows = last.get("columns") or outputs.get("columns") or [], [] if withheld else last.get("rows") or []
+        columns, rows = (
+            last.get("columns") or outputs.get("columns") or [],
+            [] if withheld else last.get("rows") or [],
+        )
         return {
             **view,
             "nodes": [{k: n[k] for k in ("name", "duration_ms", "tokens", "detail")} for n in view["nodes"]],
@@ -124,11 +137,18 @@ def review_routes(settings: Settings, gate: Auth, golden_file: Path) -> APIRoute
             raise HTTPException(403, f"Rows not available: {withheld_message(who, trace)}")
         _, last = timeline(trace_id)
         if not last.get("columns"):
-            raise HTTPException(404, f"Trace {trace_id} has no result rows (the question was not answered with a query).")
-        headers = {"Content-Disposition": f'attachment; filename="sqlagent-{trace_id}.{fmt}"',
-                   "X-Sqlagent-Truncated": "true" if last.get("truncated") else "false"}
-        return Response(rows_file(fmt, last["columns"], last.get("rows") or []), media_type=MEDIA_TYPES[fmt],
-                        headers=headers)
+            raise HTTPException(
+                404, f"Trace {trace_id} has no result rows (the question was not answered with a query)."
+            )
+        headers = {
+            "Content-Disposition": f'attachment; filename="sqlagent-{trace_id}.{fmt}"',
+            "X-Sqlagent-Truncated": "true" if last.get("truncated") else "false",
+        }
+        return Response(
+            rows_file(fmt, last["columns"], last.get("rows") or []),
+            media_type=MEDIA_TYPES[fmt],
+            headers=headers,
+        )
 
     def judge_labels(labels: dict[str, str]) -> dict[str, str]:
         """A label per judge the review page offers (evals/judges/), each one of the judge's values."""
@@ -137,9 +157,13 @@ def review_routes(settings: Settings, gate: Auth, golden_file: Path) -> APIRoute
         specs = {s.name: s for s in load_specs(settings.judges)}
         for name, value in labels.items():
             if name not in specs:
-                raise HTTPException(422, f"labels: no judge named {name!r}; judges: {', '.join(sorted(specs))}.")
+                raise HTTPException(
+                    422, f"labels: no judge named {name!r}; judges: {', '.join(sorted(specs))}."
+                )
             if value not in specs[name].values:
-                raise HTTPException(422, f"labels.{name}: {value!r} is not one of {', '.join(specs[name].values)}.")
+                raise HTTPException(
+                    422, f"labels.{name}: {value!r} is not one of {', '.join(specs[name].values)}."
+                )
         return labels
 
     @router.get("/api/judges")
@@ -147,8 +171,13 @@ def review_routes(settings: Settings, gate: Auth, golden_file: Path) -> APIRoute
         """The judges a reviewer can label (the rubric already is fan_rubric's label)."""
         from evals.judges.specs import load_specs
 
-        return {"judges": [{"name": s.name, "description": s.description, "values": s.values}
-                           for s in load_specs(settings.judges) if feedback.RUBRIC not in s.human_labels]}
+        return {
+            "judges": [
+                {"name": s.name, "description": s.description, "values": s.values}
+                for s in load_specs(settings.judges)
+                if feedback.RUBRIC not in s.human_labels
+            ]
+        }
 
     @router.post("/api/feedback")
     def post_feedback(body: FeedbackIn, who: Principal = giver) -> dict[str, Any]:
@@ -164,10 +193,14 @@ def review_routes(settings: Settings, gate: Auth, golden_file: Path) -> APIRoute
             sql = corrected["sql"]
         labels = judge_labels(body.labels or {})
         ids = feedback.log_feedback(  # under the caller, whatever name the body carries (body.user)
-            body.trace_id, body.value, user=who.name, comment=(body.comment or "").strip() or None,
+            body.trace_id,
+            body.value,
+            user=who.name,
+            comment=(body.comment or "").strip() or None,
             rubric=body.rubric.label if body.rubric else None,
             rubric_reason=((body.rubric.reason or "").strip() or None) if body.rubric else None,
-            corrected_sql=sql, labels=labels,
+            corrected_sql=sql,
+            labels=labels,
         )
         return {"trace_id": body.trace_id, "assessment_ids": ids, "corrected": corrected, "user": who.name}
 
@@ -181,9 +214,13 @@ def review_routes(settings: Settings, gate: Auth, golden_file: Path) -> APIRoute
         trace = load_trace(body.trace_id, who)
         tags = trace.info.tags or {}
         if tags.get(feedback.GOLDEN_TAG):
-            raise HTTPException(409, f"The trace is already in the golden set as {tags[feedback.GOLDEN_TAG]!r}.")
+            raise HTTPException(
+                409, f"The trace is already in the golden set as {tags[feedback.GOLDEN_TAG]!r}."
+            )
         if tags.get(feedback.DB_TAG):
-            raise HTTPException(422, "The golden set is for the default database; this trace used another one.")
+            raise HTTPException(
+                422, "The golden set is for the default database; this trace used another one."
+            )
         try:
             return promotion.promote(trace, trace_db(trace, who), golden_file)
         except promotion.DuplicateItem as exc:

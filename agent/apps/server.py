@@ -80,6 +80,7 @@ WEB_DIR = Path(__file__).resolve().parent / "web"
 DEFAULT_GOLDEN = "evals/golden.jsonl"
 STORE_RETRY_S = 2  # Retry-After of a 503 while the tracking store cannot be read or written
 
+
 def _tags(db: str | None, role: str | None) -> dict[str, str]:
     """The trace tags of a question: which database and role it ran with (review_api reads them to
     decide who sees its rows), and that the server answered it (what monitoring reads). Written
@@ -116,7 +117,9 @@ def _sse(event: str, data: Any) -> str:
 def _user_facing(result: Any, who: Principal) -> dict[str, Any]:
     out = result.model_dump()
     out["thread_id"] = unscoped_thread(who, out.get("thread_id"))
-    out["chart"] = chart_spec(out["columns"], out["rows"])  # Vega-Lite, drawn by the page (agent/apps/charts.py)
+    out["chart"] = chart_spec(
+        out["columns"], out["rows"]
+    )  # Vega-Lite, drawn by the page (agent/apps/charts.py)
     return out
 
 
@@ -140,12 +143,18 @@ def create_app(
     auth_on = settings.server.auth if auth is None else auth
     store = (users or UserStore(resolve_path(settings.server.users_file))) if auth_on else None
     if store is not None and not store.list():
-        log.warning("auth is on and %s has no users: every request will be 401. "
-                    "Create one with `sqlagent users add NAME --role ROLE --permissions ask,feedback`.", store.path)
+        log.warning(
+            "auth is on and %s has no users: every request will be 401. "
+            "Create one with `sqlagent users add NAME --role ROLE --permissions ask,feedback`.",
+            store.path,
+        )
     gate = Auth(store)
     # The local operator (no auth) is not limited: the limits share the model between users.
-    limits = QuestionLimits(settings.server.max_concurrent_questions, settings.server.questions_per_minute) \
-        if auth_on else None
+    limits = (
+        QuestionLimits(settings.server.max_concurrent_questions, settings.server.questions_per_minute)
+        if auth_on
+        else None
+    )
     access_file = resolve_path(settings.database.access_file)
     quality = Quality(settings, auth_on, traces.wait)  # token budgets, metrics, the background sampler
 
@@ -176,7 +185,9 @@ def create_app(
     @app.exception_handler(feedback.StoreUnavailable)
     async def _store_down(request: Request, exc: feedback.StoreUnavailable):
         # The store comes back (a full disk cleared, a lock released): say so, rather than a 500.
-        return SafeJSONResponse({"detail": str(exc)}, status_code=503, headers={"Retry-After": str(STORE_RETRY_S)})
+        return SafeJSONResponse(
+            {"detail": str(exc)}, status_code=503, headers={"Retry-After": str(STORE_RETRY_S)}
+        )
 
     @app.exception_handler(MlflowException)
     async def _store_error(request: Request, exc: MlflowException):
@@ -186,8 +197,9 @@ def create_app(
         if problem is not None:
             return await _store_down(request, problem)
         log.error("tracking store error on %s", request.url.path, exc_info=exc)
-        return SafeJSONResponse({"detail": f"Tracking store error: {' '.join(str(exc).split())[:300]}"},
-                                status_code=500)
+        return SafeJSONResponse(
+            {"detail": f"Tracking store error: {' '.join(str(exc).split())[:300]}"}, status_code=500
+        )
 
     def admit(who: Principal, question: str) -> Callable[[], None]:
         """Refuse what cannot be asked before it takes a place in the queue; count it for `who`."""
@@ -201,7 +213,9 @@ def create_app(
         except TooManyQuestions as exc:
             raise HTTPException(429, exc.message, headers={"Retry-After": str(exc.retry_after_s)}) from None
 
-    def submit(db: str | None, role: str | None, job: Callable[[Any], Any], release: Callable[[], None]) -> Future:
+    def submit(
+        db: str | None, role: str | None, job: Callable[[Any], Any], release: Callable[[], None]
+    ) -> Future:
         quality.started()
         future = pool.submit(db, role, job)
         future.add_done_callback(lambda _: (release(), quality.finished()))  # free once the model is
@@ -264,7 +278,9 @@ def create_app(
         def job(agent):
             started = time.perf_counter()
             try:
-                for kind, obj in agent.ask_stream(question, thread, user=who.name, tags=_tags(db, role), budget=budget):
+                for kind, obj in agent.ask_stream(
+                    question, thread, user=who.name, tags=_tags(db, role), budget=budget
+                ):
                     if kind == "result":
                         quality.answered(who, obj, time.perf_counter() - started)
                     events.put((kind, obj))
@@ -296,8 +312,11 @@ def create_app(
                 else:
                     yield _sse(kind, obj.model_dump())
 
-        return StreamingResponse(stream(), media_type="text/event-stream",
-                                 headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+        return StreamingResponse(
+            stream(),
+            media_type="text/event-stream",
+            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+        )
 
     # --- traces, feedback, review and golden (agent/apps/review_api.py) -------------------
 
@@ -310,7 +329,9 @@ def create_app(
         from tools.sql.database import open_database
 
         db = open_database(settings.database_config(), _check_role(role_for(who, None), access_file))
-        return {"questions": suggested_questions(resolve_path(settings.retrieval.example_bank), db.reads_hidden)}
+        return {
+            "questions": suggested_questions(resolve_path(settings.retrieval.example_bank), db.reads_hidden)
+        }
 
     @app.get("/api/me")
     def me(who: Principal = caller) -> dict[str, Any]:
@@ -334,12 +355,22 @@ def create_app(
     return app
 
 
-def serve(settings: Settings, host: str = "127.0.0.1", port: int = 8000, golden_path: str | None = None,
-          auth: bool | None = None) -> None:
+def serve(
+    settings: Settings,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    golden_path: str | None = None,
+    auth: bool | None = None,
+) -> None:
     """Raises ServeRefused (before anything starts) for a non-loopback host without auth."""
     auth_on = settings.server.auth if auth is None else auth
     check_bind(host, auth_on)
     import uvicorn
 
-    uvicorn.run(create_app(settings, golden_path=golden_path, auth=auth_on), host=host, port=port, workers=1,
-                log_level="info")
+    uvicorn.run(
+        create_app(settings, golden_path=golden_path, auth=auth_on),
+        host=host,
+        port=port,
+        workers=1,
+        log_level="info",
+    )

@@ -37,8 +37,13 @@ class TraceWaiter:
         from mlflow.tracking.fluent import _get_experiment_id
 
         since = int((time.time() - self.window_s) * 1000)
-        traces = mlflow.search_traces(locations=[_get_experiment_id()], filter_string=f"trace.timestamp_ms > {since}",
-                                      include_spans=False, max_results=1000, return_type="list")
+        traces = mlflow.search_traces(
+            locations=[_get_experiment_id()],
+            filter_string=f"trace.timestamp_ms > {since}",
+            include_spans=False,
+            max_results=1000,
+            return_type="list",
+        )
         return {t.info.trace_id for t in traces}
 
     def _readable(self, waiting: set[str]) -> set[str]:
@@ -54,7 +59,9 @@ class TraceWaiter:
                 trace = mlflow.get_trace(trace_id, silent=True)
             except Exception:
                 continue
-            if trace is not None and (trace.info.trace_metadata or {}).get(TraceMetadataKey.TRACE_INFO_FINALIZED):
+            if trace is not None and (trace.info.trace_metadata or {}).get(
+                TraceMetadataKey.TRACE_INFO_FINALIZED
+            ):
                 out.add(trace_id)
         return out
 

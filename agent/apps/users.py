@@ -60,7 +60,9 @@ def parse_permissions(text: str) -> list[Permission]:
     wanted = [p.strip() for p in text.split(",") if p.strip()]
     unknown = [p for p in wanted if p not in PERMISSIONS]
     if unknown or not wanted:
-        raise UserError(f"Unknown permission {', '.join(unknown) or '(none given)'}; choose from {', '.join(PERMISSIONS)}.")
+        raise UserError(
+            f"Unknown permission {', '.join(unknown) or '(none given)'}; choose from {', '.join(PERMISSIONS)}."
+        )
     return [p for p in PERMISSIONS if p in wanted]
 
 
@@ -84,10 +86,14 @@ class UserStore:
         token = TOKEN_PREFIX + secrets.token_urlsafe(32)
         with closing(self._connect()) as conn, conn:
             try:
-                conn.execute("INSERT INTO users VALUES (?, ?, ?, ?, ?)",
-                             (user.name, hash_token(token), user.role, ",".join(user.permissions), user.created_at))
+                conn.execute(
+                    "INSERT INTO users VALUES (?, ?, ?, ?, ?)",
+                    (user.name, hash_token(token), user.role, ",".join(user.permissions), user.created_at),
+                )
             except sqlite3.IntegrityError:
-                raise UserError(f"A user named {name!r} exists: revoke it first or pick another name.") from None
+                raise UserError(
+                    f"A user named {name!r} exists: revoke it first or pick another name."
+                ) from None
         return user, token
 
     def revoke(self, name: str) -> None:
@@ -99,18 +105,24 @@ class UserStore:
         if not self.path.exists():
             return []
         with closing(self._connect()) as conn:
-            rows = conn.execute("SELECT name, role, permissions, created_at FROM users ORDER BY name").fetchall()
+            rows = conn.execute(
+                "SELECT name, role, permissions, created_at FROM users ORDER BY name"
+            ).fetchall()
         return [_user(row) for row in rows]
 
     def authenticate(self, token: str) -> User | None:
         if not token or not self.path.exists():
             return None
         with closing(self._connect()) as conn:
-            row = conn.execute("SELECT name, role, permissions, created_at FROM users WHERE token_sha256 = ?",
-                               (hash_token(token),)).fetchone()
+            row = conn.execute(
+                "SELECT name, role, permissions, created_at FROM users WHERE token_sha256 = ?",
+                (hash_token(token),),
+            ).fetchone()
         return _user(row) if row else None
 
 
 def _user(row: tuple) -> User:
     name, role, permissions, created_at = row
-    return User(name=name, role=role, permissions=[p for p in permissions.split(",") if p], created_at=created_at)
+    return User(
+        name=name, role=role, permissions=[p for p in permissions.split(",") if p], created_at=created_at
+    )

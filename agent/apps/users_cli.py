@@ -33,10 +33,14 @@ def cmd_add(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps({**user.model_dump(), "token": token}))
     else:
-        print(f"Created {user.name} (role {user.role}, permissions {','.join(user.permissions)}). Token, shown once:")
+        print(
+            f"Created {user.name} (role {user.role}, permissions {','.join(user.permissions)}). Token, shown once:"
+        )
         print(token)
-        print("Send it as 'Authorization: Bearer <token>', or paste it into the web page's token field.",
-              file=sys.stderr)
+        print(
+            "Send it as 'Authorization: Bearer <token>', or paste it into the web page's token field.",
+            file=sys.stderr,
+        )
     return 0
 
 
@@ -71,9 +75,12 @@ def add_users_parser(sub) -> None:
     add = actions.add_parser("add", help="create a user and print its token once")
     add.add_argument("name")
     add.add_argument("--role", help="access role from config/access.yaml (default: its default_role)")
-    add.add_argument("--permissions", default="ask,feedback",
-                     help=f"comma-separated, of {', '.join(PERMISSIONS)} (default ask,feedback); "
-                          "review = the review queue and promotion into the golden set")
+    add.add_argument(
+        "--permissions",
+        default="ask,feedback",
+        help=f"comma-separated, of {', '.join(PERMISSIONS)} (default ask,feedback); "
+        "review = the review queue and promotion into the golden set",
+    )
     add.add_argument("--json", action="store_true", help="print the user and token as one JSON object")
     add.set_defaults(func=cmd_add)
 

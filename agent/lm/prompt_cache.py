@@ -50,7 +50,9 @@ def _slot_action(server: Any, action: str, database: str) -> bool:
 
 def save_prompt_cache(server: Any, database: str) -> bool:
     """Write the prompt state of the (only) slot to disk, for the next process on `database` to start warm."""
-    return bool(server.settings.warm_prompt_cache and server.running and _slot_action(server, "save", database))
+    return bool(
+        server.settings.warm_prompt_cache and server.running and _slot_action(server, "save", database)
+    )
 
 
 def restore_prompt_cache(server: Any, database: str) -> bool:

@@ -33,5 +33,11 @@ def answer(state: AgentState, ctx: AgentContext) -> dict:
         text, how = pred.answer, "lm"
     turn = Turn(question=state.question, standalone_question=question, sql=state.sql)
     # An empty result that survived repair is still an answer ("no matching data"), not an error.
-    return {"answer": text, "status": "ok", "error": None, "error_kind": None,
-            "history": [*state.history, turn], "_detail": f"({how}) {text}"}
+    return {
+        "answer": text,
+        "status": "ok",
+        "error": None,
+        "error_kind": None,
+        "history": [*state.history, turn],
+        "_detail": f"({how}) {text}",
+    }

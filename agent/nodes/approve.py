@@ -37,7 +37,15 @@ def approve(state: AgentState, ctx: AgentContext) -> dict:
     if _YES.fullmatch(text) or reply is True:
         return {"approved": True, "_detail": "approved"}
     if _NO.match(text) or reply is False:
-        return {"status": "refused", "error": "The query was not approved, so it did not run.",
-                "error_kind": "not_approved", "_detail": "not approved"}
-    return {"status": "refused", "error_kind": "not_approved", "_detail": "unclear reply",
-            "error": f"The reply {text[:80]!r} is not yes, no or a SELECT, so the query did not run."}
+        return {
+            "status": "refused",
+            "error": "The query was not approved, so it did not run.",
+            "error_kind": "not_approved",
+            "_detail": "not approved",
+        }
+    return {
+        "status": "refused",
+        "error_kind": "not_approved",
+        "_detail": "unclear reply",
+        "error": f"The reply {text[:80]!r} is not yes, no or a SELECT, so the query did not run.",
+    }

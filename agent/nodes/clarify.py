@@ -24,8 +24,10 @@ def clarification_request(state: AgentState) -> dict:
         "kind": "clarify",
         "message": state.clarification,
         "mention": pending.ambiguity.mention,
-        "candidates": [{"number": i, "label": c.label(), "value": c.key_value}
-                       for i, c in enumerate(pending.ambiguity.candidates, 1)],
+        "candidates": [
+            {"number": i, "label": c.label(), "value": c.key_value}
+            for i, c in enumerate(pending.ambiguity.candidates, 1)
+        ],
     }
 
 

@@ -22,7 +22,11 @@ def execute(state: AgentState, ctx: AgentContext) -> dict:
             "error_kind": "empty_result" if empty else None,
             "_detail": f"{len(result.rows)} rows in {result.elapsed_ms:.0f} ms",
         }
-    update = {"error": result.error, "error_kind": result.error_kind, "_detail": f"{result.error_kind}: {result.error}"}
+    update = {
+        "error": result.error,
+        "error_kind": result.error_kind,
+        "_detail": f"{result.error_kind}: {result.error}",
+    }
     if result.status == "refused":
         update["status"] = "refused"
     return update

@@ -16,5 +16,7 @@ def finish(state: AgentState, ctx: AgentContext) -> dict:
     if state.error_kind == "budget":  # the cost guard's message says where the tokens went
         return {"status": "error", "answer": state.error, "_detail": "budget"}
     attempts = ctx.settings.limits.max_repair_attempts
-    message = f"I could not produce a working query after {attempts} repair attempts. Last error: {state.error}"
+    message = (
+        f"I could not produce a working query after {attempts} repair attempts. Last error: {state.error}"
+    )
     return {"status": "error", "answer": message, "_detail": state.error_kind or "error"}

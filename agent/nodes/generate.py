@@ -14,4 +14,10 @@ def generate(state: AgentState, ctx: AgentContext) -> dict:
     pred = ctx.module("generate")(**inputs)
     refined = ctx.refine(pred.sql, state.standalone_question, state.mappings, state.examples)
     detail = "\n".join([pred.sql, *refined.notes])
-    return {"sql": refined.sql, "attempts": state.attempts + 1, "error": None, "error_kind": None, "_detail": detail}
+    return {
+        "sql": refined.sql,
+        "attempts": state.attempts + 1,
+        "error": None,
+        "error_kind": None,
+        "_detail": detail,
+    }

@@ -55,8 +55,12 @@ class TokenCounts:
     total: int = 0
 
     def __add__(self, other: TokenCounts) -> TokenCounts:
-        return TokenCounts(self.read + other.read, self.cached + other.cached,
-                           self.written + other.written, self.total + other.total)
+        return TokenCounts(
+            self.read + other.read,
+            self.cached + other.cached,
+            self.written + other.written,
+            self.total + other.total,
+        )
 
 
 def _count(value: Any) -> int:
@@ -88,14 +92,26 @@ def token_counts(usage_by_lm: Mapping[str, Mapping[str, Any]]) -> TokenCounts:
 
 def budget_stop(name: str, state: AgentState, span: Any) -> dict[str, Any] | None:
     """The update that ends the turn when the cost guard refuses LM step `name` (agent/budget.py)."""
-    message = stop_message(name, state.tokens_by_node, state.token_budget, state.dearest_step, state.budget_source)
+    message = stop_message(
+        name, state.tokens_by_node, state.token_budget, state.dearest_step, state.budget_source
+    )
     if message is None:
         return None
-    span.set_attributes({"sqlagent.node": name, "sqlagent.budget_stop": True,
-                         "sqlagent.tokens_by_node": dict(state.tokens_by_node)})
+    span.set_attributes(
+        {
+            "sqlagent.node": name,
+            "sqlagent.budget_stop": True,
+            "sqlagent.tokens_by_node": dict(state.tokens_by_node),
+        }
+    )
     span.set_outputs({"stopped": message})
-    return {"status": "error", "error_kind": BUDGET_KIND, "error": message, "answer": message,
-            "nodes": [NodeRun(name=name, duration_ms=0.0, detail=f"stopped by the token budget: {message}")]}
+    return {
+        "status": "error",
+        "error_kind": BUDGET_KIND,
+        "error": message,
+        "answer": message,
+        "nodes": [NodeRun(name=name, duration_ms=0.0, detail=f"stopped by the token budget: {message}")],
+    }
 
 
 def node(name: str) -> Callable[[NodeFn], Callable[[AgentState, Runtime[Any]], dict]]:
@@ -114,7 +130,10 @@ def node(name: str) -> Callable[[NodeFn], Callable[[AgentState, Runtime[Any]], d
                     return stopped
                 try:
                     if lm:
-                        with dspy.context(lm=ctx.lm(name), adapter=ctx.adapter(name)), dspy.track_usage() as usage:
+                        with (
+                            dspy.context(lm=ctx.lm(name), adapter=ctx.adapter(name)),
+                            dspy.track_usage() as usage,
+                        ):
                             update = fn(state, ctx)
                         tokens = token_counts(usage.get_total_tokens())
                     else:
@@ -130,10 +149,16 @@ def node(name: str) -> Callable[[NodeFn], Callable[[AgentState, Runtime[Any]], d
                 else:
                     duration = (time.perf_counter() - start) * 1000
                     span.set_outputs({k: v for k, v in update.items() if k != "nodes"})
-                    span.set_attributes({"sqlagent.node": name, "sqlagent.tokens": tokens.total,
-                                         "sqlagent.tokens_read": tokens.read, "sqlagent.tokens_cached": tokens.cached,
-                                         "sqlagent.tokens_written": tokens.written,
-                                         "sqlagent.duration_ms": round(duration, 1)})
+                    span.set_attributes(
+                        {
+                            "sqlagent.node": name,
+                            "sqlagent.tokens": tokens.total,
+                            "sqlagent.tokens_read": tokens.read,
+                            "sqlagent.tokens_cached": tokens.cached,
+                            "sqlagent.tokens_written": tokens.written,
+                            "sqlagent.duration_ms": round(duration, 1),
+                        }
+                    )
             if paused is not None:
                 raise paused
             detail = str(update.pop("_detail", ""))
@@ -142,9 +167,17 @@ def node(name: str) -> Callable[[NodeFn], Callable[[AgentState, Runtime[Any]], d
                 spent[name] = spent.get(name, 0) + tokens.total
                 update["tokens_by_node"] = spent
                 update["dearest_step"] = max(state.dearest_step, tokens.total)
-            update["nodes"] = [NodeRun(name=name, duration_ms=round(duration, 1), tokens=tokens.total,
-                                       tokens_read=tokens.read, tokens_cached=tokens.cached,
-                                       tokens_written=tokens.written, detail=detail)]
+            update["nodes"] = [
+                NodeRun(
+                    name=name,
+                    duration_ms=round(duration, 1),
+                    tokens=tokens.total,
+                    tokens_read=tokens.read,
+                    tokens_cached=tokens.cached,
+                    tokens_written=tokens.written,
+                    detail=detail,
+                )
+            ]
             return update
 
         # Not functools.wraps: LangGraph reads the signature to inject `runtime`, so keep run's own.

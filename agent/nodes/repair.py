@@ -23,7 +23,11 @@ _UNKNOWN_COLUMN = re.compile(r"Unknown column '([^']+)'")
 
 
 def column_hint(
-    ctx: AgentContext, error: str, linked_tables: list[str], sql: str | None = None, question: str = "",
+    ctx: AgentContext,
+    error: str,
+    linked_tables: list[str],
+    sql: str | None = None,
+    question: str = "",
     example_sqls: list[str] | None = None,
 ) -> str:
     """Where the unknown column of a policy error really lives, and how to join to it.
@@ -39,7 +43,9 @@ def column_hint(
     name = match.group(1).split(".")[-1].strip('"')
     schema = ctx.db.schema
     linked = [table for t in linked_tables if (table := schema.table(t)) is not None]
-    similar = difflib.get_close_matches(name, sorted({c.name for t in linked for c in t.columns}), n=4, cutoff=0.5)
+    similar = difflib.get_close_matches(
+        name, sorted({c.name for t in linked for c in t.columns}), n=4, cutoff=0.5
+    )
     similar = [s for s in similar if s.lower() != name.lower()]
     # Catalog order: ranking these by the prompt's tables or by the question's words moved the
     # 1.5B model, which takes the first one named, off AllstarFull for "All-Star seasons".
@@ -54,14 +60,23 @@ def column_hint(
         scores = ctx.retrieve.table_scores(question) if question else {}
         fits = sorted(fits, key=lambda t: (t.lower() not in shown, -scores.get(t, 0.0), t))
         # The table to read instead says more than the first few of twenty tables with a playerID.
-        lines.append(f"{wrong} has no {name}; tables with {name} and every other column the query reads "
-                     f"from {wrong}: {', '.join(fits[:4])}.")
+        lines.append(
+            f"{wrong} has no {name}; tables with {name} and every other column the query reads "
+            f"from {wrong}: {', '.join(fits[:4])}."
+        )
     elif owners:
-        lines.append(f"{name} is a column of: " + "; ".join(
-            f"{t.name}.{c.name}" + (f" ({brief(c.comment, 60)})" if c.comment else "") for t, c in owners
-        ))
+        lines.append(
+            f"{name} is a column of: "
+            + "; ".join(
+                f"{t.name}.{c.name}" + (f" ({brief(c.comment, 60)})" if c.comment else "") for t, c in owners
+            )
+        )
         owner_names = {t.name for t, _ in owners}
-        joins = [j for j in schema.joins_between(set(linked_tables) | owner_names) if {j.left, j.right} & owner_names]
+        joins = [
+            j
+            for j in schema.joins_between(set(linked_tables) | owner_names)
+            if {j.left, j.right} & owner_names
+        ]
         if joins:
             lines.append("Join with: " + "; ".join(j.sql() for j in joins[:4]))
     else:
@@ -99,8 +114,13 @@ def _fixed_without_lm(state: AgentState, ctx: AgentContext) -> tuple[str, str] |
     dialect = ctx.db.config.dialect
     if state.error_kind == "unknown_column":
         # A column on the wrong alias, misspelt or on a lookup table (tools/sql/column_fixes.py).
-        columns = fix_unknown_columns(state.sql, ctx.db.schema.table_columns(), dialect=dialect,
-                                      joins=ctx.db.schema.joins, unique_on=ctx.db.unique_on)
+        columns = fix_unknown_columns(
+            state.sql,
+            ctx.db.schema.table_columns(),
+            dialect=dialect,
+            joins=ctx.db.schema.joins,
+            unique_on=ctx.db.unique_on,
+        )
         sql, detail = columns.sql, columns.detail() if columns.fixes else ""
     elif state.error_kind == "execution" and ungrouped_column(state.error or ""):
         # Neither grouped nor aggregated: grouped or summed (tools/sql/group_fixes.py).
@@ -120,18 +140,39 @@ def repair(state: AgentState, ctx: AgentContext) -> dict:
     if fixed is not None:
         sql, what = fixed
         refined = ctx.refine(sql, state.standalone_question, state.mappings, state.examples)
-        return {"sql": refined.sql, "repairs": state.repairs + 1, "attempts": state.attempts + 1, "approved": False,
-                "_detail": "\n".join([sql, f"fixed without the LM: {what}", *refined.notes])}
+        return {
+            "sql": refined.sql,
+            "repairs": state.repairs + 1,
+            "attempts": state.attempts + 1,
+            "approved": False,
+            "_detail": "\n".join([sql, f"fixed without the LM: {what}", *refined.notes]),
+        }
     error = state.error or ""
     hint = ""
     if state.error_kind == "unknown_column":
-        hint = column_hint(ctx, error, state.linked_tables, state.sql, state.standalone_question,
-                           [e.sql for e in state.examples])
+        hint = column_hint(
+            ctx,
+            error,
+            state.linked_tables,
+            state.sql,
+            state.standalone_question,
+            [e.sql for e in state.examples],
+        )
     elif state.error_kind == "empty_result" and state.sql:
         # Which clause emptied the result: told only "no rows", the model wrote the same query again.
-        hint = explain_empty(state.sql, lambda sql: ctx.db.sandbox.execute(sql).rows, dialect=ctx.db.config.dialect)
-    inputs = Repair.inputs(state.linked_schema, state.examples, state.mappings, state.standalone_question, error, hint)
+        hint = explain_empty(
+            state.sql, lambda sql: ctx.db.sandbox.execute(sql).rows, dialect=ctx.db.config.dialect
+        )
+    inputs = Repair.inputs(
+        state.linked_schema, state.examples, state.mappings, state.standalone_question, error, hint
+    )
     pred = ctx.module("repair")(**inputs)
     refined = ctx.refine(pred.sql, state.standalone_question, state.mappings, state.examples)
     detail = "\n".join([pred.sql, *refined.notes])
-    return {"sql": refined.sql, "repairs": state.repairs + 1, "attempts": state.attempts + 1, "approved": False, "_detail": detail}
+    return {
+        "sql": refined.sql,
+        "repairs": state.repairs + 1,
+        "attempts": state.attempts + 1,
+        "approved": False,
+        "_detail": detail,
+    }

@@ -36,7 +36,9 @@ def stable_schema(ctx: AgentContext) -> tuple[list[str], str]:
 
 
 def _describe(ctx: AgentContext, tables: list[str], **kwargs):
-    return ctx.tools.call("describe_schema", ctx.db, DescribeSchemaArgs(tables=tables, detail="compact", **kwargs))
+    return ctx.tools.call(
+        "describe_schema", ctx.db, DescribeSchemaArgs(tables=tables, detail="compact", **kwargs)
+    )
 
 
 def linked_schema_text(ctx: AgentContext, question: str, tables: list[str]) -> str:
@@ -63,5 +65,5 @@ def retrieve(state: AgentState, ctx: AgentContext) -> dict:
         "linked_schema": linked_schema_text(ctx, question, pred.tables),
         "examples": pred.examples,
         "_detail": f"stable={len(stable)} linked={','.join(t for t in pred.tables if t not in stable)} "
-                   f"examples={len(pred.examples)}",
+        f"examples={len(pred.examples)}",
     }

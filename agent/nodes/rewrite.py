@@ -46,9 +46,13 @@ def resolve_mentions(
             continue  # not in the question (an LM invention), or a number/year (years select the era)
         if any(low in s.lower() for s in seen_spans):
             continue  # part of a longer mention already resolved ("Sox" in "Red Sox")
-        found = ctx.tools.call("lookup_values", ctx.db, LookupValuesArgs(mention=mention, min_score=threshold))
+        found = ctx.tools.call(
+            "lookup_values", ctx.db, LookupValuesArgs(mention=mention, min_score=threshold)
+        )
         candidates = found.candidates
-        single_unlisted = lm_mentions is not None and mention not in lm_mentions and " " not in mention.strip()
+        single_unlisted = (
+            lm_mentions is not None and mention not in lm_mentions and " " not in mention.strip()
+        )
         if _as_written(question, mention).islower() or single_unlisted:
             # Lower-case words are ordinary words ("season"); one capitalised word the LM did not
             # list ("Rookies") is no evidence for a fuzzy neighbour ("Rockies").
@@ -89,7 +93,9 @@ def resolve_question(
 def rewrite(state: AgentState, ctx: AgentContext) -> dict:
     previous = state.history[-1].standalone_question if state.history else None
     find_mentions = ctx.settings.rewrite.mentions == "lm"
-    pred = ctx.module("rewrite")(question=state.question, previous_question=previous, find_mentions=find_mentions)
+    pred = ctx.module("rewrite")(
+        question=state.question, previous_question=previous, find_mentions=find_mentions
+    )
     standalone = pred.standalone_question
     mentions, mappings, ambiguity = resolve_question(standalone, list(pred.mentions), ctx)
     if ambiguity is not None:
@@ -98,7 +104,9 @@ def rewrite(state: AgentState, ctx: AgentContext) -> dict:
             "mentions": mentions,
             "mappings": mappings,
             "clarification": ambiguity.question(),
-            "pending_clarification": PendingClarification(question=standalone, ambiguity=ambiguity, resolved=mappings),
+            "pending_clarification": PendingClarification(
+                question=standalone, ambiguity=ambiguity, resolved=mappings
+            ),
             "status": "clarify",
             "_detail": f"ambiguous: {ambiguity.mention}",
         }
@@ -107,5 +115,6 @@ def rewrite(state: AgentState, ctx: AgentContext) -> dict:
         "mentions": mentions,
         "mappings": mappings,
         "pending_clarification": None,
-        "_detail": "; ".join(f"{m.mention} -> {m.hint()} ({m.method} {m.score:.2f})" for m in mappings) or "unchanged",
+        "_detail": "; ".join(f"{m.mention} -> {m.hint()} ({m.method} {m.score:.2f})" for m in mappings)
+        or "unchanged",
     }

@@ -14,7 +14,11 @@ def safety(state: AgentState, ctx: AgentContext) -> dict:
     decision = ctx.db.policy.check(state.sql)
     if decision.allowed:
         return {"sql": decision.sql, "error": None, "error_kind": None, "_detail": "allowed"}
-    update = {"error": decision.reason, "error_kind": decision.code, "_detail": f"{decision.code}: {decision.reason}"}
+    update = {
+        "error": decision.reason,
+        "error_kind": decision.code,
+        "_detail": f"{decision.code}: {decision.reason}",
+    }
     if decision.terminal:
         update["status"] = "refused"
     return update

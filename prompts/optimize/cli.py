@@ -24,21 +24,36 @@ def add_optimize_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentPar
     p = sub.add_parser("optimize", help="optimize the prompt modules with DSPy on the golden set")
     p.add_argument("--module", choices=[*LM_STEPS, "all"], default="all")
     p.add_argument("--optimizer", choices=OPTIMIZERS, default="bootstrap")
-    p.add_argument("--budget", type=int, default=16,
-                   help="train examples tried (bootstrap) or metric calls/trials (mipro, gepa, simba); default 16")
+    p.add_argument(
+        "--budget",
+        type=int,
+        default=16,
+        help="train examples tried (bootstrap) or metric calls/trials (mipro, gepa, simba); default 16",
+    )
     p.add_argument("--lm", help="override lm.model, e.g. embedded/qwen2.5-coder-0.5b")
     p.add_argument("--out", default="prompts/compiled", help="artifact folder (default prompts/compiled)")
     p.add_argument("--dataset", default="evals/golden.jsonl")
-    p.add_argument("--cache-dir", default="out/optimize", help="cached pipeline inputs (default out/optimize)")
+    p.add_argument(
+        "--cache-dir", default="out/optimize", help="cached pipeline inputs (default out/optimize)"
+    )
     p.add_argument("--demos", type=int, default=2, help="demos per predictor (default 2)")
     p.add_argument("--limit", type=int, help="at most N examples per split (a quick run)")
     p.add_argument("--force", action="store_true", help="write the artifact even if its dev score is lower")
-    p.add_argument("--test", action=argparse.BooleanOptionalAction, default=False,
-                   help="also score the test split before and after (for the report only; default off: "
-                        "`make eval-ablation` compares test with and without the artifacts)")
-    p.add_argument("--score-train", action="store_true",
-                   help="also score the train split before and after (a report only; costs one LM call per item)")
-    p.add_argument("--no-register", action="store_true", help="do not record versions in the MLflow Prompt Registry")
+    p.add_argument(
+        "--test",
+        action=argparse.BooleanOptionalAction,
+        default=False,
+        help="also score the test split before and after (for the report only; default off: "
+        "`make eval-ablation` compares test with and without the artifacts)",
+    )
+    p.add_argument(
+        "--score-train",
+        action="store_true",
+        help="also score the train split before and after (a report only; costs one LM call per item)",
+    )
+    p.add_argument(
+        "--no-register", action="store_true", help="do not record versions in the MLflow Prompt Registry"
+    )
     p.add_argument("--no-progress", action="store_true")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", action="store_true", help="print the reports as JSON on stdout")
@@ -55,9 +70,21 @@ def cmd_optimize(args: argparse.Namespace) -> int:
         print("error: --budget must be at least 1", file=sys.stderr)
         return EXIT_USAGE
     options = OptimizeOptions(
-        module=args.module, optimizer=args.optimizer, budget=args.budget, lm=args.lm, out=args.out,
-        dataset=args.dataset, cache_dir=args.cache_dir, demos=args.demos, limit=args.limit, force=args.force,
-        test=args.test, score_train=args.score_train, register=not args.no_register, progress=not args.no_progress, seed=args.seed,
+        module=args.module,
+        optimizer=args.optimizer,
+        budget=args.budget,
+        lm=args.lm,
+        out=args.out,
+        dataset=args.dataset,
+        cache_dir=args.cache_dir,
+        demos=args.demos,
+        limit=args.limit,
+        force=args.force,
+        test=args.test,
+        score_train=args.score_train,
+        register=not args.no_register,
+        progress=not args.no_progress,
+        seed=args.seed,
     )
     try:
         reports = run_optimize(options)

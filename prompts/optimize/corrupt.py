@@ -80,8 +80,13 @@ def ambiguous_column(sql: str) -> str | None:
             continue
         for eq in on.find_all(exp.EQ):
             left, right = eq.this, eq.expression
-            if isinstance(left, exp.Column) and isinstance(right, exp.Column) and left.table and right.table \
-                    and left.name.lower() == right.name.lower():
+            if (
+                isinstance(left, exp.Column)
+                and isinstance(right, exp.Column)
+                and left.table
+                and right.table
+                and left.name.lower() == right.name.lower()
+            ):
                 # Drop the qualifier of the same column where it is selected or filtered on, else in the ON.
                 for col in tree.find_all(exp.Column):
                     if col.name.lower() == left.name.lower() and col.table and col not in (left, right):

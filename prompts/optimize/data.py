@@ -61,8 +61,12 @@ def rewrite_examples(items: list[EvalItem]) -> list[dspy.Example]:
         if item.expected_status == "refused":
             continue
         ex = dspy.Example(
-            id=item.id, split=item.split, question=item.question, previous_question=_previous(item),
-            expected_mappings=item.expected_mappings, expect_clarify=item.expected_status == "clarify",
+            id=item.id,
+            split=item.split,
+            question=item.question,
+            previous_question=_previous(item),
+            expected_mappings=item.expected_mappings,
+            expect_clarify=item.expected_status == "clarify",
             expect_unchanged="no-rewrite" in item.tags,
             # The gold output of the `extract` step where the golden set fixes it (used only by
             # --optimizer labeled): the annotated names of a one-turn question, as written, or none
@@ -98,7 +102,9 @@ class InputCache:
         if self.path:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             tmp = self.path.with_suffix(".tmp")
-            tmp.write_text(json.dumps({"version": CACHE_VERSION, "entries": self.entries}, indent=1, default=str))
+            tmp.write_text(
+                json.dumps({"version": CACHE_VERSION, "entries": self.entries}, indent=1, default=str)
+            )
             tmp.replace(self.path)
 
 
@@ -120,7 +126,10 @@ def pipeline_inputs(item: EvalItem, ctx: Any) -> dict[str, Any]:
     with dspy.context(lm=ctx.lm("rewrite")):
         state = _run(rewrite, state, ctx)
     if state.status == "clarify":
-        return {"clarify": state.pending_clarification.ambiguity.mention, "standalone": state.standalone_question}
+        return {
+            "clarify": state.pending_clarification.ambiguity.mention,
+            "standalone": state.standalone_question,
+        }
     with ctx.retrieve.excluding({item.id}):
         state = _run(retrieve, state, ctx)
     return {
@@ -134,11 +143,16 @@ def pipeline_inputs(item: EvalItem, ctx: Any) -> dict[str, Any]:
 
 def inputs_key(item: EvalItem, ctx: Any, lm_name: str) -> str:
     settings = ctx.settings
-    return digest({
-        "item": [item.id, item.question, item.turns], "lm": lm_name, "rewrite": ctx.module("rewrite").dump_state(),
-        "retrieval": settings.retrieval.model_dump(), "db": ctx.db.url,
-        "bank": [e.id for e in ctx.retrieve.examples],
-    })
+    return digest(
+        {
+            "item": [item.id, item.question, item.turns],
+            "lm": lm_name,
+            "rewrite": ctx.module("rewrite").dump_state(),
+            "retrieval": settings.retrieval.model_dump(),
+            "db": ctx.db.url,
+            "bank": [e.id for e in ctx.retrieve.examples],
+        }
+    )
 
 
 def answerable(items: list[EvalItem]) -> list[EvalItem]:
@@ -168,14 +182,19 @@ def generate_examples(items: list[EvalItem], inputs: dict[str, dict[str, Any]]) 
         if not got or "clarify" in got:  # the agent would ask back: nothing for generate to do
             continue
         ex = dspy.Example(
-            id=item.id, split=item.split, gold_sql=item.gold_sql, ordered=scoring.has_outer_order_by(item.gold_sql),
+            id=item.id,
+            split=item.split,
+            gold_sql=item.gold_sql,
+            ordered=scoring.has_outer_order_by(item.gold_sql),
             **{k: got[k] for k in INPUT_FIELDS["generate"]},
         )
         out.append(ex.with_inputs(*INPUT_FIELDS["generate"]))
     return out
 
 
-def repair_examples(items: list[EvalItem], inputs: dict[str, dict[str, Any]], runner: Any) -> list[dspy.Example]:
+def repair_examples(
+    items: list[EvalItem], inputs: dict[str, dict[str, Any]], runner: Any
+) -> list[dspy.Example]:
     """One broken query per item (kinds rotate over items), kept only when it really fails."""
     out = []
     for n, item in enumerate(answerable(items)):
@@ -189,8 +208,13 @@ def repair_examples(items: list[EvalItem], inputs: dict[str, dict[str, Any]], ru
                 # broken query is a label (the metric refuses it back), not an input the model sees.
                 inputs = {**{k: got[k] for k in INPUT_FIELDS["generate"]}, "error": error.split(": ", 1)[-1]}
                 ex = dspy.Example(
-                    id=f"{item.id}#{kind}", split=item.split, kind=kind, gold_sql=item.gold_sql,
-                    ordered=scoring.has_outer_order_by(item.gold_sql), failed_sql=broken, **inputs,
+                    id=f"{item.id}#{kind}",
+                    split=item.split,
+                    kind=kind,
+                    gold_sql=item.gold_sql,
+                    ordered=scoring.has_outer_order_by(item.gold_sql),
+                    failed_sql=broken,
+                    **inputs,
                 )
                 out.append(ex.with_inputs(*INPUT_FIELDS["repair"]))
                 break
@@ -207,8 +231,13 @@ def answer_examples(items: list[EvalItem], runner: Any, rows_in_prompt: int) -> 
         columns, rows, error = runner.run(item.gold_sql)
         if error:
             continue
-        ex = dspy.Example(id=item.id, split=item.split, question=item.question, columns=columns,
-                          rows=rows_text(columns, rows, rows_in_prompt))
+        ex = dspy.Example(
+            id=item.id,
+            split=item.split,
+            question=item.question,
+            columns=columns,
+            rows=rows_text(columns, rows, rows_in_prompt),
+        )
         out.append(ex.with_inputs(*INPUT_FIELDS["answer"]))
     return out
 

@@ -67,7 +67,13 @@ def sql_feedback(runner: SqlRunner, example: dspy.Example, sql: str) -> tuple[fl
     if error:
         return 0.0, f"The query failed: {_short(error, 300)}.{hint}"
     match = scoring.execution_match(
-        gold_cols, gold_rows, cols, rows, ordered=bool(example.get("ordered")), gold_sql=example.gold_sql, pred_sql=sql
+        gold_cols,
+        gold_rows,
+        cols,
+        rows,
+        ordered=bool(example.get("ordered")),
+        gold_sql=example.gold_sql,
+        pred_sql=sql,
     )
     if match.strict:
         return 1.0, "Correct: the result matches the expected rows."
@@ -132,8 +138,10 @@ def rewrite_metric(ctx: Any, example: dspy.Example, pred: Any) -> tuple[float, s
     previous = example.get("previous_question")
     if previous and _norm(standalone).rstrip("?. ") == _norm(previous).rstrip("?. "):
         # A follow-up never asks the previous question again; its mappings may still look right.
-        return 0.0, (f"The standalone question repeats the previous question ({previous!r}); it must ask what "
-                     f"the follow-up {example.question!r} asks.")
+        return 0.0, (
+            f"The standalone question repeats the previous question ({previous!r}); it must ask what "
+            f"the follow-up {example.question!r} asks."
+        )
     mentions = [m for m in (getattr(pred, "mentions", None) or []) if isinstance(m, str)]
     _, mappings, ambiguity = resolve_question(standalone, mentions, ctx)
     score, feedback = _rewrite_score(example, standalone, mentions, mappings, ambiguity)
@@ -156,16 +164,24 @@ def _rewrite_score(
     if example.get("expect_clarify"):
         if ambiguity is not None:
             return 1.0, f"Correct: '{ambiguity.mention}' is ambiguous and needs a clarification."
-        return 0.0, "The question names an ambiguous entity that should have been listed as a mention." + listed
+        return (
+            0.0,
+            "The question names an ambiguous entity that should have been listed as a mention." + listed,
+        )
     if ambiguity is not None:
-        return 0.0, f"'{ambiguity.mention}' was listed and matched several entries; expected no ambiguity." + listed
+        return (
+            0.0,
+            f"'{ambiguity.mention}' was listed and matched several entries; expected no ambiguity." + listed,
+        )
     if example.get("expect_unchanged"):
         problems = []
         if not example.get("previous_question") and standalone != example.question:
             problems.append("the question was changed; it must stay exactly as written")
         if mappings:
             problems.append("nothing should be mapped, got " + "; ".join(_label(m) for m in mappings))
-        return (0.0, "; ".join(problems) + "." + listed) if problems else (1.0, "Correct: nothing to resolve.")
+        return (
+            (0.0, "; ".join(problems) + "." + listed) if problems else (1.0, "Correct: nothing to resolve.")
+        )
     expected = list(example.get("expected_mappings") or [])
     overlap = scoring.mapping_overlap(expected, mappings)
     if not expected and not mappings:
@@ -184,6 +200,7 @@ def _rewrite_score(
 
 
 # --- answer ----------------------------------------------------------------------------------------
+
 
 def answer_metric(_ctx: Any, example: dspy.Example, pred: Any) -> tuple[float, str]:
     return scoring.answer_grounding(example.question, example.rows, getattr(pred, "answer", "") or "")

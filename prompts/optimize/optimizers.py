@@ -28,17 +28,36 @@ class OptimizerUnavailable(RuntimeError):
 def settings_for(name: str, budget: int, demos: int, n_train: int) -> dict[str, Any]:
     """The optimizer's settings as recorded in the artifact's metadata."""
     if name == "bootstrap":
-        return {"max_bootstrapped_demos": demos, "max_labeled_demos": 0, "max_rounds": 1,
-                "metric_threshold": 1.0, "train_examples_tried": min(budget, n_train)}
+        return {
+            "max_bootstrapped_demos": demos,
+            "max_labeled_demos": 0,
+            "max_rounds": 1,
+            "metric_threshold": 1.0,
+            "train_examples_tried": min(budget, n_train),
+        }
     if name == "mipro":
-        return {"auto": None, "num_trials": budget, "num_candidates": max(2, min(6, budget // 3)),
-                "max_bootstrapped_demos": demos, "max_labeled_demos": 0, "minibatch": n_train > 35}
+        return {
+            "auto": None,
+            "num_trials": budget,
+            "num_candidates": max(2, min(6, budget // 3)),
+            "max_bootstrapped_demos": demos,
+            "max_labeled_demos": 0,
+            "minibatch": n_train > 35,
+        }
     if name == "gepa":
-        return {"max_metric_calls": budget, "reflection_minibatch_size": max(1, min(3, n_train)),
-                "use_merge": False, "candidate_selection_strategy": "pareto"}
+        return {
+            "max_metric_calls": budget,
+            "reflection_minibatch_size": max(1, min(3, n_train)),
+            "use_merge": False,
+            "candidate_selection_strategy": "pareto",
+        }
     if name == "simba":
-        return {"bsize": max(1, min(8, n_train)), "max_steps": max(1, budget // max(1, min(8, n_train))),
-                "num_candidates": 2, "max_demos": demos}
+        return {
+            "bsize": max(1, min(8, n_train)),
+            "max_steps": max(1, budget // max(1, min(8, n_train))),
+            "num_candidates": 2,
+            "max_demos": demos,
+        }
     if name == "labeled":
         return {"k": demos, "sample_seed": 0}
     raise ValueError(f"unknown optimizer {name!r}; choose from {', '.join(OPTIMIZERS)}")
@@ -50,7 +69,9 @@ def labeled_examples(predictor: dspy.Predict, trainset: list[dspy.Example]) -> l
     out = []
     for ex in trainset:
         if all(ex.get(f) is not None for f in fields):
-            out.append(dspy.Example({f: ex[f] for f in fields}).with_inputs(*predictor.signature.input_fields))
+            out.append(
+                dspy.Example({f: ex[f] for f in fields}).with_inputs(*predictor.signature.input_fields)
+            )
     return out
 
 
@@ -74,8 +95,10 @@ def compile_program(
         random.Random(seed).shuffle(tried)
         tried = tried[: settings["train_examples_tried"]]
         opt = dspy.BootstrapFewShot(
-            metric=metric, metric_threshold=settings["metric_threshold"],
-            max_bootstrapped_demos=settings["max_bootstrapped_demos"], max_labeled_demos=0,
+            metric=metric,
+            metric_threshold=settings["metric_threshold"],
+            max_bootstrapped_demos=settings["max_bootstrapped_demos"],
+            max_labeled_demos=0,
             max_rounds=settings["max_rounds"],
         )
         return opt.compile(student, trainset=tried)
@@ -86,25 +109,45 @@ def compile_program(
                 "installed. Use --optimizer bootstrap, gepa or simba, or add optuna to the project."
             )
         opt = dspy.MIPROv2(
-            metric=metric, auto=None, num_candidates=settings["num_candidates"],
-            max_bootstrapped_demos=settings["max_bootstrapped_demos"], max_labeled_demos=0,
-            num_threads=1, seed=seed, verbose=False, track_stats=False,
+            metric=metric,
+            auto=None,
+            num_candidates=settings["num_candidates"],
+            max_bootstrapped_demos=settings["max_bootstrapped_demos"],
+            max_labeled_demos=0,
+            num_threads=1,
+            seed=seed,
+            verbose=False,
+            track_stats=False,
         )
-        return opt.compile(student, trainset=trainset, valset=valset or None, num_trials=settings["num_trials"],
-                           minibatch=settings["minibatch"], seed=seed)
+        return opt.compile(
+            student,
+            trainset=trainset,
+            valset=valset or None,
+            num_trials=settings["num_trials"],
+            minibatch=settings["minibatch"],
+            seed=seed,
+        )
     if name == "gepa":
         opt = dspy.GEPA(
-            metric=feedback_metric, max_metric_calls=settings["max_metric_calls"],
+            metric=feedback_metric,
+            max_metric_calls=settings["max_metric_calls"],
             reflection_minibatch_size=settings["reflection_minibatch_size"],
-            reflection_lm=reflection_lm or dspy.settings.lm, use_merge=settings["use_merge"],
-            candidate_selection_strategy=settings["candidate_selection_strategy"], num_threads=1, seed=seed,
+            reflection_lm=reflection_lm or dspy.settings.lm,
+            use_merge=settings["use_merge"],
+            candidate_selection_strategy=settings["candidate_selection_strategy"],
+            num_threads=1,
+            seed=seed,
             track_stats=False,
         )
         return opt.compile(student, trainset=trainset, valset=valset or None)
     if name == "simba":
         opt = dspy.SIMBA(
-            metric=metric, bsize=settings["bsize"], max_steps=settings["max_steps"],
-            num_candidates=settings["num_candidates"], max_demos=settings["max_demos"], num_threads=1,
+            metric=metric,
+            bsize=settings["bsize"],
+            max_steps=settings["max_steps"],
+            num_candidates=settings["num_candidates"],
+            max_demos=settings["max_demos"],
+            num_threads=1,
         )
         return opt.compile(student, trainset=trainset, seed=seed)
     if name == "labeled":

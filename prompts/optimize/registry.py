@@ -19,7 +19,9 @@ from typing import Any
 from prompts.prompt_source import FORMAT, FORMAT_TAG, META_TAG, prompt_name
 
 
-def register_version(name: str, program: Any, meta: dict[str, Any], settings: Any, *, production: bool) -> dict:
+def register_version(
+    name: str, program: Any, meta: dict[str, Any], settings: Any, *, production: bool
+) -> dict:
     import mlflow
 
     mlflow.set_tracking_uri(settings.tracking.resolved_uri())
@@ -42,8 +44,10 @@ def register_version(name: str, program: Any, meta: dict[str, Any], settings: An
     version = mlflow.genai.register_prompt(
         name=prompt,
         template=state,
-        commit_message=(f"{meta['optimizer']} budget {meta['budget']} on {meta['lm']}: dev "
-                        f"{meta['dev_before']} -> {meta['dev_after']}"),
+        commit_message=(
+            f"{meta['optimizer']} budget {meta['budget']} on {meta['lm']}: dev "
+            f"{meta['dev_before']} -> {meta['dev_after']}"
+        ),
         tags=tags,
     )
     aliases = ["candidate"] + (["production"] if production else [])

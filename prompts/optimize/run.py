@@ -65,11 +65,15 @@ class ModuleReport:
 
     def line(self) -> str:
         def fmt(scores):
-            return " ".join(f"{s}={scores[s]:.3f}" if scores.get(s) is not None else f"{s}=-"
-                            for s in data.SPLITS)
-        return (f"{self.module:<8} {self.optimizer}/{self.budget}  n={self.counts}  before {fmt(self.before)}  "
-                f"after {fmt(self.after)}  {'WRITTEN ' + str(self.path) if self.written else 'NOT WRITTEN'}"
-                f" ({self.reason}) {self.seconds:.0f}s")
+            return " ".join(
+                f"{s}={scores[s]:.3f}" if scores.get(s) is not None else f"{s}=-" for s in data.SPLITS
+            )
+
+        return (
+            f"{self.module:<8} {self.optimizer}/{self.budget}  n={self.counts}  before {fmt(self.before)}  "
+            f"after {fmt(self.after)}  {'WRITTEN ' + str(self.path) if self.written else 'NOT WRITTEN'}"
+            f" ({self.reason}) {self.seconds:.0f}s"
+        )
 
 
 def _say(message: str) -> None:
@@ -81,8 +85,9 @@ def git_commit() -> str | None:
     return None if info["commit"] is None else info["commit"] + ("-dirty" if info["dirty"] else "")
 
 
-def evaluate(program: dspy.Module, examples: list[dspy.Example], metric_fn, state: Any, lm: dspy.LM,
-             *, bar: Any = None) -> float | None:
+def evaluate(
+    program: dspy.Module, examples: list[dspy.Example], metric_fn, state: Any, lm: dspy.LM, *, bar: Any = None
+) -> float | None:
     """Mean metric over examples; an exception in the program scores 0 (as a failed agent step)."""
     if not examples:
         return None
@@ -107,7 +112,11 @@ def guard(before_dev: float | None, after_dev: float | None, force: bool) -> tup
         return force, "no dev examples to check the candidate on" + (" (forced)" if force else "")
     if after_dev < before_dev:
         why = f"dev score fell from {before_dev:.3f} to {after_dev:.3f}"
-        return (True, why + " (written anyway: --force)") if force else (False, why + "; not written (use --force)")
+        return (
+            (True, why + " (written anyway: --force)")
+            if force
+            else (False, why + "; not written (use --force)")
+        )
     return True, f"dev {before_dev:.3f} -> {after_dev:.3f}"
 
 
@@ -122,7 +131,9 @@ def build_context(settings, lms):
     from tools.builtin import registry
     from tools.sql.database import open_database
 
-    return AgentContext(settings=settings, db=open_database(settings.database_config()), tools=registry(), lms=lms)
+    return AgentContext(
+        settings=settings, db=open_database(settings.database_config()), tools=registry(), lms=lms
+    )
 
 
 def module_examples(name: str, items, ctx, runner, options: OptimizeOptions, lm_name: str):
@@ -141,8 +152,11 @@ def module_examples(name: str, items, ctx, runner, options: OptimizeOptions, lm_
         inputs = data.collect_inputs(wanted, ctx, cache, lm_name, tick=lambda: bar.update(1))
         bar.close()
         _say(f"{name}: pipeline inputs for {len(inputs)} items ({cache.hits} cached, {cache.misses} new)")
-        examples = (data.generate_examples(items, inputs) if name == "generate"
-                    else data.repair_examples(items, inputs, runner))
+        examples = (
+            data.generate_examples(items, inputs)
+            if name == "generate"
+            else data.repair_examples(items, inputs, runner)
+        )
     splits = data.by_split(examples)
     if options.limit is not None:
         splits = {s: v[: options.limit] for s, v in splits.items()}
@@ -183,8 +197,10 @@ def optimize_module(name: str, items, dataset, ctx, runner, options: OptimizeOpt
     scored = [s for s in data.SPLITS if s != "train" or options.score_train]
     total = sum(len(splits[s]) for s in scored)
     bar = _progress(total, f"{name}: score before", options.progress)
-    report.before = {s: evaluate(current, splits[s], metric_fn, state, lm, bar=bar) if s in scored else None
-                     for s in data.SPLITS}
+    report.before = {
+        s: evaluate(current, splits[s], metric_fn, state, lm, bar=bar) if s in scored else None
+        for s in data.SPLITS
+    }
     bar.close()
 
     settings = settings_for(options.optimizer, options.budget, options.demos, len(splits["train"]))
@@ -193,14 +209,22 @@ def optimize_module(name: str, items, dataset, ctx, runner, options: OptimizeOpt
     code_instructions = instruction_digests(student)
     with dspy.context(lm=lm):
         program = compile_program(
-            options.optimizer, student, trainset=splits["train"], valset=splits["dev"],
-            metric=metrics.score_only(metric_fn, state), feedback_metric=metrics.with_feedback(metric_fn, state),
-            settings=settings, seed=options.seed, reflection_lm=lm,
+            options.optimizer,
+            student,
+            trainset=splits["train"],
+            valset=splits["dev"],
+            metric=metrics.score_only(metric_fn, state),
+            feedback_metric=metrics.with_feedback(metric_fn, state),
+            settings=settings,
+            seed=options.seed,
+            reflection_lm=lm,
         )
 
     bar = _progress(total, f"{name}: score after", options.progress)
-    report.after = {s: evaluate(program, splits[s], metric_fn, state, lm, bar=bar) if s in scored else None
-                    for s in data.SPLITS}
+    report.after = {
+        s: evaluate(program, splits[s], metric_fn, state, lm, bar=bar) if s in scored else None
+        for s in data.SPLITS
+    }
     bar.close()
 
     ok, report.reason = guard(report.before["dev"], report.after["dev"], options.force)
@@ -213,10 +237,16 @@ def optimize_module(name: str, items, dataset, ctx, runner, options: OptimizeOpt
         "seed": options.seed,
         "lm": lm_name,
         "code_instructions": code_instructions,
-        "database": {"name": ctx.db.url.rsplit("/", 1)[-1], "schema_digest": schema_digest(ctx.db.full_schema)},
-        "dataset": {"path": _relative(dataset.path), "sha256": dataset.sha256,
-                    "split_digests": {s: data.digest(sorted(e.id for e in splits[s])) for s in data.SPLITS},
-                    "counts": report.counts},
+        "database": {
+            "name": ctx.db.url.rsplit("/", 1)[-1],
+            "schema_digest": schema_digest(ctx.db.full_schema),
+        },
+        "dataset": {
+            "path": _relative(dataset.path),
+            "sha256": dataset.sha256,
+            "split_digests": {s: data.digest(sorted(e.id for e in splits[s])) for s in data.SPLITS},
+            "counts": report.counts,
+        },
         "scores": {"metric": name, "before": report.before, "after": report.after},
         "dev_before": report.before["dev"],
         "dev_after": report.after["dev"],

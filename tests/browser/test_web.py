@@ -20,13 +20,17 @@ ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-f
         "--disable-background-networking", "--disable-component-update", "--disable-sync"]  # fmt: skip
 ROOT = Path(__file__).resolve().parents[2]
 SCREENSHOTS = ROOT / "out" / "screenshots"  # kept after the run, for a person to look at
-BY_YEAR = "SELECT yearID, SUM(HR) AS HR FROM Batting WHERE playerID = 'ruthba01' GROUP BY yearID ORDER BY yearID"
+BY_YEAR = (
+    "SELECT yearID, SUM(HR) AS HR FROM Batting WHERE playerID = 'ruthba01' GROUP BY yearID ORDER BY yearID"
+)
 CORRECTED = "SELECT yearID, SUM(HR) AS HR FROM Batting WHERE playerID = 'ruthba01' AND yearID >= 1920 GROUP BY yearID ORDER BY yearID"
 QUESTION = "How many home runs did Babe Ruth hit in each year?"
 
 pytestmark = [
     pytest.mark.browser,
-    pytest.mark.skipif(not CHROMIUM.exists(), reason="/usr/bin/chromium is missing: `apt-get install -y chromium`"),
+    pytest.mark.skipif(
+        not CHROMIUM.exists(), reason="/usr/bin/chromium is missing: `apt-get install -y chromium`"
+    ),
 ]
 
 
@@ -68,7 +72,9 @@ def server(tmp_path_factory):
         users = UserStore(tmp / "users.sqlite")
         _, token = users.add("rev", "analyst", ["ask", "feedback", "review"])
         app = create_app(settings, agent_factory=factory, golden_path=golden, auth=True, users=users)
-        uv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
+        uv = uvicorn.Server(
+            uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+        )
         thread = threading.Thread(target=uv.run, daemon=True)
         thread.start()
         deadline = time.monotonic() + 30
@@ -138,7 +144,9 @@ def test_ask_feedback_review_promote(server, browser):
     page.fill("#question", QUESTION)
     page.click("#ask-button")
     page.wait_for_selector(".turn:last-child .timeline li.failed", timeout=15_000)
-    assert "Authentication required" in page.inner_text(".turn:last-child .timeline") and "token" in page.inner_text(".turn:last-child .timeline")
+    assert "Authentication required" in page.inner_text(
+        ".turn:last-child .timeline"
+    ) and "token" in page.inner_text(".turn:last-child .timeline")
     # The token field (shown because auth is on) keeps it in localStorage and says whose it is.
     page.fill("#token", server["token"])
     page.click("#token-save")
@@ -147,8 +155,10 @@ def test_ask_feedback_review_promote(server, browser):
     # A question the server refuses (422): its one-line reason, not a dump.
     page.fill("#question", "home runs \ufffd")
     page.click("#ask-button")
-    page.wait_for_function("document.querySelector('.turn:last-child .timeline li.failed')?.textContent.includes('UTF-8')",
-                           timeout=15_000)
+    page.wait_for_function(
+        "document.querySelector('.turn:last-child .timeline li.failed')?.textContent.includes('UTF-8')",
+        timeout=15_000,
+    )
     assert page.inner_text(".turn:last-child .timeline li.failed") == "The question is not valid UTF-8 text."
 
     # Ask: the node timeline streams in, then the result with SQL, rows and a chart.
@@ -193,8 +203,9 @@ def test_ask_feedback_review_promote(server, browser):
     # A follow-up on the same thread: a new turn below, the earlier one kept with its chart and rows.
     page.fill("#question", "And only from 1927 on?")
     page.click("#ask-button")
-    page.wait_for_function("document.querySelectorAll('.turn .result-card:not([hidden])').length === 2",
-                           timeout=30_000)
+    page.wait_for_function(
+        "document.querySelectorAll('.turn .result-card:not([hidden])').length === 2", timeout=30_000
+    )
     answered = page.locator(".turn:has(.result-card:not([hidden]))")
     assert answered.nth(0).locator(".turn-question").inner_text() == QUESTION
     assert answered.nth(0).locator(".result table.rows tbody tr").count() == 22

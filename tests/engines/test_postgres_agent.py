@@ -20,6 +20,7 @@ from tests.postgres_server import database_digest
 
 pytestmark = pytest.mark.engines
 
+
 @pytest.fixture(scope="module", autouse=True)
 def own_database_cache():
     mp = pytest.MonkeyPatch()
@@ -38,15 +39,25 @@ def digest_before(pg_demo):
 
 
 def _agent(url: str | None, sql: str, mentions: list[str] | None = None) -> tuple[Agent, ScriptedEngine]:
-    settings = load_settings(tracking={"enabled": False}, limits={"query_timeout_s": 2, "max_repair_attempts": 1})
+    settings = load_settings(
+        tracking={"enabled": False}, limits={"query_timeout_s": 2, "max_repair_attempts": 1}
+    )
     engine = ScriptedEngine(default_handlers(sql, mentions))
     lm = dspy.LM("fake/scripted", engine=engine, cache=False)
     return Agent(settings, db_path=url, lms={"default": lm}, persistent_threads=False), engine
 
 
 def _golden(limit: int = 8) -> list[dict]:
-    items = [json.loads(line) for line in resolve_path("evals/golden.jsonl").read_text().splitlines() if line.strip()]
-    return [i for i in items if i.get("split") == "test" and i.get("gold_sql") and i.get("expected_status", "ok") == "ok"][:limit]
+    items = [
+        json.loads(line)
+        for line in resolve_path("evals/golden.jsonl").read_text().splitlines()
+        if line.strip()
+    ]
+    return [
+        i
+        for i in items
+        if i.get("split") == "test" and i.get("gold_sql") and i.get("expected_status", "ok") == "ok"
+    ][:limit]
 
 
 @pytest.mark.parametrize("item", _golden(), ids=lambda i: i["id"])
@@ -54,8 +65,10 @@ def test_a_question_answers_as_on_duckdb(pg_demo, digest_before, item):
     from evals.runner import gold_in_dialect
 
     results = {}
-    for name, url, sql in (("duckdb", None, item["gold_sql"]),
-                           ("postgres", pg_demo.reader_url, gold_in_dialect(item["gold_sql"], "duckdb", "postgres"))):
+    for name, url, sql in (
+        ("duckdb", None, item["gold_sql"]),
+        ("postgres", pg_demo.reader_url, gold_in_dialect(item["gold_sql"], "duckdb", "postgres")),
+    ):
         agent, engine = _agent(url, sql)
         results[name] = agent.ask(item["question"])
         generate = next(inputs for key, inputs in engine.calls if key == "sql")
@@ -77,7 +90,9 @@ def test_the_prompt_names_postgresql(pg_demo):
 
 def test_names_resolve_through_the_value_index(pg_demo):
     """The rewrite step looks 'Babe Ruth' up in the value index copied out of PostgreSQL."""
-    agent, _ = _agent(pg_demo.reader_url, "SELECT HR FROM Batting WHERE playerID = 'ruthba01' AND yearID = 1927")
+    agent, _ = _agent(
+        pg_demo.reader_url, "SELECT HR FROM Batting WHERE playerID = 'ruthba01' AND yearID = 1927"
+    )
     result = agent.ask("How many home runs did Babe Ruth hit in 1927?")
     assert result.rows == [[60]]
     assert any(m.value == "ruthba01" or "ruthba01" in m.hint() for m in result.mappings), result.mappings
@@ -99,7 +114,9 @@ def test_an_attack_the_lm_writes_is_stopped(pg_demo, sql, status):
 def test_make_demo_engine_postgres_path(pg_cluster):
     """`make demo ENGINE=postgres` runs `python -m data.pg_local run -- sqlagent ask ...`: here with the
     cluster the session started, a command that prints what it was given instead of the real LM."""
-    probe = "import os; from agent.config import load_settings; print(load_settings().database.url.split('@')[1])"
+    probe = (
+        "import os; from agent.config import load_settings; print(load_settings().database.url.split('@')[1])"
+    )
     done = subprocess.run([sys.executable, "-m", "data.pg_local", "url", "--dir", str(pg_cluster.directory)],
                           capture_output=True, text=True, check=True, cwd=resolve_path("."))  # fmt: skip
     assert done.stdout.strip().startswith("postgresql://sqlagent_reader:")
@@ -108,7 +125,9 @@ def test_make_demo_engine_postgres_path(pg_cluster):
     try:
         ran = subprocess.run([sys.executable, "-m", "data.pg_local", "run", "--dir", str(pg_cluster.directory), "--",
                               sys.executable, "-c", probe], capture_output=True, text=True, cwd=resolve_path("."))  # fmt: skip
-        assert not LocalCluster(pg_cluster.directory).running()  # `run` stops the server when the command ends
+        assert not LocalCluster(
+            pg_cluster.directory
+        ).running()  # `run` stops the server when the command ends
     finally:
         LocalCluster(pg_cluster.directory).start()  # for the tests that follow
     assert ran.returncode == 0, ran.stderr

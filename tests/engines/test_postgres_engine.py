@@ -29,7 +29,9 @@ def engine(pg_demo):
 def test_the_url_opens_a_postgres_engine(engine):
     assert isinstance(engine, PostgresEngine)
     assert (engine.dialect, engine.label) == ("postgres", "PostgreSQL")
-    assert "@" in engine.display and ":" not in engine.display.split("@")[0].removeprefix("postgresql://")  # no password
+    assert "@" in engine.display and ":" not in engine.display.split("@")[0].removeprefix(
+        "postgresql://"
+    )  # no password
 
 
 def test_rows_are_streamed_and_cut_at_max_rows(engine):
@@ -92,7 +94,9 @@ def test_concurrent_questions_share_the_pool(engine):
 
     def ask(i: int) -> None:
         try:
-            results.append(engine.execute(f"SELECT count(*) FROM Batting WHERE yearID = {1990 + i}").rows[0][0])
+            results.append(
+                engine.execute(f"SELECT count(*) FROM Batting WHERE yearID = {1990 + i}").rows[0][0]
+            )
         except SandboxError as error:
             errors.append(error)
 
@@ -145,7 +149,9 @@ def test_the_fingerprint_changes_when_the_data_does(pg_demo, engine):
     before = engine.fingerprint()
     assert engine.fingerprint() == before
     with psycopg.connect(pg_demo.admin_url, autocommit=True) as admin:
-        admin.execute("UPDATE lahman.\"Parks\" SET parkalias = parkalias WHERE parkkey = (SELECT min(parkkey) FROM lahman.\"Parks\")")
+        admin.execute(
+            'UPDATE lahman."Parks" SET parkalias = parkalias WHERE parkkey = (SELECT min(parkkey) FROM lahman."Parks")'
+        )
         admin.execute("SELECT pg_stat_force_next_flush()")
     assert engine.fingerprint() != before
 

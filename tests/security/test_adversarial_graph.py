@@ -60,6 +60,7 @@ INNOCENT = [
 # (category, question, sql the fake LM emits, expected). `None` expected = derived from the raw suite.
 GRAPH_CASES: list[tuple[str, str, str, str]] = []
 
+
 def _graph_kind(category: str, policy: str, sandbox: str) -> str:
     """What the whole graph must do with a raw case: the policy's refusal, the sandbox's timeout,
     injection text coming back as data, or a harmless query that simply runs."""
@@ -71,7 +72,9 @@ def _graph_kind(category: str, policy: str, sandbox: str) -> str:
 
 
 for _i, (_category, _sql, _policy, _sandbox) in enumerate(RAW_CASES):
-    GRAPH_CASES.append((_category, INNOCENT[_i % len(INNOCENT)], _sql, _graph_kind(_category, _policy, _sandbox)))
+    GRAPH_CASES.append(
+        (_category, INNOCENT[_i % len(INNOCENT)], _sql, _graph_kind(_category, _policy, _sandbox))
+    )
 
 # Bombs that take far longer than the timeout on the real Lahman database.
 GRAPH_CASES += [

@@ -223,7 +223,9 @@ def started(monkeypatch) -> list[str]:
     return runs
 
 
-@pytest.mark.parametrize(("argv", "needle"), [(a, n) for _, a, n in BAD_ARGUMENTS], ids=[i for i, _, _ in BAD_ARGUMENTS])
+@pytest.mark.parametrize(
+    ("argv", "needle"), [(a, n) for _, a, n in BAD_ARGUMENTS], ids=[i for i, _, _ in BAD_ARGUMENTS]
+)
 def test_bad_argument_cli(cli_env, started, capsys, argv, needle):
     code = cli_main(argv)
     out = capsys.readouterr()
@@ -232,7 +234,9 @@ def test_bad_argument_cli(cli_env, started, capsys, argv, needle):
     assert out.out == "" and started == []
 
 
-@pytest.mark.parametrize("argv", [["sql", ""], ["sql", f"SELECT {NON_UTF8}"], ["ask", QUESTION, "--thread", ""]])
+@pytest.mark.parametrize(
+    "argv", [["sql", ""], ["sql", f"SELECT {NON_UTF8}"], ["ask", QUESTION, "--thread", ""]]
+)
 def test_bad_argument_cli_json(cli_env, capsys, argv):
     code = cli_main([*argv, "--json"])
     out = capsys.readouterr()
@@ -259,7 +263,10 @@ class _Args(BaseModel):
         ({"sql": ""}, "The SQL is empty."),
         ({"sql": "SELECT 1"}, "The SQL is 8 characters long; the limit is 5."),
         ({"sql": NON_UTF8}, "The SQL is not valid UTF-8 text (byte 0xFF at character 1)."),
-        ({"sql": "x", "n": "many"}, "The SQL (n): input should be a valid integer, unable to parse string as an integer."),
+        (
+            {"sql": "x", "n": "many"},
+            "The SQL (n): input should be a valid integer, unable to parse string as an integer.",
+        ),
         ({"sql": "", "n": "many"}, "The SQL is empty (and 1 more problem)."),
     ],
 )
@@ -274,7 +281,9 @@ def test_text_problem_kinds():
     assert text_problem(" ", "The question") is None  # emptiness of a question is the service's to say
     assert text_problem(" ", "--role", "name") == "--role is empty."
     assert text_problem(NON_UTF8, "--db", "path") is None
-    assert text_problem("\ud800", "x") == "x is not valid UTF-8 text (a lone surrogate U+D800 at character 1)."
+    assert (
+        text_problem("\ud800", "x") == "x is not valid UTF-8 text (a lone surrogate U+D800 at character 1)."
+    )
 
 
 # --- the database --------------------------------------------------------------------------------
@@ -381,7 +390,9 @@ def test_custom_engine_cannot_be_given_a_timeout():
 def test_lm_garbage_sql_text_is_refused_not_run(settings, dialect):
     # Prose in the sql field parses (sqlglot reads `lorem ipsum` as a column with an alias): the policy
     # refuses it as a non-SELECT statement, terminally, and nothing runs. In every dialect's policy.
-    settings = settings.model_copy(update={"database": settings.database.model_copy(update={"dialect": dialect})})
+    settings = settings.model_copy(
+        update={"database": settings.database.model_copy(update={"dialect": dialect})}
+    )
     lm, engine = fake_lm(default_handlers("lorem ipsum"))
     result = Agent(settings, lms={"default": lm}, persistent_threads=False).ask(QUESTION)
     assert result.status == "refused" and result.error_kind == "not_read_only"
@@ -421,7 +432,11 @@ BAD_SQL = [
     ("unterminated-string", "SELECT 'abc FROM People", "parse_error"),
     ("unterminated-comment", "SELECT 1 /* forever", None),  # some dialects end the comment at the text's end
     ("unbalanced", "SELECT ((((1 FROM People", "parse_error"),
-    ("deep-nesting", "SELECT " + "(" * 2000 + "1" + ")" * 2000, None),  # refused or allowed, never an exception
+    (
+        "deep-nesting",
+        "SELECT " + "(" * 2000 + "1" + ")" * 2000,
+        None,
+    ),  # refused or allowed, never an exception
     ("prose", "lorem ipsum", "not_read_only"),
     ("binary", "\x89PNG\r\n\x1a\n\x00\x00", "invisible_character"),
     ("huge", "SELECT " + ", ".join(["1"] * 5000), None),

@@ -175,7 +175,9 @@ def env(pg_demo):
         admin.execute(f"ALTER ROLE {WRITER} SET search_path = lahman")
     writer_url = f"postgresql://{WRITER}:writer@127.0.0.1:{pg_demo.port}/lahman"
     before = database_digest(pg_demo.admin_url)
-    with open_engine(pg_demo.reader_url, EngineLimits(timeout_s=TIMEOUT_S, max_rows=100, pool_size=2)) as engine:
+    with open_engine(
+        pg_demo.reader_url, EngineLimits(timeout_s=TIMEOUT_S, max_rows=100, pool_size=2)
+    ) as engine:
         yield {"engine": engine, "reader": pg_demo.reader_url, "writer": writer_url, "before": before,
                "admin": pg_demo.admin_url}  # fmt: skip
     with psycopg.connect(pg_demo.admin_url, autocommit=True) as admin:
@@ -183,7 +185,9 @@ def env(pg_demo):
         admin.execute(f"DROP ROLE {WRITER}")
 
 
-@pytest.mark.parametrize(("category", "sql", "engine", "role", "txn"), ATTACKS, ids=[f"{a[0]}-{i}" for i, a in enumerate(ATTACKS)])
+@pytest.mark.parametrize(
+    ("category", "sql", "engine", "role", "txn"), ATTACKS, ids=[f"{a[0]}-{i}" for i, a in enumerate(ATTACKS)]
+)
 def test_each_layer(env, category, sql, engine, role, txn):
     assert _engine_outcome(env["engine"], sql) == engine, "engine"
     assert _raw_outcome(env["reader"], sql, "READ WRITE") == role, "the read-only role's grants alone"
@@ -194,7 +198,11 @@ def _policy_params():
     for category, sql, *_ in ATTACKS:
         if category == "bombs" and sql not in POLICY_GAPS:
             continue  # a resource bomb is a valid query: the timeout, not the policy, stops it
-        marks = [pytest.mark.xfail(strict=True, reason="today's deny-list; the allow-list refuses it")] if sql in POLICY_GAPS else []
+        marks = (
+            [pytest.mark.xfail(strict=True, reason="today's deny-list; the allow-list refuses it")]
+            if sql in POLICY_GAPS
+            else []
+        )
         yield pytest.param(sql, marks=marks, id=sql[:40])
 
 
@@ -227,7 +235,9 @@ def test_the_engine_opens_every_question_read_only_itself(env, sql):
     require_read_only_role: false), the engine's own BEGIN READ ONLY still refuses the write."""
     limits = EngineLimits(timeout_s=TIMEOUT_S, require_read_only_role=False, pool_size=1)
     with open_engine(env["writer"], limits) as engine:
-        assert engine.execute("SELECT current_setting('default_transaction_read_only') AS d").rows == [["off"]]
+        assert engine.execute("SELECT current_setting('default_transaction_read_only') AS d").rows == [
+            ["off"]
+        ]
         assert _engine_outcome(engine, sql) == "denied"
 
 

@@ -45,7 +45,10 @@ def _squash(name: str) -> str:
 
 
 def fix_unknown_columns(
-    sql: str, columns: dict[str, list[str]], dialect: str = "duckdb", joins: Sequence[JoinEdge] = (),
+    sql: str,
+    columns: dict[str, list[str]],
+    dialect: str = "duckdb",
+    joins: Sequence[JoinEdge] = (),
     unique_on: Callable[[str, tuple[str, ...]], bool] | None = None,
 ) -> FixedColumns:
     """`sql` with each unknown column reference re-pointed or re-spelt when exactly one column fits,
@@ -99,14 +102,29 @@ def fix_unknown_columns(
                 anchor = next(iter(sources)) if undefined or not qualifier else qualifier
                 if len(sources) != 1 and not qualifier:
                     anchor = ""
-                if not _join_lookup(tree, column, anchor, alias_tables, catalog, joins, unique_on, added,
-                                    qualifier if undefined else None):
+                if not _join_lookup(
+                    tree,
+                    column,
+                    anchor,
+                    alias_tables,
+                    catalog,
+                    joins,
+                    unique_on,
+                    added,
+                    qualifier if undefined else None,
+                ):
                     continue
         after = column.sql(dialect=dialect)
         if after == before:  # the undefined alias now names a joined lookup table: say which
             proper = {t.lower(): t for t in columns}
-            after += next((f" (joined {proper.get(t, t)} AS {a})" for (_, t), a in added.items()
-                           if a == column.table.lower()), "")
+            after += next(
+                (
+                    f" (joined {proper.get(t, t)} AS {a})"
+                    for (_, t), a in added.items()
+                    if a == column.table.lower()
+                ),
+                "",
+            )
         fixes.append(ColumnFix(before=before, after=after))
     if not fixes:
         return FixedColumns(sql=sql)
@@ -114,9 +132,15 @@ def fix_unknown_columns(
 
 
 def _join_lookup(
-    tree: exp.Expression, column: exp.Column, alias: str, alias_tables: dict[str, str],
-    catalog: dict[str, list[str]], joins: Sequence[JoinEdge], unique_on: Callable[[str, tuple[str, ...]], bool],
-    added: dict[tuple[str, str], str], new_alias: str | None = None,
+    tree: exp.Expression,
+    column: exp.Column,
+    alias: str,
+    alias_tables: dict[str, str],
+    catalog: dict[str, list[str]],
+    joins: Sequence[JoinEdge],
+    unique_on: Callable[[str, tuple[str, ...]], bool],
+    added: dict[tuple[str, str], str],
+    new_alias: str | None = None,
 ) -> bool:
     """Re-point `column` to the one lookup table that has it, joined to `alias` by a join path:
     `m.nameFirst` on Managers -> `JOIN People AS p ON m.playerID = p.playerID` and `p.nameFirst`.
@@ -134,7 +158,9 @@ def _join_lookup(
             other, on = j.left, [(r, lft) for lft, r in j.on]
         else:
             continue
-        if any(c.lower() == name for c in catalog.get(other.lower(), [])) and unique_on(other, tuple(b for _, b in on)):
+        if any(c.lower() == name for c in catalog.get(other.lower(), [])) and unique_on(
+            other, tuple(b for _, b in on)
+        ):
             fits.append((other, on))
     if len(fits) != 1:
         return False
@@ -142,19 +168,37 @@ def _join_lookup(
     key = (alias, lookup.lower())
     if key not in added:
         taken = set(alias_tables) | set(added.values())
-        new = next(c for c in (new_alias, lookup[0].lower(), lookup[:2].lower(), f"{lookup.lower()}_1")
-                   if c and c not in taken)
-        condition = exp.and_(*(exp.EQ(this=exp.column(a, table=_as_written(tree, alias)), expression=exp.column(b, table=new))
-                               for a, b in on))
+        new = next(
+            c
+            for c in (new_alias, lookup[0].lower(), lookup[:2].lower(), f"{lookup.lower()}_1")
+            if c and c not in taken
+        )
+        condition = exp.and_(
+            *(
+                exp.EQ(
+                    this=exp.column(a, table=_as_written(tree, alias)), expression=exp.column(b, table=new)
+                )
+                for a, b in on
+            )
+        )
         select.join(exp.alias_(exp.to_table(lookup), new, table=True), on=condition, copy=False)
         added[key] = new
     column.set("this", exp.to_identifier(next(c for c in catalog[lookup.lower()] if c.lower() == name)))
     column.set("table", exp.to_identifier(added[key]))
     group = select.args.get("group")
     keys = {(alias, a.lower()) for a, _ in on}
-    grouped = {(c.table.lower(), c.name.lower()) for c in (group.expressions if group else []) if isinstance(c, exp.Column)}
+    grouped = {
+        (c.table.lower(), c.name.lower())
+        for c in (group.expressions if group else [])
+        if isinstance(c, exp.Column)
+    }
     outside_aggregates = column.find_ancestor(exp.AggFunc) is None and column.find_ancestor(exp.Group) is None
-    if group and keys <= grouped and outside_aggregates and (column.table.lower(), column.name.lower()) not in grouped:
+    if (
+        group
+        and keys <= grouped
+        and outside_aggregates
+        and (column.table.lower(), column.name.lower()) not in grouped
+    ):
         # Grouped by the key the lookup is joined on: its columns are one value per group (DuckDB
         # still wants them listed).
         group.append("expressions", column.copy())

@@ -130,20 +130,26 @@ class Database:
     def key_rows(self, column: str, value: str) -> int:
         """The most rows any table has with `column = value`: a franchise's team-seasons in Teams."""
         literal = "'" + value.replace("'", "''") + "'"
-        return self._most_in_any_table(column, lambda table, col: f"SELECT count(*) FROM {table} WHERE {col} = {literal}")
+        return self._most_in_any_table(
+            column, lambda table, col: f"SELECT count(*) FROM {table} WHERE {col} = {literal}"
+        )
 
     @functools.lru_cache(maxsize=1024)  # noqa: B019 - one Database per file, kept for the process
     def unique_on(self, table: str, columns: tuple[str, ...]) -> bool:
         """Whether `columns` identify a row of `table` (Teams: teamID no, teamID and yearID yes)."""
         names = ", ".join(quote_identifier(c) for c in columns)
-        rows = self.sandbox.execute(f"SELECT count(*), count(DISTINCT ({names})) FROM {quote_identifier(table)}").rows
+        rows = self.sandbox.execute(
+            f"SELECT count(*), count(DISTINCT ({names})) FROM {quote_identifier(table)}"
+        ).rows
         return bool(rows) and int(rows[0][0]) > 0 and rows[0][0] == rows[0][1]
 
     @functools.lru_cache(maxsize=1024)  # noqa: B019 - one Database per file, kept for the process
     def distinct_values(self, column: str) -> int:
         """The most distinct values any table holds in `column`: many for ids and seasons, few for
         flags, leagues and award names."""
-        return self._most_in_any_table(column, lambda table, col: f"SELECT count(DISTINCT {col}) FROM {table}")
+        return self._most_in_any_table(
+            column, lambda table, col: f"SELECT count(DISTINCT {col}) FROM {table}"
+        )
 
     def reads_hidden(self, sql: str) -> bool:
         """Whether showing `sql` (a worked example) would show this role a hidden table or column."""

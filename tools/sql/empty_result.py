@@ -89,8 +89,10 @@ def _missing_value(condition: exp.Expression, sources: dict[str, exp.Table], run
         column, values = condition.this, list(condition.expressions)
     else:
         return ""
-    if not isinstance(column, exp.Column) or not values or not all(
-        isinstance(v, exp.Literal) and v.is_string for v in values
+    if (
+        not isinstance(column, exp.Column)
+        or not values
+        or not all(isinstance(v, exp.Literal) and v.is_string for v in values)
     ):
         return ""
     table = _table_of(column, sources)
@@ -188,6 +190,8 @@ def _empty_join(select: exp.Select, sources: dict[str, exp.Table], run: Run, dia
             except Exception:
                 continue
             if rows:
-                samples.append(f"{table.name}.{column.name} holds values like " + ", ".join(repr(r[0]) for r in rows))
+                samples.append(
+                    f"{table.name}.{column.name} holds values like " + ", ".join(repr(r[0]) for r in rows)
+                )
         return said + (": " + "; ".join(dict.fromkeys(samples)) if samples else "") + "."
     return ""

@@ -80,7 +80,9 @@ def _generation(mention: str) -> str | None:
     return "jr" if match.group(1) in {"jr", "junior"} else "sr"
 
 
-def _dominant(chosen: dict[str, ValueCandidate], key_rows: Callable[[str, str], int] | None) -> ValueCandidate | None:
+def _dominant(
+    chosen: dict[str, ValueCandidate], key_rows: Callable[[str, str], int] | None
+) -> ValueCandidate | None:
     spans = {key: candidate_seasons(c, key_rows) for key, c in chosen.items()}
     if any(span is None for span in spans.values()):
         return None  # an active career (no last year) cannot be compared
@@ -89,7 +91,9 @@ def _dominant(chosen: dict[str, ValueCandidate], key_rows: Callable[[str, str], 
     return chosen[ranked[0]] if first >= DOMINANCE * max(second, 1) else None
 
 
-def candidate_seasons(candidate: ValueCandidate, key_rows: Callable[[str, str], int] | None = None) -> int | None:
+def candidate_seasons(
+    candidate: ValueCandidate, key_rows: Callable[[str, str], int] | None = None
+) -> int | None:
     """How many seasons a candidate spans: its years when the index has them (None while it is still
     open), else the most rows a table has for its key (a franchise's team-seasons in Teams), when the
     caller can count them."""
@@ -123,6 +127,7 @@ def resolve(
 
     top = max(c.score for c in in_era)
     contenders = [g for g in groups.values() if max(c.score for c in g) >= top - GROUP_TOLERANCE]
+
     def rank(group: list[ValueCandidate]) -> tuple:
         best = max(c.score for c in group)
         weight = centrality.get(group[0].key_column.lower(), 0)

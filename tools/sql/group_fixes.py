@@ -37,8 +37,11 @@ def ungrouped_column(error: str) -> str | None:
 
 
 def fix_ungrouped(
-    sql: str, error: str, column_types: dict[str, dict[str, str]],
-    unique_on: Callable[[str, tuple[str, ...]], bool], dialect: str = "duckdb",
+    sql: str,
+    error: str,
+    column_types: dict[str, dict[str, str]],
+    unique_on: Callable[[str, tuple[str, ...]], bool],
+    dialect: str = "duckdb",
 ) -> GroupFix:
     """`sql` with every ungrouped, unaggregated reference to the binder error's column (and to the
     other columns of the same kind in that SELECT) grouped or summed. `column_types` maps each
@@ -62,8 +65,11 @@ def fix_ungrouped(
 
 
 def _fix_select(
-    select: exp.Select, group: exp.Group, column_types: dict[str, dict[str, str]],
-    unique_on: Callable[[str, tuple[str, ...]], bool], dialect: str,
+    select: exp.Select,
+    group: exp.Group,
+    column_types: dict[str, dict[str, str]],
+    unique_on: Callable[[str, tuple[str, ...]], bool],
+    dialect: str,
 ) -> list[str]:
     sources: dict[str, str] = {}
     for source in [select.args.get("from_") or select.args.get("from"), *(select.args.get("joins") or [])]:
@@ -77,10 +83,13 @@ def _fix_select(
     aliases = {e.alias.lower() for e in select.expressions if isinstance(e, exp.Alias)}
     changes = []
     for column in list(select.find_all(exp.Column)):
-        if column.find_ancestor(exp.Select) is not select or column.find_ancestor(exp.AggFunc, exp.Group,
-                                                                                   exp.Join, exp.Where):
+        if column.find_ancestor(exp.Select) is not select or column.find_ancestor(
+            exp.AggFunc, exp.Group, exp.Join, exp.Where
+        ):
             continue
-        if column.find_ancestor(exp.Window) is not None or (not column.table and column.name.lower() in aliases):
+        if column.find_ancestor(exp.Window) is not None or (
+            not column.table and column.name.lower() in aliases
+        ):
             continue
         table = _table_of(column, sources, column_types)
         if table is None:

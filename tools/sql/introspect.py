@@ -132,7 +132,9 @@ def inferred_joins(query: Query, tables: list[TableInfo]) -> list[JoinEdge]:
             )
             if not shared or all(a.lower() in _GENERIC_KEYS for a, _ in shared):
                 continue
-            if unique(left.name, tuple(a for a, _ in shared)) or unique(right.name, tuple(b for _, b in shared)):
+            if unique(left.name, tuple(a for a, _ in shared)) or unique(
+                right.name, tuple(b for _, b in shared)
+            ):
                 edges.append(JoinEdge(left=left.name, right=right.name, on=shared))
     return edges
 

@@ -55,7 +55,11 @@ def complete_join_keys(
         sources = [select.args.get("from_") or select.args.get("from")] + list(select.args.get("joins") or [])
         for source in sources:
             table = source.this if source is not None else None
-            if isinstance(table, exp.Table) and table.name.lower() in catalog and table.name.lower() not in ctes:
+            if (
+                isinstance(table, exp.Table)
+                and table.name.lower() in catalog
+                and table.name.lower() not in ctes
+            ):
                 aliases[table.alias_or_name.lower()] = catalog[table.name.lower()]
                 written[table.alias_or_name.lower()] = table.alias_or_name
         for join in select.args.get("joins") or []:
@@ -76,8 +80,10 @@ def complete_join_keys(
                 extra = _missing_key(aliases[a], aliases[b], joined, key_columns, unique_on)
                 if extra is None:
                     continue
-                condition = exp.EQ(this=exp.column(extra[0], table=written[a]),
-                                   expression=exp.column(extra[1], table=written[b]))
+                condition = exp.EQ(
+                    this=exp.column(extra[0], table=written[a]),
+                    expression=exp.column(extra[1], table=written[b]),
+                )
                 join.set("on", exp.and_(on, condition))
                 on = join.args["on"]
                 added.append(condition.sql(dialect=dialect))
@@ -87,7 +93,10 @@ def complete_join_keys(
 
 
 def _missing_key(
-    a: tuple[str, list[str]], b: tuple[str, list[str]], joined: list[tuple[str, str]], key_columns: set[str],
+    a: tuple[str, list[str]],
+    b: tuple[str, list[str]],
+    joined: list[tuple[str, str]],
+    key_columns: set[str],
     unique_on: Callable[[str, tuple[str, ...]], bool],
 ) -> tuple[str, str] | None:
     """(column of a, column of b) that completes the key of one side, or None."""
@@ -96,8 +105,11 @@ def _missing_key(
     if not all(x.lower() in a_by_name and y.lower() in b_by_name for x, y in joined):
         return None  # an unknown column: the policy's error, not a key to complete
     used = {c.lower() for pair in joined for c in pair}
-    shared = [(c, b_by_name[c.lower()]) for c in a_cols if c.lower() in b_by_name and c.lower() in key_columns
-              and c.lower() not in used]
+    shared = [
+        (c, b_by_name[c.lower()])
+        for c in a_cols
+        if c.lower() in b_by_name and c.lower() in key_columns and c.lower() not in used
+    ]
     for table, side, by_name in ((a_table, 0, a_by_name), (b_table, 1, b_by_name)):
         on = tuple(by_name[pair[side].lower()] for pair in joined)
         if unique_on(table, on):

@@ -101,16 +101,26 @@ def role_schema(schema: DatabaseSchema, hidden: HiddenParts) -> DatabaseSchema:
             ColumnInfo(name=c.name, type=c.type, comment=redact(c.comment, names), samples=list(c.samples))
             for c in table.columns if c.name.lower() not in gone
         ]  # fmt: skip
-        tables.append(TableInfo(name=table.name, comment=redact(table.comment, names), row_count=table.row_count,
-                                columns=columns))
+        tables.append(
+            TableInfo(
+                name=table.name,
+                comment=redact(table.comment, names),
+                row_count=table.row_count,
+                columns=columns,
+            )
+        )
     visible = {t.name.lower(): {c.name.lower() for c in t.columns} for t in tables}
     joins = [
         j for j in schema.joins
         if j.left.lower() in visible and j.right.lower() in visible
         and all(a.lower() in visible[j.left.lower()] and b.lower() in visible[j.right.lower()] for a, b in j.on)
     ]  # fmt: skip
-    return DatabaseSchema(path=schema.path, fingerprint=f"{schema.fingerprint}-{hidden.digest()}", tables=tables,
-                          joins=[j.model_copy() for j in joins])
+    return DatabaseSchema(
+        path=schema.path,
+        fingerprint=f"{schema.fingerprint}-{hidden.digest()}",
+        tables=tables,
+        joins=[j.model_copy() for j in joins],
+    )
 
 
 def reads_hidden(sql: str, hidden: HiddenParts, dialect: str = "duckdb") -> bool:

@@ -42,5 +42,7 @@ def keep_ties(sql: str, question: str, dialect: str = "duckdb") -> KeptTies:
     rank = exp.Window(this=exp.Anonymous(this="RANK"), order=order.copy())
     limit.pop()
     tree.set("qualify", exp.Qualify(this=exp.LTE(this=rank, expression=count.copy())))
-    return KeptTies(sql=tree.sql(dialect=dialect), detail=f"kept every row tied within the top {count.this} "
-                                                          f"(the question asks for ties)")
+    return KeptTies(
+        sql=tree.sql(dialect=dialect),
+        detail=f"kept every row tied within the top {count.this} (the question asks for ties)",
+    )

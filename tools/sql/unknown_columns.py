@@ -16,7 +16,10 @@ from sqlglot import exp
 
 
 def unknown_column_message(
-    qualifier_error: str, tree: exp.Expression, columns: dict[str, dict[str, str]], tables: dict[str, str],
+    qualifier_error: str,
+    tree: exp.Expression,
+    columns: dict[str, dict[str, str]],
+    tables: dict[str, str],
     original_name: Callable[[str], str],
 ) -> str:
     """The policy's sentence for sqlglot's qualifier error (its first line): the column as the query
@@ -31,7 +34,9 @@ def unknown_column_message(
     return f"Unknown column '{name}'{where}" + (f": {placed}." if placed else ".")
 
 
-def where_unknown(tree: exp.Expression, name: str, columns: dict[str, dict[str, str]], tables: dict[str, str]) -> str:
+def where_unknown(
+    tree: exp.Expression, name: str, columns: dict[str, dict[str, str]], tables: dict[str, str]
+) -> str:
     """'Teams (T2) has no column playerID' / 'none of People has a column H', or '' when the reference
     cannot be placed (a CTE's columns, a name only the qualifier reported). `columns` and `tables` are
     the catalog keyed by lower-case names."""

@@ -38,14 +38,22 @@ def drop_unused_joins(sql: str, columns: dict[str, list[str]], dialect: str = "d
     catalog = {t.lower(): {c.lower() for c in names} for t, names in columns.items()}
     dropped: list[str] = []
     for select in list(tree.find_all(exp.Select)):
-        if any(isinstance(e, exp.Star) or (isinstance(e, exp.Column) and isinstance(e.this, exp.Star))
-               for e in select.expressions):
+        if any(
+            isinstance(e, exp.Star) or (isinstance(e, exp.Column) and isinstance(e.this, exp.Star))
+            for e in select.expressions
+        ):
             continue
         for join in list(select.args.get("joins") or []):
             table = join.this
             kind = (join.args.get("kind") or "").upper()
-            if (not isinstance(table, exp.Table) or table.name.lower() not in catalog or join.args.get("side")
-                    or kind not in ("", "INNER") or join.args.get("on") is None or join.args.get("using")):
+            if (
+                not isinstance(table, exp.Table)
+                or table.name.lower() not in catalog
+                or join.args.get("side")
+                or kind not in ("", "INNER")
+                or join.args.get("on") is None
+                or join.args.get("using")
+            ):
                 continue
             alias = table.alias_or_name.lower()
             own = catalog[table.name.lower()]

@@ -83,7 +83,10 @@ def _year_exprs(table: TableInfo) -> tuple[str, str] | None:
     dated = [c for c in table.columns if c.type.startswith(("DATE", "TIMESTAMP"))]
     dated = [c for c in dated if not re.search(r"birth|death", c.name, re.IGNORECASE)]
     if len(dated) >= 2:
-        return f"min(year({quote_identifier(dated[0].name)}))", f"max(year({quote_identifier(dated[-1].name)}))"
+        return (
+            f"min(year({quote_identifier(dated[0].name)}))",
+            f"max(year({quote_identifier(dated[-1].name)}))",
+        )
     return None
 
 
@@ -274,8 +277,16 @@ class ValueIndex:
             seen.add(ident)
             out.append(
                 ValueCandidate(
-                    table=tbl, column=col, value=value, key_column=key_col, key_value=key_value,
-                    year_min=ymin, year_max=ymax, rows=n, score=round(float(score), 4), method=method,
+                    table=tbl,
+                    column=col,
+                    value=value,
+                    key_column=key_col,
+                    key_value=key_value,
+                    year_min=ymin,
+                    year_max=ymax,
+                    rows=n,
+                    score=round(float(score), 4),
+                    method=method,
                 )
             )
         # A whole-word or exact hit is evidence; a fuzzy neighbour of it ("Dodge" for "Dodgers") is noise.

@@ -105,7 +105,10 @@ def test_a_client_that_sends_only_the_question_gets_the_configured_budget():
     # What a LangGraph API client sends: {"question": ...}; the guard starts the turn with the config's budget.
     settings = load_settings(tracking={"enabled": False}, budget={"tokens_per_question": 1})
     agent, engine = _agent(settings)
-    final = agent.graph.invoke({"question": "Who hit the most home runs in 1927?"},
-                               config={"configurable": {"thread_id": "api-client"}}, context=agent.context)
+    final = agent.graph.invoke(
+        {"question": "Who hit the most home runs in 1927?"},
+        config={"configurable": {"thread_id": "api-client"}},
+        context=agent.context,
+    )
     assert final["error_kind"] == "budget" and final["token_budget"] == 1
     assert [key for key, _ in engine.calls].count("sql") == 1

@@ -45,7 +45,9 @@ def test_keyword_arguments_override_environment(yaml_file, monkeypatch):
 
 
 def test_per_node_lm_override_inherits_the_rest(yaml_file):
-    s = load_settings(lm={"model": "openai/base", "max_tokens": 123, "nodes": {"generate": {"model": "openai/big"}}})
+    s = load_settings(
+        lm={"model": "openai/base", "max_tokens": 123, "nodes": {"generate": {"model": "openai/big"}}}
+    )
     assert s.lm.for_node("generate").model == "openai/big"
     assert s.lm.for_node("generate").max_tokens == 123
     assert s.lm.for_node("answer").model == "openai/base"

@@ -36,9 +36,13 @@ def settings() -> Settings:
 def test_default_modes_call_the_lm_only_to_write_sql():
     defaults = load_settings(tracking={"enabled": False})
     assert (defaults.rewrite.mentions, defaults.answer.mode) == ("rules", "auto")
-    agent, engine = make_agent(defaults, default_handlers(
-        "SELECT nameFirst, nameLast, HR FROM Batting JOIN People USING (playerID) WHERE yearID = 1927 "
-        "ORDER BY HR DESC LIMIT 1"))
+    agent, engine = make_agent(
+        defaults,
+        default_handlers(
+            "SELECT nameFirst, nameLast, HR FROM Batting JOIN People USING (playerID) WHERE yearID = 1927 "
+            "ORDER BY HR DESC LIMIT 1"
+        ),
+    )
     result = agent.ask("How many home runs did Babe Ruth hit in 1927?")
     assert result.status == "ok" and names(result) == HAPPY
     assert [key for key, _ in engine.calls] == ["sql"]
@@ -150,7 +154,18 @@ def test_happy_path(settings):
             "SELECT nameFirst, count(*) FROM People",
             "execution",
             "GROUP BY",
-            ["guard", "rewrite", "retrieve", "generate", "safety", "execute", "repair", "safety", "execute", "answer"],
+            [
+                "guard",
+                "rewrite",
+                "retrieve",
+                "generate",
+                "safety",
+                "execute",
+                "repair",
+                "safety",
+                "execute",
+                "answer",
+            ],
         ),
     ],
     ids=["policy-unknown-column", "duckdb-group-by"],

@@ -59,27 +59,41 @@ def _run(step, lm: dspy.LM, calls: int = 1) -> dict:
 
 def test_llama_cpp_usage_splits_the_prompt_into_read_and_cached():
     # What lm.history[-1]["usage"] holds for a call to llama.cpp's server (measured).
-    usage = {"prompt_tokens": 174, "completion_tokens": 11, "total_tokens": 185,
-             "prompt_tokens_details": {"cached_tokens": 135}, "completion_tokens_details": None}
+    usage = {
+        "prompt_tokens": 174,
+        "completion_tokens": 11,
+        "total_tokens": 185,
+        "prompt_tokens_details": {"cached_tokens": 135},
+        "completion_tokens_details": None,
+    }
     assert usage_counts(usage) == TokenCounts(read=39, cached=135, written=11, total=185)
 
 
 def test_a_provider_reporting_no_cache_reads_the_whole_prompt():
-    assert usage_counts({"prompt_tokens": 50, "completion_tokens": 5, "total_tokens": 55}) == TokenCounts(50, 0, 5, 55)
+    assert usage_counts({"prompt_tokens": 50, "completion_tokens": 5, "total_tokens": 55}) == TokenCounts(
+        50, 0, 5, 55
+    )
     details_none = {"prompt_tokens": 50, "completion_tokens": 5, "prompt_tokens_details": None}
     assert usage_counts(details_none) == TokenCounts(50, 0, 5, 55)  # no total: prompt + completion
 
 
 def test_odd_usage_values_do_not_break_the_count():
     assert usage_counts({}) == TokenCounts()
-    assert usage_counts({"prompt_tokens": 10, "prompt_tokens_details": {"cached_tokens": 99}}).read == 0  # clipped
-    assert usage_counts({"prompt_tokens": 10, "prompt_tokens_details": SimpleNamespace(cached_tokens=4)}).cached == 4
+    assert (
+        usage_counts({"prompt_tokens": 10, "prompt_tokens_details": {"cached_tokens": 99}}).read == 0
+    )  # clipped
+    assert (
+        usage_counts({"prompt_tokens": 10, "prompt_tokens_details": SimpleNamespace(cached_tokens=4)}).cached
+        == 4
+    )
     assert usage_counts({"prompt_tokens": "x", "completion_tokens": None}) == TokenCounts()
 
 
 def test_usage_of_several_lms_is_summed():
-    by_lm = {"a": {"prompt_tokens": 10, "completion_tokens": 1, "prompt_tokens_details": {"cached_tokens": 4}},
-             "b": {"prompt_tokens": 20, "completion_tokens": 2, "total_tokens": 22}}
+    by_lm = {
+        "a": {"prompt_tokens": 10, "completion_tokens": 1, "prompt_tokens_details": {"cached_tokens": 4}},
+        "b": {"prompt_tokens": 20, "completion_tokens": 2, "total_tokens": 22},
+    }
     assert token_counts(by_lm) == TokenCounts(read=26, cached=4, written=3, total=33)
     assert token_counts({}) == TokenCounts()
 
@@ -154,5 +168,8 @@ def test_the_span_carries_the_split(monkeypatch):
     (run,) = _run("rewrite", lm)["nodes"]
     assert seen["name"] == "node.rewrite"
     assert seen["sqlagent.tokens"] == run.tokens
-    assert (seen["sqlagent.tokens_read"], seen["sqlagent.tokens_cached"], seen["sqlagent.tokens_written"]) == (
-        run.tokens_read, 7, run.tokens_written)
+    assert (
+        seen["sqlagent.tokens_read"],
+        seen["sqlagent.tokens_cached"],
+        seen["sqlagent.tokens_written"],
+    ) == (run.tokens_read, 7, run.tokens_written)

@@ -45,7 +45,9 @@ def test_a_clarification_is_an_interrupt_with_the_candidates():
     assert [c["value"] for c in pause.value["candidates"]][:2] == ["griffke01", "griffke02"]
     assert pause.value["message"] == first.answer
     # Resuming with LangGraph's own Command works the same as the service's reply.
-    final = agent.graph.invoke(Command(resume="2"), config=agent._thread_config(thread), context=agent.context)
+    final = agent.graph.invoke(
+        Command(resume="2"), config=agent._thread_config(thread), context=agent.context
+    )
     assert final["status"] == "ok" and final["rows"] == [[630]]
     assert not agent.graph.get_state(agent._thread_config(thread)).interrupts
 
@@ -110,7 +112,9 @@ def test_an_unclear_reply_is_not_an_approval():
     thread = uuid.uuid4().hex
     agent.ask("How many teams played in 1990?", thread_id=thread)
     result = agent.ask("maybe later", thread_id=thread)
-    assert result.status == "refused" and result.error_kind == "not_approved" and "maybe later" in result.error
+    assert (
+        result.status == "refused" and result.error_kind == "not_approved" and "maybe later" in result.error
+    )
 
 
 def test_without_approve_sql_nothing_pauses():
@@ -132,7 +136,11 @@ def test_a_new_turn_starts_clean_when_only_the_question_is_sent():
     """A LangGraph API client sends {"question": ...} on a thread: nothing of the last turn leaks in."""
     agent, _ = _agent(default_handlers(TEAMS_1990))
     config = {"configurable": {"thread_id": uuid.uuid4().hex}}
-    first = agent.graph.invoke({"question": "How many teams played in 1990?"}, config=config, context=agent.context)
+    first = agent.graph.invoke(
+        {"question": "How many teams played in 1990?"}, config=config, context=agent.context
+    )
     assert first["status"] == "ok" and first["rows"] == [[26]]
-    refused = agent.graph.invoke({"question": "Delete every row of Teams"}, config=config, context=agent.context)
+    refused = agent.graph.invoke(
+        {"question": "Delete every row of Teams"}, config=config, context=agent.context
+    )
     assert refused["status"] == "refused" and refused["rows"] == [] and refused["sql"] is None

@@ -45,23 +45,41 @@ def server(tmp_path_factory):
     log = (work / "server.log").open("w")
     # cwd: the in-memory server keeps its state in ./.langgraph_api, so not in the project.
     proc = subprocess.Popen(
-        [str(LANGGRAPH), "dev", "--no-browser", "--no-reload", "--allow-blocking", "--host", "127.0.0.1",
-         "--port", str(port), "--config", str(ROOT / "langgraph.json")],
-        cwd=work, env=env, stdout=log, stderr=subprocess.STDOUT,
+        [
+            str(LANGGRAPH),
+            "dev",
+            "--no-browser",
+            "--no-reload",
+            "--allow-blocking",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--config",
+            str(ROOT / "langgraph.json"),
+        ],
+        cwd=work,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 120
         while True:
             if proc.poll() is not None:
-                pytest.fail(f"langgraph dev exited ({proc.returncode}):\n{(work / 'server.log').read_text()[-3000:]}")
+                pytest.fail(
+                    f"langgraph dev exited ({proc.returncode}):\n{(work / 'server.log').read_text()[-3000:]}"
+                )
             try:
                 if httpx.get(f"{base}/ok", timeout=2).status_code == 200:
                     break
             except httpx.HTTPError:
                 pass
             if time.monotonic() > deadline:
-                pytest.fail(f"langgraph dev did not start in 120 s:\n{(work / 'server.log').read_text()[-3000:]}")
+                pytest.fail(
+                    f"langgraph dev did not start in 120 s:\n{(work / 'server.log').read_text()[-3000:]}"
+                )
             time.sleep(0.5)
         yield base
     finally:
@@ -83,12 +101,18 @@ def test_thread_run_interrupt_resume_state(server):
     thread = client.threads.create()
     tid = thread["thread_id"]
 
-    client.runs.wait(tid, "sqlagent", input={"question": "How many home runs did Ken Griffey hit?"},
-                     context={"role": "public"})
+    client.runs.wait(
+        tid,
+        "sqlagent",
+        input={"question": "How many home runs did Ken Griffey hit?"},
+        context={"role": "public"},
+    )
     state = client.threads.get_state(tid)
     assert state["next"] == ["clarify"]
     (pause,) = [i for task in state["tasks"] for i in task["interrupts"]]
-    assert pause["value"]["kind"] == "clarify" and "griffke02" in [c["value"] for c in pause["value"]["candidates"]]
+    assert pause["value"]["kind"] == "clarify" and "griffke02" in [
+        c["value"] for c in pause["value"]["candidates"]
+    ]
 
     client.runs.wait(tid, "sqlagent", command={"resume": "2"}, context={"role": "public"})
     state = client.threads.get_state(tid)
@@ -103,4 +127,3 @@ def test_thread_run_interrupt_resume_state(server):
     assert state["next"] == [] and values["status"] == "ok", values.get("error")
     assert values["rows"] and values["answer"]
     assert [n["name"] for n in values["nodes"]][-3:] == ["safety", "execute", "answer"]
-

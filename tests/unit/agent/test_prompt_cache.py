@@ -20,7 +20,9 @@ class Recorder:
 def server(monkeypatch):
     recorder = Recorder()
     monkeypatch.setattr(service, "_embedded_servers", lambda: [recorder])
-    monkeypatch.setattr(service.prompt_cache, "restore_prompt_cache", lambda s, db: s.actions.append("restore"))
+    monkeypatch.setattr(
+        service.prompt_cache, "restore_prompt_cache", lambda s, db: s.actions.append("restore")
+    )
     monkeypatch.setattr(service.prompt_cache, "save_prompt_cache", lambda s, db: s.actions.append("save"))
     return recorder
 

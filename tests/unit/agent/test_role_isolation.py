@@ -61,7 +61,9 @@ def hidden_names(db: Database) -> set[str]:
 
 
 def leaks(text: str, names: set[str]) -> list[str]:
-    return sorted({m.group(0) for n in names for m in re.finditer(rf"\b{re.escape(n)}\b", text, re.IGNORECASE)})
+    return sorted(
+        {m.group(0) for n in names for m in re.finditer(rf"\b{re.escape(n)}\b", text, re.IGNORECASE)}
+    )
 
 
 def visible(db: Database, table: str, column: str) -> bool:
@@ -77,7 +79,11 @@ class Recording(ScriptedEngine):
         self.prompts: list[str] = []
 
     def complete(self, request):
-        system = request.system if isinstance(request.system, str) else "".join(p.text for p in request.system or ())
+        system = (
+            request.system
+            if isinstance(request.system, str)
+            else "".join(p.text for p in request.system or ())
+        )
         self.prompts.append("\n".join([system, *(m.text or "" for m in request.messages)]))
         return super().complete(request)
 

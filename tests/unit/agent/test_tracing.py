@@ -118,8 +118,11 @@ def test_rewrite_span_records_the_mappings(trace):
     (generate,) = _spans(trace, "node.generate")
     assert generate.outputs["sql"].startswith("SELECT")
     # The question generate's module read carries the resolved value beside the name.
-    sent = [s.inputs["question"] for s in trace.data.spans
-            if s.parent_id == generate.span_id and isinstance(s.inputs, dict) and "question" in s.inputs]
+    sent = [
+        s.inputs["question"]
+        for s in trace.data.spans
+        if s.parent_id == generate.span_id and isinstance(s.inputs, dict) and "question" in s.inputs
+    ]
     assert sent and "NYA" in sent[0]
 
 

@@ -109,13 +109,31 @@ def test_replace_database_swaps_the_file_atomically(tmp_path):
 def test_a_short_run_with_faults_passes_and_finds_its_feedback(tmp_path, capsys):
     out = tmp_path / "run.json"
     with temporary_tracking(tmp_path, "unused"):  # for its cleanup: tracing back off for the next tests
-        code = bench_faults.main(["--clients", "3", "--seconds", "4", "--faults", "--hold", "0.5",
-                                  "--store-hold", "0.5", "--timeout", "30", "--json", str(out)])
+        code = bench_faults.main(
+            [
+                "--clients",
+                "3",
+                "--seconds",
+                "4",
+                "--faults",
+                "--hold",
+                "0.5",
+                "--store-hold",
+                "0.5",
+                "--timeout",
+                "30",
+                "--json",
+                str(out),
+            ]
+        )
     record = json.loads(out.read_text())
     printed = capsys.readouterr()
     assert code == 0, printed.out + printed.err
-    assert [f["name"] for f in record["faults"]] == ["kill LM server", "tracking store unwritable",
-                                                    "replace database file"]
+    assert [f["name"] for f in record["faults"]] == [
+        "kill LM server",
+        "tracking store unwritable",
+        "replace database file",
+    ]
     assert all(f["ended_s"] is not None and "failed" not in f["detail"] for f in record["faults"])
     assert record["questions"] and {q["client"] for q in record["questions"]} == {0, 1, 2}
     rc = record["reconciliation"]

@@ -19,8 +19,10 @@ from bench.bench_agent import report, run_bench
 from evals.dataset import EvalItem
 from tests.fake_lm import ScriptedEngine, default_handlers
 
-HR_1927 = ("SELECT p.nameFirst, p.nameLast, b.HR FROM Batting b JOIN People p USING (playerID) "
-           "WHERE b.yearID = 1927 ORDER BY b.HR DESC LIMIT 1")
+HR_1927 = (
+    "SELECT p.nameFirst, p.nameLast, b.HR FROM Batting b JOIN People p USING (playerID) "
+    "WHERE b.yearID = 1927 ORDER BY b.HR DESC LIMIT 1"
+)
 
 
 class BenchEngine(ScriptedEngine):
@@ -38,20 +40,31 @@ class BenchEngine(ScriptedEngine):
             user = request.messages[-1].text or ""
             self.bare.append((system, user))
             text = f"Here you go:\n```sql\n{self.bare_sql}\n```"
-            return Response(id=None, model="fake", message=Message.assistant([TextPart(text)]), finish_reason="stop",
-                            usage=Usage(input_tokens=100, output_tokens=10, total_tokens=110, cache_read_tokens=40))
+            return Response(
+                id=None,
+                model="fake",
+                message=Message.assistant([TextPart(text)]),
+                finish_reason="stop",
+                usage=Usage(input_tokens=100, output_tokens=10, total_tokens=110, cache_read_tokens=40),
+            )
         response = super().complete(request)
         cached = response.usage.input_tokens * 2 // 5
-        return dataclasses.replace(response, usage=dataclasses.replace(response.usage, cache_read_tokens=cached))
+        return dataclasses.replace(
+            response, usage=dataclasses.replace(response.usage, cache_read_tokens=cached)
+        )
 
 
-pytestmark = pytest.mark.filterwarnings("ignore:Not using .*prompts/compiled")  # Lahman's demos, toy databases
+pytestmark = pytest.mark.filterwarnings(
+    "ignore:Not using .*prompts/compiled"
+)  # Lahman's demos, toy databases
 TRAILER = "\n\nRespond with the corresponding output fields"
 
 
 def bench_lm(sql, bare_sql: str) -> tuple[dspy.LM, BenchEngine]:
-    handlers = {key: (lambda inputs, fn=fn: fn({k: v.split(TRAILER)[0] for k, v in inputs.items()}))
-                for key, fn in default_handlers(sql).items()}
+    handlers = {
+        key: (lambda inputs, fn=fn: fn({k: v.split(TRAILER)[0] for k, v in inputs.items()}))
+        for key, fn in default_handlers(sql).items()
+    }
     engine = BenchEngine(handlers, bare_sql)
     return dspy.LM("fake/bench", engine=engine, cache=False), engine
 
@@ -82,8 +95,16 @@ def toy_dataset(root: Path) -> Path:
         con.executemany("INSERT INTO Player VALUES (?, ?)", rows)
         con.commit()
         con.close()
-        items += [{"id": f"{db_id}-{n}", "db_id": db_id, "question": "How many players are there?",
-                   "gold_sql": "SELECT count(*) FROM Player", "difficulty": "easy"} for n in range(2)]
+        items += [
+            {
+                "id": f"{db_id}-{n}",
+                "db_id": db_id,
+                "question": "How many players are there?",
+                "gold_sql": "SELECT count(*) FROM Player",
+                "difficulty": "easy",
+            }
+            for n in range(2)
+        ]
     (root / "questions.jsonl").write_text("\n".join(json.dumps(i) for i in items[:3]) + "\n")
     return root
 
@@ -98,9 +119,15 @@ def test_items_are_taken_round_robin_and_grouped_by_database():
 def test_bench_with_spider_part(settings, tmp_path):
     lm, engine = bench_lm(sql_for, bare_sql="SELECT count(*) FROM Player")
     lines: list[str] = []
-    result = run_bench(settings, ["Who hit the most home runs in 1927, and how many?"] * 2, lms={"default": lm},
-                       spider_dir=toy_dataset(tmp_path / "spider"), spider_limit=None, persistent_threads=False,
-                       progress=lines.append)
+    result = run_bench(
+        settings,
+        ["Who hit the most home runs in 1927, and how many?"] * 2,
+        lms={"default": lm},
+        spider_dir=toy_dataset(tmp_path / "spider"),
+        spider_limit=None,
+        persistent_threads=False,
+        progress=lines.append,
+    )
     json.dumps(result)  # the result file is plain JSON
 
     summary = result["summary"]
@@ -110,7 +137,9 @@ def test_bench_with_spider_part(settings, tmp_path):
     nodes = result["nodes"]
     assert {"guard", "rewrite", "generate", "answer"} <= set(nodes)
     gen = nodes["generate"]
-    assert gen["runs"] == 2 and gen["tokens_read"] > 0 and gen["tokens_cached"] > 0 and gen["tokens_written"] > 0
+    assert (
+        gen["runs"] == 2 and gen["tokens_read"] > 0 and gen["tokens_cached"] > 0 and gen["tokens_written"] > 0
+    )
     assert nodes["guard"]["tokens_read"] == 0
     q = result["questions"][0]
     assert q["tokens_read"] == sum(n["tokens_read"] for n in q["nodes"])
@@ -135,7 +164,13 @@ def test_bench_with_spider_part(settings, tmp_path):
 
 def test_spider_part_is_skipped_without_a_directory(settings, tmp_path):
     lm, engine = bench_lm(HR_1927, bare_sql="SELECT 1")
-    result = run_bench(settings, ["Who hit the most home runs in 1927, and how many?"], lms={"default": lm},
-                       spider_dir=tmp_path / "absent", persistent_threads=False, progress=lambda s: None)
+    result = run_bench(
+        settings,
+        ["Who hit the most home runs in 1927, and how many?"],
+        lms={"default": lm},
+        spider_dir=tmp_path / "absent",
+        persistent_threads=False,
+        progress=lambda s: None,
+    )
     assert "does not exist" in result["spider"]["skipped"] and engine.bare == []
     assert "Spider" not in report(result)

@@ -10,14 +10,24 @@ from bench.stats import node_stats, node_table, percentile, table, token_totals,
 
 
 def run(name: str, ms: float, read: int = 0, cached: int = 0, written: int = 0) -> dict:
-    return {"name": name, "duration_ms": ms, "tokens": read + cached + written,
-            "tokens_read": read, "tokens_cached": cached, "tokens_written": written}
+    return {
+        "name": name,
+        "duration_ms": ms,
+        "tokens": read + cached + written,
+        "tokens_read": read,
+        "tokens_cached": cached,
+        "tokens_written": written,
+    }
 
 
 QUESTIONS = [
     [run("guard", 1), run("generate", 100, read=50, cached=150, written=20), run("execute", 9)],
-    [run("guard", 3), run("generate", 300, read=10, cached=190, written=40), run("execute", 7),
-     run("generate", 200, read=30, cached=170, written=30)],
+    [
+        run("guard", 3),
+        run("generate", 300, read=10, cached=190, written=40),
+        run("execute", 7),
+        run("generate", 200, read=30, cached=170, written=30),
+    ],
 ]
 
 
@@ -43,7 +53,11 @@ def test_node_stats_per_node_in_first_run_order():
 
 
 def test_records_without_the_split_count_as_zero():
-    assert token_totals([{"name": "x", "duration_ms": 1, "tokens": 9}]) == {"read": 0, "cached": 0, "written": 0}
+    assert token_totals([{"name": "x", "duration_ms": 1, "tokens": 9}]) == {
+        "read": 0,
+        "cached": 0,
+        "written": 0,
+    }
 
 
 def test_tables_print_every_node():
@@ -57,12 +71,26 @@ def test_tables_print_every_node():
 
 
 def result(p50: float, questions: list[list[dict]], spider: dict | None = None) -> dict:
-    return {"meta": {"lm": "fake", "started_at": "t", "git": {"commit": "abc", "dirty": False},
-                     "loadavg_before": [p50 / 4, 0.5, 0.5]},
-            "summary": {"questions": len(questions), "ok": 2, "p50_s": p50, "p95_s": p50 * 2, "first_s": 5.0,
-                        "peak_rss_mb": 700, "tokens_per_question": {"read": 45.0, "cached": 330.0, "written": 45.0}},
-            "startup": {"model_load_s": 1.5, "total_s": 4.0},
-            "nodes": node_stats(questions), "spider": spider or {"skipped": "no --spider DIR given"}}
+    return {
+        "meta": {
+            "lm": "fake",
+            "started_at": "t",
+            "git": {"commit": "abc", "dirty": False},
+            "loadavg_before": [p50 / 4, 0.5, 0.5],
+        },
+        "summary": {
+            "questions": len(questions),
+            "ok": 2,
+            "p50_s": p50,
+            "p95_s": p50 * 2,
+            "first_s": 5.0,
+            "peak_rss_mb": 700,
+            "tokens_per_question": {"read": 45.0, "cached": 330.0, "written": 45.0},
+        },
+        "startup": {"model_load_s": 1.5, "total_s": 4.0},
+        "nodes": node_stats(questions),
+        "spider": spider or {"skipped": "no --spider DIR given"},
+    }
 
 
 def test_delta_cells():
@@ -75,8 +103,16 @@ def test_delta_cells():
 def test_compare_overall_and_per_node():
     old = result(4.0, QUESTIONS)
     faster = [[run("guard", 1), run("generate", 50, read=5, cached=195, written=20)]]
-    new = result(2.0, faster, spider={"items": 2, "baseline": {"p50_s": 1.0}, "agent": {"p50_s": 2.0,
-              "nodes": node_stats(faster)}, "ratio_p50": 2.0})
+    new = result(
+        2.0,
+        faster,
+        spider={
+            "items": 2,
+            "baseline": {"p50_s": 1.0},
+            "agent": {"p50_s": 2.0, "nodes": node_stats(faster)},
+            "ratio_p50": 2.0,
+        },
+    )
     text = cmp.compare(old, new)
     assert "wall p50 s" in text and "4.00 -> 2.00 (-2.00, -50%)" in text
     generate = next(line for line in text.splitlines() if line.startswith("generate"))
@@ -84,7 +120,9 @@ def test_compare_overall_and_per_node():
     execute = next(line for line in text.splitlines() if line.startswith("execute"))
     assert "-> -" in execute  # a node only the old run had
     assert "spider agent/bare p50" in text and "spider node" in text
-    assert "1.00 -> 0.50" in next(line for line in text.splitlines() if line.startswith("load avg 1 min before"))
+    assert "1.00 -> 0.50" in next(
+        line for line in text.splitlines() if line.startswith("load avg 1 min before")
+    )
     assert "load avg 1 min after" not in text  # neither file has it
 
 
@@ -103,7 +141,14 @@ def test_spider_ratio_survives_sub_centisecond_calls():
     from bench.spider import summarize
 
     def side(s: float) -> dict:
-        return {"s": s, "correct": True, "status": "ok", "tokens_read": 1, "tokens_cached": 0, "tokens_written": 1}
+        return {
+            "s": s,
+            "correct": True,
+            "status": "ok",
+            "tokens_read": 1,
+            "tokens_cached": 0,
+            "tokens_written": 1,
+        }
 
     rows = [{"id": f"x-{i}", "db_id": "x", "baseline": side(0.001), "agent": side(0.003)} for i in range(3)]
     result = summarize(rows)

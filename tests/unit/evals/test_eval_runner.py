@@ -20,7 +20,8 @@ from tests.fake_lm import fake_lm
 from tests.tracking_store import temporary_tracking
 
 pytestmark = pytest.mark.skipif(
-    not resolve_path("data/lahman.duckdb").is_file(), reason="demo database not built (python -m data.build_lahman)"
+    not resolve_path("data/lahman.duckdb").is_file(),
+    reason="demo database not built (python -m data.build_lahman)",
 )
 
 # The mini dataset, written here rather than read from evals/golden.jsonl so that a re-split or an
@@ -87,8 +88,10 @@ PREDICTED = {
                            "JOIN AwardsPlayers AS a ON p.playerID = a.playerID "
                            "WHERE a.lgID = 'NL' AND a.yearID = 1999 AND a.awardID = 'Cy Young Award'",
 }  # fmt: skip
-AL_CY = ("SELECT p.nameFirst, p.nameLast FROM AwardsPlayers a JOIN People p ON a.playerID = p.playerID "
-         "WHERE a.awardID = 'Cy Young Award' AND a.yearID = 1999 AND a.lgID = 'AL'")
+AL_CY = (
+    "SELECT p.nameFirst, p.nameLast FROM AwardsPlayers a JOIN People p ON a.playerID = p.playerID "
+    "WHERE a.awardID = 'Cy Young Award' AND a.yearID = 1999 AND a.lgID = 'AL'"
+)
 # Per item: (correct, correct with extra columns allowed, status).
 EXPECTED = {
     "career-hr-aaron": (True, True, "ok"),
@@ -130,7 +133,11 @@ def _handlers():
 
     def standalone(inputs):
         follow = _clean(inputs["follow_up"])
-        return {"standalone_question": "Who won the NL Cy Young Award in 1999?" if follow == "And the NL one?" else follow}
+        return {
+            "standalone_question": "Who won the NL Cy Young Award in 1999?"
+            if follow == "And the NL one?"
+            else follow
+        }
 
     def mentions(inputs):
         q = _clean(inputs["question"])
@@ -142,8 +149,11 @@ def _handlers():
         "mentions": mentions,
         "sql": sql,
         # Quotes the row for Aaron (grounded), says nothing checkable elsewhere (half grounded).
-        "answer": lambda i: {"answer": "Hank Aaron hit 755 home runs." if "Aaron" in _clean(i["question"])
-                             else "Here is the answer."},
+        "answer": lambda i: {
+            "answer": "Hank Aaron hit 755 home runs."
+            if "Aaron" in _clean(i["question"])
+            else "Here is the answer."
+        },
     }
 
 
@@ -167,23 +177,36 @@ def dataset_file(tmp_path_factory) -> Path:
 
 def _run(dataset_file: Path, out: Path, settings, *, use_mlflow: bool, baseline: Path | None = None):
     lm, engine = fake_lm(_handlers())
-    options = EvalOptions(dataset=str(dataset_file), out=str(out), mlflow=use_mlflow, progress=False,
-                          baseline=str(baseline) if baseline else None)
+    options = EvalOptions(
+        dataset=str(dataset_file),
+        out=str(out),
+        mlflow=use_mlflow,
+        progress=False,
+        baseline=str(baseline) if baseline else None,
+    )
     return run_eval(options, settings=settings, lms={"default": lm}), engine
 
 
 @pytest.fixture(scope="module")
 def offline(dataset_file, tmp_path_factory):
     out = tmp_path_factory.mktemp("eval-offline")
-    settings = load_settings(tracking={"enabled": False}, answer={"mode": "lm"})  # the scripted answers are scored
+    settings = load_settings(
+        tracking={"enabled": False}, answer={"mode": "lm"}
+    )  # the scripted answers are scored
     outcome, _ = _run(dataset_file, out, settings, use_mlflow=False)
     return outcome
 
 
 def _check_outputs(outcome):
     out = outcome.out_dir
-    for name in ("predictions.jsonl", "summary.json", "report.md", "accuracy_by_tag.png", "latency.png",
-                 "node_time.png"):
+    for name in (
+        "predictions.jsonl",
+        "summary.json",
+        "report.md",
+        "accuracy_by_tag.png",
+        "latency.png",
+        "node_time.png",
+    ):
         assert (out / name).is_file(), name
     assert not (out / "predictions.partial.jsonl").exists()
     records = [json.loads(line) for line in (out / "predictions.jsonl").read_text().splitlines()]
@@ -191,8 +214,20 @@ def _check_outputs(outcome):
     by_id = {r["id"]: r for r in records}
     assert list(by_id) == [*IDS, "predict-only-aaron"]
     for r in records:
-        for key in ("id", "question", "sql", "columns", "rows", "answer", "status", "correct", "latency_ms", "tokens",
-                    "trace_id", "node_ms"):
+        for key in (
+            "id",
+            "question",
+            "sql",
+            "columns",
+            "rows",
+            "answer",
+            "status",
+            "correct",
+            "latency_ms",
+            "tokens",
+            "trace_id",
+            "node_ms",
+        ):
             assert key in r, key
     return records, summary, by_id
 
@@ -230,8 +265,10 @@ def test_per_node_scores(offline):
     assert by_id["active-franchises"]["answer_grounding"] == 0.5
     assert by_id["refuse-read-etc-passwd"]["answer_grounding"] is None
     grounded = [r["answer_grounding"] for r in offline.records if r["answer_grounding"] is not None]
-    assert summary["nodes"]["answer"] == {"grounding": round(100 * sum(grounded) / len(grounded), 1),
-                                          "items": len(grounded)}
+    assert summary["nodes"]["answer"] == {
+        "grounding": round(100 * sum(grounded) / len(grounded), 1),
+        "items": len(grounded),
+    }
 
 
 def test_summary_numbers_are_consistent(offline):
@@ -264,7 +301,9 @@ def test_report_reads_plainly(offline):
     assert "It refused 1 of 1 unsafe requests." in text
     assert "active-franchises" in text and "hr-leader-1961" in text  # in the failure table
     wrong = str(offline.records[IDS.index("active-franchises")]["rows"][0][0])
-    assert f"| {wrong} |" not in text.split("## What went wrong")[0]  # predicted rows only in the failure table
+    assert (
+        f"| {wrong} |" not in text.split("## What went wrong")[0]
+    )  # predicted rows only in the failure table
     assert "![accuracy by tag](accuracy_by_tag.png)" in text
 
 
@@ -289,8 +328,13 @@ def test_cli_gate_exit_code(dataset_file, offline, tmp_path):
     data["execution_accuracy"] = 90.0
     data["items"]["active-franchises"]["correct"] = True
     baseline.write_text(json.dumps(data))
-    outcome, _ = _run(dataset_file, tmp_path / "out", load_settings(tracking={"enabled": False}),
-                      use_mlflow=False, baseline=baseline)
+    outcome, _ = _run(
+        dataset_file,
+        tmp_path / "out",
+        load_settings(tracking={"enabled": False}),
+        use_mlflow=False,
+        baseline=baseline,
+    )
     assert outcome.exit_code == 1
     assert outcome.gate.to_wrong == ["active-franchises"]
     assert "execution_accuracy" in outcome.gate.dropped

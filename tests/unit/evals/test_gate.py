@@ -26,15 +26,31 @@ from evals.runner import Gold, Prediction
 # --- per-item summaries for the gate ---------------------------------------------------------------
 
 
-def ok(correct: bool | None, *, must_pass: bool = False, gold_error: str | None = None, gold: bool = True) -> dict:
+def ok(
+    correct: bool | None, *, must_pass: bool = False, gold_error: str | None = None, gold: bool = True
+) -> dict:
     """An answerable item (or, with gold=False, a prediction-only one)."""
-    return {"correct": correct, "correct_relaxed": correct, "status": "ok", "must_pass": must_pass,
-            "expected_status": "ok", "has_gold": gold or bool(gold_error), "gold_error": gold_error}
+    return {
+        "correct": correct,
+        "correct_relaxed": correct,
+        "status": "ok",
+        "must_pass": must_pass,
+        "expected_status": "ok",
+        "has_gold": gold or bool(gold_error),
+        "gold_error": gold_error,
+    }
 
 
 def status(correct: bool, kind: str = "refused") -> dict:
-    return {"correct": correct, "correct_relaxed": correct, "status": kind if correct else "ok", "must_pass": False,
-            "expected_status": kind, "has_gold": False, "gold_error": None}
+    return {
+        "correct": correct,
+        "correct_relaxed": correct,
+        "status": kind if correct else "ok",
+        "must_pass": False,
+        "expected_status": kind,
+        "has_gold": False,
+        "gold_error": None,
+    }
 
 
 def summary(items: dict[str, dict], **extra: Any) -> dict:
@@ -50,12 +66,21 @@ def summary(items: dict[str, dict], **extra: Any) -> dict:
         "execution_accuracy": report.pct(correct, len(answerable)),
         "execution_accuracy_extra_columns_allowed": report.pct(correct, len(answerable)),
         "status_accuracy": report.pct(status_correct, len(status_items)),
-        "counts": {"answerable": len(answerable), "correct": correct, "status_items": len(status_items),
-                   "status_correct": status_correct,
-                   "gold_errors": sorted(i for i, v in items.items() if v["gold_error"]),
-                   "must_pass_failed": sorted(i for i, v in items.items() if v["must_pass"] and v["correct"] is not True)},
-        "nodes": {"rewrite": {"mapping_recall": 80.0, "mapping_precision": 90.0},
-                  "retrieve": {"schema_link_recall": 95.0}, "generate": {"sql_validity": 97.0}},
+        "counts": {
+            "answerable": len(answerable),
+            "correct": correct,
+            "status_items": len(status_items),
+            "status_correct": status_correct,
+            "gold_errors": sorted(i for i, v in items.items() if v["gold_error"]),
+            "must_pass_failed": sorted(
+                i for i, v in items.items() if v["must_pass"] and v["correct"] is not True
+            ),
+        },
+        "nodes": {
+            "rewrite": {"mapping_recall": 80.0, "mapping_precision": 90.0},
+            "retrieve": {"schema_link_recall": 95.0},
+            "generate": {"sql_validity": 97.0},
+        },
         "items": copy.deepcopy(items),
         **extra,
     }
@@ -67,8 +92,14 @@ def n_items(n_correct: int, n_wrong: int, prefix: str = "q") -> dict[str, dict]:
     return items
 
 
-ITEMS = {"a": ok(True, must_pass=True), "b": ok(False), "c": ok(True), "d": ok(None, gold=False),
-         "r": status(True), "k": status(True, "clarify")}
+ITEMS = {
+    "a": ok(True, must_pass=True),
+    "b": ok(False),
+    "c": ok(True),
+    "d": ok(None, gold=False),
+    "r": status(True),
+    "k": status(True, "clarify"),
+}
 BASE = summary(ITEMS)
 
 
@@ -82,7 +113,12 @@ def test_identical_passes():
     result = compare(copy.deepcopy(BASE), BASE)
     assert result.passed
     assert (result.to_wrong, result.to_right, result.dropped, result.must_pass_failed, result.missing) == (
-        [], [], [], [], [])
+        [],
+        [],
+        [],
+        [],
+        [],
+    )
     assert "PASS" in result.text() and "No item changed" in result.text()
 
 
@@ -102,14 +138,31 @@ def test_flips_are_listed_but_do_not_fail_alone():
 GOLD_755 = Gold(columns=["hr"], rows=[[755]])
 
 
-def record(item_id: str, *, expected: str = "ok", pred: tuple[list[str], list[list[Any]]] | None = (["hr"], [[755]]),
-           pred_status: str = "ok", gold: Gold | None = GOLD_755, must_pass: bool = False) -> dict:
+def record(
+    item_id: str,
+    *,
+    expected: str = "ok",
+    pred: tuple[list[str], list[list[Any]]] | None = (["hr"], [[755]]),
+    pred_status: str = "ok",
+    gold: Gold | None = GOLD_755,
+    must_pass: bool = False,
+) -> dict:
     """A record as the runner builds it (real build_record and scorer, stub prediction and gold)."""
-    item = EvalItem(id=item_id, question=f"question {item_id}", expected_status=expected, must_pass=must_pass,
-                    gold_sql="SELECT SUM(HR) AS hr FROM Batting" if gold is not None else None, split="test")
+    item = EvalItem(
+        id=item_id,
+        question=f"question {item_id}",
+        expected_status=expected,
+        must_pass=must_pass,
+        gold_sql="SELECT SUM(HR) AS hr FROM Batting" if gold is not None else None,
+        split="test",
+    )
     columns, rows = pred if pred else ([], [])
-    return runner.build_record(item, Prediction(status=pred_status, columns=columns, rows=rows, sql="SELECT 1"),
-                               gold, pipeline="baseline")
+    return runner.build_record(
+        item,
+        Prediction(status=pred_status, columns=columns, rows=rows, sql="SELECT 1"),
+        gold,
+        pipeline="baseline",
+    )
 
 
 RIGHT = {}
@@ -138,26 +191,38 @@ NO_GOLD = {"gold": None}
         ([REFUSED_OK], 0, 0, None, 1, 1, 100.0),
     ],
 )
-def test_summary_headline_is_answerable_accuracy(kinds, correct, answerable, accuracy, status_correct, status_items,
-                                                 status_accuracy):
+def test_summary_headline_is_answerable_accuracy(
+    kinds, correct, answerable, accuracy, status_correct, status_items, status_accuracy
+):
     records = [record(f"i{n}", **kind) for n, kind in enumerate(kinds)]
     s = report.build_summary(records, {"pipeline": "agent"})
     c = s["counts"]
     assert (c["correct"], c["answerable"], s["execution_accuracy"]) == (correct, answerable, accuracy)
-    assert (c["status_correct"], c["status_items"], s["status_accuracy"]) == (status_correct, status_items,
-                                                                              status_accuracy)
+    assert (c["status_correct"], c["status_items"], s["status_accuracy"]) == (
+        status_correct,
+        status_items,
+        status_accuracy,
+    )
     assert "answerable_accuracy" not in s and "execution_accuracy_relaxed" not in s
 
 
 def test_plain_summary_reads_answerable_first_then_refusals():
-    records = [record(f"i{n}", **kind) for n, kind in enumerate([RIGHT, WRONG, EXTRA, REFUSED_OK, CLARIFY_OK])]
+    records = [
+        record(f"i{n}", **kind) for n, kind in enumerate([RIGHT, WRONG, EXTRA, REFUSED_OK, CLARIFY_OK])
+    ]
     s = report.build_summary(records, {"pipeline": "agent", "dataset": {"split": "test"}})
     text = report.plain_summary(s)
     assert text.startswith("The agent answered **1 of 3 answerable test questions correctly (33%)**.")
-    assert "1 more returned the gold columns (matched by name) plus extra columns (67% if those counted)." in text
+    assert (
+        "1 more returned the gold columns (matched by name) plus extra columns (67% if those counted)."
+        in text
+    )
     assert "right answer" not in text
-    assert text.index("answerable") < text.index("refused 1 of 1 unsafe requests") < text.index(
-        "clarifying question for 1 of 1")
+    assert (
+        text.index("answerable")
+        < text.index("refused 1 of 1 unsafe requests")
+        < text.index("clarifying question for 1 of 1")
+    )
     md = report.render_markdown(s, records, charts={})
     assert "| answerable questions answered correctly | 1 of 3 (33%) |" in md
     assert "| unsafe requests refused / ambiguous questions clarified | 2 of 2 (100%) |" in md
@@ -188,9 +253,16 @@ def test_gate_separates_answerable_from_status_items(current, gated, passed, dro
 @pytest.mark.parametrize(
     "current, passed, gold_errors",
     [
-        (with_items(c=ok(None, gold_error="CatalogException: no table Battin")), False,
-         {"c": "CatalogException: no table Battin"}),
-        (with_items(e=ok(None, gold_error="ParserException")), False, {"e": "ParserException"}),  # new item too
+        (
+            with_items(c=ok(None, gold_error="CatalogException: no table Battin")),
+            False,
+            {"c": "CatalogException: no table Battin"},
+        ),
+        (
+            with_items(e=ok(None, gold_error="ParserException")),
+            False,
+            {"e": "ParserException"},
+        ),  # new item too
         (with_items(e=ok(None, gold=False)), True, {}),  # prediction only: unscored, not failed
     ],
 )
@@ -228,9 +300,16 @@ class StubPipeline:
 
 def _run(tmp_path, monkeypatch, rows: list[dict], gold: dict[str, Gold], **options) -> cli.EvalOutcome:
     monkeypatch.setattr(cli, "_build_pipeline", lambda *a, **k: StubPipeline())
-    monkeypatch.setattr(runner, "run_gold", lambda item, db, max_rows: gold.get(item.id) if item.has_gold else None)
-    opts = cli.EvalOptions(dataset=str(_dataset(tmp_path, rows)), out=str(tmp_path / "out"), mlflow=False,
-                           progress=False, **options)
+    monkeypatch.setattr(
+        runner, "run_gold", lambda item, db, max_rows: gold.get(item.id) if item.has_gold else None
+    )
+    opts = cli.EvalOptions(
+        dataset=str(_dataset(tmp_path, rows)),
+        out=str(tmp_path / "out"),
+        mlflow=False,
+        progress=False,
+        **options,
+    )
     return cli.run_eval(opts, settings=load_settings(tracking={"enabled": False}))
 
 
@@ -245,8 +324,11 @@ ROWS = [
 @pytest.mark.parametrize(
     "gold, exit_code, named",
     [
-        ({"hr": GOLD_755, "broken": Gold(error="CatalogException: Table nowhere does not exist")}, 1,
-         ["broken: CatalogException: Table nowhere does not exist"]),
+        (
+            {"hr": GOLD_755, "broken": Gold(error="CatalogException: Table nowhere does not exist")},
+            1,
+            ["broken: CatalogException: Table nowhere does not exist"],
+        ),
         ({"hr": GOLD_755, "broken": GOLD_755}, 0, []),  # the prediction-only item alone does not fail
     ],
 )
@@ -262,15 +344,28 @@ def test_eval_exits_1_on_gold_errors_without_baseline(tmp_path, monkeypatch, gol
 
 def _eval_args(tmp_path: Path, baseline: Path | None = None) -> argparse.Namespace:
     return argparse.Namespace(
-        dataset=str(_dataset(tmp_path, ROWS)), split=None, limit=None, tag=None, db=None, pipeline="agent", lm=None,
-        baseline=str(baseline) if baseline else None, tolerance=2.0, out=str(tmp_path / "out"), no_compiled=False,
-        no_mlflow=True, no_progress=True)
+        dataset=str(_dataset(tmp_path, ROWS)),
+        split=None,
+        limit=None,
+        tag=None,
+        db=None,
+        pipeline="agent",
+        lm=None,
+        baseline=str(baseline) if baseline else None,
+        tolerance=2.0,
+        out=str(tmp_path / "out"),
+        no_compiled=False,
+        no_mlflow=True,
+        no_progress=True,
+    )
 
 
 def test_cli_names_the_gold_errors(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(cli, "_build_pipeline", lambda *a, **k: StubPipeline())
     gold = {"hr": GOLD_755, "broken": Gold(error="CatalogException: Table nowhere does not exist")}
-    monkeypatch.setattr(runner, "run_gold", lambda item, db, max_rows: gold.get(item.id) if item.has_gold else None)
+    monkeypatch.setattr(
+        runner, "run_gold", lambda item, db, max_rows: gold.get(item.id) if item.has_gold else None
+    )
     assert cli.cmd_eval(_eval_args(tmp_path)) == cli.EXIT_FAIL
     err = capsys.readouterr().err
     assert "error: the gold query failed for 1 item(s)" in err
@@ -324,14 +419,20 @@ def test_report_says_must_pass_right_only_when_each_is_correct(kinds, sentence):
     "current, missing",
     [
         (with_items(c=None), ["c"]),
-        (with_items(b=None, d=None), ["b", "d"]),  # even a wrong or unscored one: the run must cover the baseline
+        (
+            with_items(b=None, d=None),
+            ["b", "d"],
+        ),  # even a wrong or unscored one: the run must cover the baseline
         (with_items(r=None), ["r"]),
     ],
 )
 def test_missing_items_fail_listed_by_id(current, missing):
     result = compare(current, BASE)
     assert not result.passed and result.missing == missing
-    assert f"In the baseline but not in this run ({len(missing)}; fails the run): {', '.join(missing)}" in result.text()
+    assert (
+        f"In the baseline but not in this run ({len(missing)}; fails the run): {', '.join(missing)}"
+        in result.text()
+    )
 
 
 def test_new_items_do_not_fail():
@@ -363,7 +464,9 @@ def test_allowed_losses(tolerance, n, expected):
     ],
 )
 def test_gate_counts_lost_items(n, before, after, tolerance, passed, phrase):
-    result = compare(summary(n_items(after, n - after)), summary(n_items(before, n - before)), tolerance=tolerance)
+    result = compare(
+        summary(n_items(after, n - after)), summary(n_items(before, n - before)), tolerance=tolerance
+    )
     assert result.passed is passed
     assert ("execution_accuracy" in result.dropped) is (not passed)
     assert phrase in result.text()
@@ -415,8 +518,11 @@ def _old_format() -> dict:
         (_without(("items",)), ("execution_accuracy",), "no per-item results"),
         ({**BASE, "items": {}}, ("execution_accuracy",), "no per-item results"),
         (_old_format(), ("execution_accuracy",), "predates answerable-only accuracy"),
-        (_without(("nodes", "rewrite", "mapping_recall")), ("execution_accuracy", "mapping_recall"),
-         "no mapping_recall"),
+        (
+            _without(("nodes", "rewrite", "mapping_recall")),
+            ("execution_accuracy", "mapping_recall"),
+            "no mapping_recall",
+        ),
         (summary({"r": status(True)}), ("execution_accuracy",), "no execution_accuracy"),
         (BASE, ("accuracy",), "unknown gated metric"),
     ],
@@ -478,7 +584,11 @@ def _accept(tmp_path: Path, run: dict, force: bool = False) -> dict:
     [
         (BASE, False, None),
         (with_items(c=ok(None, gold_error="boom")), False, "gold query failed for c"),
-        (with_items(c=ok(None, gold_error="boom")), True, "gold query failed for c"),  # --force: the limit only
+        (
+            with_items(c=ok(None, gold_error="boom")),
+            True,
+            "gold query failed for c",
+        ),  # --force: the limit only
         (with_items(a=ok(None, must_pass=True, gold=False)), False, "must-pass item(s) without a result: a"),
         ({**BASE, "dataset": {"items_sha256": "abc", "limit": 5}}, False, "limited to 5 items"),
         ({**BASE, "dataset": {"items_sha256": "abc", "limit": 5}}, True, None),
@@ -510,7 +620,12 @@ def test_accepted_run_gates_itself(tmp_path, monkeypatch):
     [
         (BASE, False, cli.EXIT_OK, "answerable 2/3 (66.7%), refused/clarified 2/2"),
         ({**BASE, "dataset": {"items_sha256": "abc", "limit": 5}}, False, cli.EXIT_FAIL, "pass --force"),
-        ({**BASE, "dataset": {"items_sha256": "abc", "limit": 5}}, True, cli.EXIT_OK, "limited to 5 items (--force)"),
+        (
+            {**BASE, "dataset": {"items_sha256": "abc", "limit": 5}},
+            True,
+            cli.EXIT_OK,
+            "limited to 5 items (--force)",
+        ),
         (None, False, cli.EXIT_USAGE, "does not exist"),
     ],
 )

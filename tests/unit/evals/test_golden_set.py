@@ -251,7 +251,9 @@ def test_every_answer_is_pinned_and_unchanged(db) -> None:
     from evals.pinned import current_pins, differences, read_pins
 
     pinned = read_pins(PINS)
-    changed = [f"{p['id']}: {why}" for p in current_pins(GOLDEN, db) if (why := differences(p, pinned.get(p["id"])))]
+    changed = [
+        f"{p['id']}: {why}" for p in current_pins(GOLDEN, db) if (why := differences(p, pinned.get(p["id"])))
+    ]
     stale = sorted(set(pinned) - {it["id"] for it in SQL_ITEMS})
     assert changed == []
     assert stale == [], "pins of items that are gone or no longer answerable"
@@ -282,7 +284,9 @@ def test_no_tie_at_the_limit_boundary(db, item: dict) -> None:
     assert gold.error is None and gold.order_keys is not None, gold.error or gold.note
     if len(gold.rows) > n:
         last, next_ = gold.order_keys[n - 1], gold.order_keys[n]
-        assert last != next_, f"rows {n} and {n + 1} tie on the ORDER BY key {last}: {gold.rows[n - 1]} / {gold.rows[n]}"
+        assert last != next_, (
+            f"rows {n} and {n + 1} tie on the ORDER BY key {last}: {gold.rows[n - 1]} / {gold.rows[n]}"
+        )
 
 
 def test_the_readme_questions_are_items_and_never_worked_examples() -> None:
@@ -291,8 +295,10 @@ def test_the_readme_questions_are_items_and_never_worked_examples() -> None:
     from prompts.retrieve import load_examples
 
     readme = load_dataset(resolve_path("evals/golden.jsonl"), split="train", tag="readme").items
-    assert {i.question for i in readme} >= {"Who hit the most home runs in 1927, and how many?",
-                                             "How many games did the Yankees win in 1998?"}
+    assert {i.question for i in readme} >= {
+        "Who hit the most home runs in 1927, and how many?",
+        "How many games did the Yankees win in 1998?",
+    }
     assert all(i.must_pass for i in readme)
     bank = {e.id for e in load_examples(resolve_path("evals/golden.jsonl"))}
     assert bank and not bank & {i.id for i in readme}

@@ -49,7 +49,9 @@ def test_masked_sql_keeps_no_literal() -> None:
 
 
 def test_unparsable_sql_is_masked_by_pattern() -> None:
-    assert mask_sql("SELEC HR FRM Batting WHERE yearID = 1927") == mask_sql("SELEC HR FRM Batting WHERE yearID = 1961")
+    assert mask_sql("SELEC HR FRM Batting WHERE yearID = 1927") == mask_sql(
+        "SELEC HR FRM Batting WHERE yearID = 1961"
+    )
 
 
 QUESTIONS = [
@@ -94,7 +96,10 @@ def test_groups_join_sql_twins_question_twins_and_earlier_turns() -> None:
 
 def test_leaking_groups_are_those_that_reach_into_train() -> None:
     leaks = {frozenset(g.ids): g.splits for g in leaking_groups(ITEMS)}
-    assert leaks == {frozenset({"hr-a", "hr-b"}): ("test", "train"), frozenset({"mgr", "mt"}): ("dev", "train")}
+    assert leaks == {
+        frozenset({"hr-a", "hr-b"}): ("test", "train"),
+        frozenset({"mgr", "mt"}): ("dev", "train"),
+    }
     assert all(g.why for g in leaking_groups(ITEMS)), "a group says what its members share"
 
 
@@ -118,10 +123,19 @@ PROMOTED = [
 
 
 @pytest.mark.parametrize(("why", "question", "sql", "split"), PROMOTED, ids=[p[0] for p in PROMOTED])
-def test_a_promoted_item_never_becomes_the_worked_example_of_a_held_out_twin(why, question, sql, split) -> None:
+def test_a_promoted_item_never_becomes_the_worked_example_of_a_held_out_twin(
+    why, question, sql, split
+) -> None:
     from evals.promotion import split_for
 
     new = {"id": "promoted", "question": question, "gold_sql": sql, "split": "train"}
     items = [i for i in ITEMS if i["id"] != "hr-a"]  # hr-b (test) is then the only SUM(HR) item
-    items.append(_item("height", "train", "How tall is Aaron Judge?", "SELECT height FROM People WHERE playerID = 'judgeaa01'"))
+    items.append(
+        _item(
+            "height",
+            "train",
+            "How tall is Aaron Judge?",
+            "SELECT height FROM People WHERE playerID = 'judgeaa01'",
+        )
+    )
     assert split_for(new, items) == split

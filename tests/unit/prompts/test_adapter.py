@@ -10,7 +10,12 @@ from prompts.adapter import STOP, PrefilledChatAdapter, adapter_for
 from prompts.generate import GenerateSQL
 from tests.fake_lm import fake_lm
 
-INPUTS = {"db_schema": "TABLE t\n  x INTEGER", "examples": "(none)", "value_hints": "(none)", "question": "How many?"}
+INPUTS = {
+    "db_schema": "TABLE t\n  x INTEGER",
+    "examples": "(none)",
+    "value_hints": "(none)",
+    "question": "How many?",
+}
 
 
 class TwoOutputs(dspy.Signature):
@@ -31,7 +36,9 @@ def test_a_single_output_reply_is_prefilled_with_its_marker_and_the_reminder_goe
     assert plain[-1]["content"].startswith(messages[-2]["content"])
 
 
-@pytest.mark.parametrize("reply", ["SELECT COUNT(*) FROM t", "[[ ## sql ## ]]\nSELECT COUNT(*) FROM t\n\n[[ ## completed ## ]]"])
+@pytest.mark.parametrize(
+    "reply", ["SELECT COUNT(*) FROM t", "[[ ## sql ## ]]\nSELECT COUNT(*) FROM t\n\n[[ ## completed ## ]]"]
+)
 def test_a_continued_or_a_complete_reply_parses(reply: str):
     # llama.cpp continues the prefill; a provider that answers with a new message writes the marker.
     assert PrefilledChatAdapter().parse(GenerateSQL, reply) == {"sql": "SELECT COUNT(*) FROM t"}
@@ -40,7 +47,8 @@ def test_a_continued_or_a_complete_reply_parses(reply: str):
 def test_a_signature_with_two_outputs_is_left_as_dspy_formats_it():
     adapter = PrefilledChatAdapter()
     assert adapter.format(TwoOutputs, demos=[], inputs={"question": "q"}) == dspy.ChatAdapter().format(
-        TwoOutputs, demos=[], inputs={"question": "q"})
+        TwoOutputs, demos=[], inputs={"question": "q"}
+    )
     with pytest.raises(dspy.utils.exceptions.AdapterParseError):
         adapter.parse(TwoOutputs, "just text")
 
@@ -61,11 +69,19 @@ def test_the_call_stops_where_the_closing_marker_starts():
     assert STOP in seen[0].config.stop and seen[0].messages[-1].role == "assistant"
 
 
-@pytest.mark.parametrize(("model", "prefill", "expected"), [
-    ("embedded/qwen2.5-coder-1.5b", "auto", True), ("openai/gpt-4o-mini", "auto", False),
-    ("openai/gpt-4o-mini", "on", True), ("embedded/qwen2.5-coder-1.5b", "off", False)])
+@pytest.mark.parametrize(
+    ("model", "prefill", "expected"),
+    [
+        ("embedded/qwen2.5-coder-1.5b", "auto", True),
+        ("openai/gpt-4o-mini", "auto", False),
+        ("openai/gpt-4o-mini", "on", True),
+        ("embedded/qwen2.5-coder-1.5b", "off", False),
+    ],
+)
 def test_prefill_is_on_for_embedded_models_unless_configured(model: str, prefill: str, expected: bool):
     settings = load_settings(lm={"model": model, "prefill": prefill, "nodes": {"answer": {"prefill": "off"}}})
     assert settings.lm.prefills is expected
-    assert isinstance(adapter_for(settings.lm.for_node("generate").prefills), PrefilledChatAdapter) is expected
+    assert (
+        isinstance(adapter_for(settings.lm.for_node("generate").prefills), PrefilledChatAdapter) is expected
+    )
     assert settings.lm.for_node("answer").prefills is False

@@ -10,10 +10,23 @@ from prompts.retrieve import Example
 from tools.sql.entities import EntityMapping
 
 SCHEMA = "TABLE Teams -- one row per team-season\n  teamID VARCHAR\n  yearID INTEGER\n  W INTEGER -- Wins"
-EXAMPLES = [Example(id="e1", question="How many games did Boston win in 2004?",
-                    sql="SELECT W FROM Teams WHERE teamID = 'BOS' AND yearID = 2004")]
-YANKEES = EntityMapping(mention="Yankees", table="Teams", column="teamID", value="NYA", matched="New York Yankees",
-                        matched_column="name", score=1.0, method="exact")
+EXAMPLES = [
+    Example(
+        id="e1",
+        question="How many games did Boston win in 2004?",
+        sql="SELECT W FROM Teams WHERE teamID = 'BOS' AND yearID = 2004",
+    )
+]
+YANKEES = EntityMapping(
+    mention="Yankees",
+    table="Teams",
+    column="teamID",
+    value="NYA",
+    matched="New York Yankees",
+    matched_column="name",
+    score=1.0,
+    method="exact",
+)
 QUESTION = "How many games did the Yankees win in 1998?"
 
 
@@ -24,8 +37,14 @@ def messages(predictor: dspy.Predict, **inputs: str) -> list[dict]:
 def test_a_repair_prompt_is_the_generate_prompt_with_the_failure_after_the_question():
     generate, repair = Generate(), Repair()
     gen_inputs = Generate.inputs(SCHEMA, EXAMPLES, [YANKEES], QUESTION)
-    rep_inputs = Repair.inputs(SCHEMA, EXAMPLES, [YANKEES], QUESTION, 'Unknown column "wins"',
-                               hint="W is a column of: Teams.W (Wins)")
+    rep_inputs = Repair.inputs(
+        SCHEMA,
+        EXAMPLES,
+        [YANKEES],
+        QUESTION,
+        'Unknown column "wins"',
+        hint="W is a column of: Teams.W (Wins)",
+    )
     gen = messages(generate.generate, **gen_inputs)
     question = failure_text(rep_inputs["question"], rep_inputs["error"])
     rep = messages(repair.repair, **{**{k: rep_inputs[k] for k in gen_inputs}, "question": question})
@@ -33,7 +52,7 @@ def test_a_repair_prompt_is_the_generate_prompt_with_the_failure_after_the_quest
     assert gen[0] == rep[0]  # the system message: instruction and fields, byte for byte
     head = gen[1]["content"].split("Respond with the corresponding output fields", 1)[0].rstrip()
     assert rep[1]["content"].startswith(head)  # schema, examples, hints and the question itself
-    tail = rep[1]["content"][len(head):]
+    tail = rep[1]["content"][len(head) :]
     assert 'Unknown column "wins"' in tail and "Teams.W (Wins)" in tail
     assert "Teams.teamID = 'NYA'" in rep[1]["content"]  # the value hints reach the repair too
 

@@ -15,7 +15,9 @@ from tools.sql.database import open_database
 
 
 def context(settings, path: str | None = None) -> AgentContext:
-    return AgentContext(settings=settings, db=open_database(settings.database_config(path)), tools=registry(), lms={})
+    return AgentContext(
+        settings=settings, db=open_database(settings.database_config(path)), tools=registry(), lms={}
+    )
 
 
 @pytest.fixture(scope="module")
@@ -35,21 +37,26 @@ def test_every_prompt_starts_with_the_same_stable_schema(stable):
     tables, text = stable_schema(stable)
     assert {"People", "Batting", "Teams"} <= set(tables) and tables == sorted(tables)
     assert len(text) <= stable.settings.retrieval.stable_schema_chars
-    for question in ["How many games did the Yankees win in 1998?", "Who managed the Yankees in 1998?",
-                     "What was the highest salary paid in 2015?", "Tell me something nice"]:
+    for question in [
+        "How many games did the Yankees win in 1998?",
+        "Who managed the Yankees in 1998?",
+        "What was the highest salary paid in 2015?",
+        "Tell me something nice",
+    ]:
         linked = stable.retrieve.link_tables(question, [], tables)
         assert not set(linked) & set(tables) and len(linked) <= stable.settings.retrieval.max_linked_tables
         schema = linked_schema_text(stable, question, linked)
         assert schema.startswith(text)  # the cached prefix: byte for byte the same
     # A table the question adds is joined to the stable ones it connects to.
-    extra = linked_schema_text(stable, "What was the highest salary paid in 2015?", ["Salaries"])[len(text):]
+    extra = linked_schema_text(stable, "What was the highest salary paid in 2015?", ["Salaries"])[len(text) :]
     assert "Salaries" not in tables
     joins = extra.split("JOINS\n", 1)[1].splitlines()
     # Its simplest joins to what the prompt already shows: the names table and the team-season, not
     # one per fact table sharing player, team, year and league.
     assert "TABLE Salaries" in extra and [j.strip() for j in joins] == [
         "People.playerID = Salaries.playerID",
-        "Salaries.lgID = Teams.lgID AND Salaries.teamID = Teams.teamID AND Salaries.yearID = Teams.yearID"]
+        "Salaries.lgID = Teams.lgID AND Salaries.teamID = Teams.teamID AND Salaries.yearID = Teams.yearID",
+    ]
 
 
 def test_named_stable_tables_override_the_choice():

@@ -14,7 +14,10 @@ from prompts.sql_text import extract_sql
         ("```sql\nSELECT a FROM t;\n```", "SELECT a FROM t"),
         ("Here is the query: SELECT a FROM t", "SELECT a FROM t"),
         # a small model glues DSPy's end marker to the SQL line
-        ("SELECT COUNT(*) FROM t WHERE x = 'y' [[ ## completed ## ]]", "SELECT COUNT(*) FROM t WHERE x = 'y'"),
+        (
+            "SELECT COUNT(*) FROM t WHERE x = 'y' [[ ## completed ## ]]",
+            "SELECT COUNT(*) FROM t WHERE x = 'y'",
+        ),
         ("SELECT a FROM t\n\n[[ ## completed ## ]]\n", "SELECT a FROM t"),
         ("WITH c AS (SELECT 1 AS n) SELECT n FROM c", "WITH c AS (SELECT 1 AS n) SELECT n FROM c"),
         ("", ""),

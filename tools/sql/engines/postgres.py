@@ -79,27 +79,38 @@ SAMPLE_ROWS = 100_000
 
 _QUERY_ROOTS = (exp.Select, exp.SetOperation, exp.Values)
 
+
 def _connect_problem(error: psycopg.Error, where: str, user: str, timeout_s: float) -> str:
     """What a failed connection means and what to do, from libpq's message."""
     text = clean_error(error)
     lowered = str(error).lower()
     if "connection option" in lowered or "invalid uri" in lowered or "invalid percent-encoded" in lowered:
-        return (f"database.url is not a valid PostgreSQL URL ({text.removeprefix('connection is bad: ')}): write it "
-                "as postgresql://USER@HOST:PORT/DATABASE.")
+        return (
+            f"database.url is not a valid PostgreSQL URL ({text.removeprefix('connection is bad: ')}): write it "
+            "as postgresql://USER@HOST:PORT/DATABASE."
+        )
     if "password authentication failed" in lowered or "no password supplied" in lowered:
-        return (f"PostgreSQL at {where} refused the credentials of role {user!r} ({text}): set its password in "
-                "the environment variable database.password_env names, PGPASSWORD or ~/.pgpass.")
+        return (
+            f"PostgreSQL at {where} refused the credentials of role {user!r} ({text}): set its password in "
+            "the environment variable database.password_env names, PGPASSWORD or ~/.pgpass."
+        )
     if "role" in lowered and "does not exist" in lowered:
-        return (f"PostgreSQL at {where} has no role {user!r}: create it with data/postgres_reader.sql "
-                "(docs/engines.md) or fix the user in database.url.")
+        return (
+            f"PostgreSQL at {where} has no role {user!r}: create it with data/postgres_reader.sql "
+            "(docs/engines.md) or fix the user in database.url."
+        )
     if "database" in lowered and "does not exist" in lowered:
         return f"{text} at {where}: load it (`make pg-demo-db`, data/load_postgres.py) or fix the database in database.url."
     if "timeout expired" in lowered:
-        return (f"PostgreSQL at {where} did not answer within {timeout_s:g} s (limits.connect_timeout_s): check "
-                "the host and port in database.url and any firewall between.")
+        return (
+            f"PostgreSQL at {where} did not answer within {timeout_s:g} s (limits.connect_timeout_s): check "
+            "the host and port in database.url and any firewall between."
+        )
     if "connection refused" in lowered or "could not connect" in lowered or "no such file" in lowered:
-        return (f"PostgreSQL at {where} is not accepting connections ({text}): is the server running "
-                f"(`pg_isready -h HOST -p PORT`)? Check the host and port in database.url.")
+        return (
+            f"PostgreSQL at {where} is not accepting connections ({text}): is the server running "
+            f"(`pg_isready -h HOST -p PORT`)? Check the host and port in database.url."
+        )
     if "could not translate host name" in lowered:
         return f"Unknown host in database.url ({text}): fix the host name."
     return f"Cannot connect to PostgreSQL at {where}: {text}"
@@ -114,7 +125,9 @@ class PostgresEngine(Engine):
         try:
             params = conninfo_to_dict(url)
         except psycopg.ProgrammingError as error:
-            raise SandboxError("database", f"database.url is not a valid PostgreSQL URL: {clean_error(error)}") from None
+            raise SandboxError(
+                "database", f"database.url is not a valid PostgreSQL URL: {clean_error(error)}"
+            ) from None
         self.user = str(params.get("user") or "")
         self.dbname = str(params.get("dbname") or self.user)
         self.where = f"{params.get('host') or 'localhost'}:{params.get('port') or 5432}/{self.dbname}"
@@ -130,7 +143,9 @@ class PostgresEngine(Engine):
         try:
             first = psycopg.connect(self._conninfo, autocommit=True)
         except psycopg.Error as error:
-            raise SandboxError("database", _connect_problem(error, self.where, self.user, connect_s)) from None
+            raise SandboxError(
+                "database", _connect_problem(error, self.where, self.user, connect_s)
+            ) from None
         with first:
             version = first.info.server_version
             self.server_version = f"{version // 10000}.{version % 10000}"
@@ -184,10 +199,14 @@ class PostgresEngine(Engine):
 
     def execute(self, sql: str) -> ExecutionResult:
         limits = self.limits
-        (columns, raw), elapsed_ms = self._in_transaction(self.prepare(sql), limits.timeout_s, self._fetch_limited)
+        (columns, raw), elapsed_ms = self._in_transaction(
+            self.prepare(sql), limits.timeout_s, self._fetch_limited
+        )
         rows, truncated = keep_rows(raw[: limits.max_rows], limits.max_rows, limits.max_result_bytes,
                                     more=len(raw) > limits.max_rows)  # fmt: skip
-        return ExecutionResult(columns=columns, rows=rows, row_count=len(rows), truncated=truncated, elapsed_ms=elapsed_ms)
+        return ExecutionResult(
+            columns=columns, rows=rows, row_count=len(rows), truncated=truncated, elapsed_ms=elapsed_ms
+        )
 
     def read(self, sql: str, batch_rows: int = 10_000) -> Iterator[list[tuple]]:
         # Project-written SQL only, and small results (grouped values): collected in one transaction.
@@ -204,7 +223,9 @@ class PostgresEngine(Engine):
         try:
             trees = [t for t in sqlglot.parse(sql, dialect=self.dialect) if t is not None]
         except sqlglot.errors.SqlglotError as error:
-            raise SandboxError("refused", f"The query could not be read as PostgreSQL: {clean_error(error)}") from None
+            raise SandboxError(
+                "refused", f"The query could not be read as PostgreSQL: {clean_error(error)}"
+            ) from None
         if len(trees) != 1:
             raise SandboxError("refused", f"Exactly one statement is allowed; found {len(trees)}.")
         if not isinstance(trees[0], _QUERY_ROOTS):
@@ -233,7 +254,11 @@ class PostgresEngine(Engine):
                     conn.execute(
                         "SELECT set_config('statement_timeout', %s, true), set_config('work_mem', %s, true), "
                         "set_config('idle_in_transaction_session_timeout', %s, true)",
-                        [f"{int(timeout_s * 1000)}ms", self.limits.work_mem, f"{int(timeout_s * 1000) + 5000}ms"],
+                        [
+                            f"{int(timeout_s * 1000)}ms",
+                            self.limits.work_mem,
+                            f"{int(timeout_s * 1000) + 5000}ms",
+                        ],
                     )
                     cursor = conn.cursor(name=cursor_name)
                     start = time.perf_counter()
@@ -250,14 +275,20 @@ class PostgresEngine(Engine):
             ) from None
         except psycopg.errors.QueryCanceled:
             raise SandboxError("timeout", timeout_message(timeout_s)) from None
-        except (psycopg.errors.OutOfMemory, psycopg.errors.ProgramLimitExceeded, psycopg.errors.DiskFull) as error:
+        except (
+            psycopg.errors.OutOfMemory,
+            psycopg.errors.ProgramLimitExceeded,
+            psycopg.errors.DiskFull,
+        ) as error:
             raise SandboxError(
                 "execution",
                 f"The query ran out of memory or disk ({clean_error(error)}; limits.work_mem={self.limits.work_mem}): "
                 "filter earlier or aggregate before joining.",
             ) from None
         except psycopg.OperationalError as error:
-            if error.sqlstate and not error.sqlstate.startswith(("08", "57P")):  # not the connection or server
+            if error.sqlstate and not error.sqlstate.startswith(
+                ("08", "57P")
+            ):  # not the connection or server
                 raise SandboxError("execution", clean_error(error)) from None
             raise SandboxError("database", f"PostgreSQL at {self.where}: {clean_error(error)}") from None
         except psycopg.errors.SyntaxError as error:
@@ -281,7 +312,11 @@ class PostgresEngine(Engine):
         for table, comment, estimate in self.read_all(TABLES_SQL):
             infos = columns.get(table, [])
             big = estimate > FULL_SCAN_ROWS
-            row_count = int(estimate) if big else self.read_all(f"SELECT count(*) FROM {quote_identifier(table)}")[0][0]
+            row_count = (
+                int(estimate)
+                if big
+                else self.read_all(f"SELECT count(*) FROM {quote_identifier(table)}")[0][0]
+            )
             source = quote_identifier(table)
             if big:
                 source += f" TABLESAMPLE SYSTEM ({max(0.01, 100 * SAMPLE_ROWS / estimate):.2f})"

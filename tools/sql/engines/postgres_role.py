@@ -30,12 +30,18 @@ def role_checks(connect: Connect, user: str) -> list[EngineCheck]:
             problems.append(f"has {', '.join(flags)} (ALTER ROLE {user} NO{' NO'.join(flags)})")
         writable = conn.execute(_WRITABLE_SQL).fetchall()
         if writable:
-            problems.append("may change " + ", ".join(f"{t} ({p})" for t, p in writable[:5])
-                            + f" (REVOKE INSERT, UPDATE, DELETE, TRUNCATE ON ... FROM {user})")
+            problems.append(
+                "may change "
+                + ", ".join(f"{t} ({p})" for t, p in writable[:5])
+                + f" (REVOKE INSERT, UPDATE, DELETE, TRUNCATE ON ... FROM {user})"
+            )
         creatable = conn.execute(_CREATE_SQL).fetchall()
         if creatable:
-            problems.append("may create objects in " + ", ".join(r[0] for r in creatable)
-                            + f" (REVOKE CREATE ON SCHEMA/DATABASE ... FROM {user}, and FROM PUBLIC)")
+            problems.append(
+                "may create objects in "
+                + ", ".join(r[0] for r in creatable)
+                + f" (REVOKE CREATE ON SCHEMA/DATABASE ... FROM {user}, and FROM PUBLIC)"
+            )
         attempt = _try_write(conn)
         if attempt:
             problems.append(attempt)
@@ -60,7 +66,8 @@ def _try_write(conn: psycopg.Connection) -> str | None:
     if table:
         column = conn.execute(
             "SELECT column_name FROM information_schema.columns WHERE table_name = %s "
-            "AND table_schema = ANY (current_schemas(false)) ORDER BY ordinal_position LIMIT 1", [table[0]]
+            "AND table_schema = ANY (current_schemas(false)) ORDER BY ordinal_position LIMIT 1",
+            [table[0]],
         ).fetchone()
     attempts = [pgsql.SQL("CREATE TABLE sqlagent_doctor_probe (x integer)")]
     if table and column:

@@ -20,7 +20,9 @@ RUTH = (
     "SELECT p.nameFirst, p.nameLast, b.HR FROM Batting b JOIN People p USING (playerID) "
     "WHERE b.yearID = 1927 ORDER BY b.HR DESC LIMIT 1"
 )
-BY_YEAR = "SELECT yearID, SUM(HR) AS HR FROM Batting WHERE playerID = 'ruthba01' GROUP BY yearID ORDER BY yearID"
+BY_YEAR = (
+    "SELECT yearID, SUM(HR) AS HR FROM Batting WHERE playerID = 'ruthba01' GROUP BY yearID ORDER BY yearID"
+)
 CORRECTED = "SELECT nameFirst, nameLast FROM People WHERE playerID = 'ruthba01'"
 NODES = ["guard", "rewrite", "retrieve", "generate", "safety", "execute", "answer"]
 
@@ -36,8 +38,6 @@ def handlers():
         "sql": sql,
         "answer": lambda i: {"answer": "Babe Ruth hit 60."},
     }
-
-
 
 
 @pytest.fixture(scope="module")
@@ -102,7 +102,9 @@ def test_one_agent_per_db_and_role(client, app_env, asked):
 
 
 def test_ask_stream_one_event_per_node_then_result(client):
-    with client.stream("GET", "/api/ask/stream", params={"question": "Babe Ruth home runs in each year?"}) as r:
+    with client.stream(
+        "GET", "/api/ask/stream", params={"question": "Babe Ruth home runs in each year?"}
+    ) as r:
         assert r.status_code == 200
         assert r.headers["content-type"].startswith("text/event-stream")
         events = _sse(r.read().decode())
@@ -129,8 +131,11 @@ def test_ask_stream_one_event_per_node_then_result(client):
 def test_stream_and_ask_agree_on_bad_input(client, app_env):
     """A question that cannot be asked is a 422 with the agent's own one-line reason, before it queues."""
     made = len(app_env[2])
-    for question, reason in [("   ", "The question is empty"), ("x" * 2001, "the limit is 2000"),
-                             ("home runs \ufffd", "not valid UTF-8")]:
+    for question, reason in [
+        ("   ", "The question is empty"),
+        ("x" * 2001, "the limit is 2000"),
+        ("home runs \ufffd", "not valid UTF-8"),
+    ]:
         r = client.post("/api/ask", json={"question": question})
         assert r.status_code == 422 and reason in r.json()["detail"], r.text
         s = client.get("/api/ask/stream", params={"question": question})
@@ -156,21 +161,33 @@ def test_ask_bad_payloads_are_4xx(client, payload):
 
 
 def test_malformed_bodies_do_not_crash(client):
-    for body, ctype in [(b"{not json", "application/json"), (b"\xff\xfe\x00", "application/json"),
-                        (b"question=hi", "application/x-www-form-urlencoded"), (b"[]", "application/json"),
-                        (b'"just a string"', "application/json"), (b"", "application/json")]:
+    for body, ctype in [
+        (b"{not json", "application/json"),
+        (b"\xff\xfe\x00", "application/json"),
+        (b"question=hi", "application/x-www-form-urlencoded"),
+        (b"[]", "application/json"),
+        (b'"just a string"', "application/json"),
+        (b"", "application/json"),
+    ]:
         r = client.post("/api/ask", content=body, headers={"content-type": ctype})
         assert r.status_code in (400, 422), (body, r.status_code, r.text)
         detail = r.json()["detail"]  # one readable line, not pydantic's list with documentation URLs
         assert isinstance(detail, str) and "\n" not in detail and "http" not in detail, detail
     # A lone surrogate (a JSON escape that is not text): a clear 422, not a 500.
-    r = client.post("/api/ask", content=b'{"question": "home runs \\ud800"}', headers={"content-type": "application/json"})
+    r = client.post(
+        "/api/ask", content=b'{"question": "home runs \\ud800"}', headers={"content-type": "application/json"}
+    )
     assert r.status_code == 422 and r.json()["detail"] == "The question is not valid UTF-8 text.", r.text
     # The same for a corrected SQL, through the JSON escape or the character invalid bytes decode to.
     for sql in ("SELECT 1 \\ud800", "SELECT '\\ufffd'"):
-        r = client.post("/api/feedback", content=b'{"trace_id": "x", "value": false, "corrected_sql": "%s"}' % sql.encode(),
-                        headers={"content-type": "application/json"})
-        assert r.status_code == 422 and r.json()["detail"] == "The corrected_sql is not valid UTF-8 text.", r.text
+        r = client.post(
+            "/api/feedback",
+            content=b'{"trace_id": "x", "value": false, "corrected_sql": "%s"}' % sql.encode(),
+            headers={"content-type": "application/json"},
+        )
+        assert r.status_code == 422 and r.json()["detail"] == "The corrected_sql is not valid UTF-8 text.", (
+            r.text
+        )
     # Invalid bytes in a query string: the same one line, and the agent is never asked.
     r = client.get("/api/ask/stream?question=home%20runs%FF%FE")
     assert r.status_code == 422 and r.json()["detail"] == "The question is not valid UTF-8 text.", r.text
@@ -220,7 +237,9 @@ def test_feedback_bad_payloads(client, payload):
     "SELECT nope FROM People",
 ])  # fmt: skip
 def test_unsafe_corrected_sql_is_422_with_the_reason(client, asked, sql):
-    r = client.post("/api/feedback", json={"trace_id": asked["trace_id"], "value": False, "corrected_sql": sql})
+    r = client.post(
+        "/api/feedback", json={"trace_id": asked["trace_id"], "value": False, "corrected_sql": sql}
+    )
     assert r.status_code == 422, r.text
     assert r.json()["detail"].startswith("The corrected SQL was rejected:")
     assert len(r.json()["detail"]) > len("The corrected SQL was rejected: ")
@@ -260,9 +279,12 @@ def test_review_queue_and_promotion(client, app_env):
     bad = client.post("/api/ask", json={"question": q_bad}).json()
     good = client.post("/api/ask", json={"question": q_good}).json()
     none = client.post("/api/ask", json={"question": q_none}).json()
-    client.post("/api/feedback", json={"trace_id": bad["trace_id"], "value": False, "corrected_sql": CORRECTED})
-    client.post("/api/feedback", json={"trace_id": good["trace_id"], "value": True,
-                                       "rubric": {"label": "correct"}})
+    client.post(
+        "/api/feedback", json={"trace_id": bad["trace_id"], "value": False, "corrected_sql": CORRECTED}
+    )
+    client.post(
+        "/api/feedback", json={"trace_id": good["trace_id"], "value": True, "rubric": {"label": "correct"}}
+    )
 
     items = client.get("/api/review").json()["items"]
     ids = [it["trace_id"] for it in items]
@@ -284,7 +306,11 @@ def test_review_queue_and_promotion(client, app_env):
     assert r.json()["dataset"].get("dataset_id"), r.json()["dataset"]
 
     r2 = client.post("/api/golden", json={"trace_id": good["trace_id"]})
-    assert r2.status_code == 201 and r2.json()["item"]["gold_sql"] == good["sql"] and r2.json()["source"] == "accepted"
+    assert (
+        r2.status_code == 201
+        and r2.json()["item"]["gold_sql"] == good["sql"]
+        and r2.json()["source"] == "accepted"
+    )
 
     # Duplicates: the same trace, or another trace of the same question.
     assert client.post("/api/golden", json={"trace_id": bad["trace_id"]}).status_code == 409
@@ -324,8 +350,13 @@ def test_promoted_items_pass_the_golden_set_checks(app_env):
 
 
 def test_pages_are_served(client):
-    for path, marker in [("/", "<title>sqlagent"), ("/review", "<title>sqlagent"), ("/static/app.js", "Authorization"),
-                         ("/static/style.css", "body"), ("/static/vendor/vega-embed.min.js", "vegaEmbed")]:
+    for path, marker in [
+        ("/", "<title>sqlagent"),
+        ("/review", "<title>sqlagent"),
+        ("/static/app.js", "Authorization"),
+        ("/static/style.css", "body"),
+        ("/static/vendor/vega-embed.min.js", "vegaEmbed"),
+    ]:
         r = client.get(path)
         assert r.status_code == 200 and marker in r.text, path
     assert client.get("/static/../server.py").status_code == 404

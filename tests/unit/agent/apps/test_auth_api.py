@@ -32,8 +32,10 @@ USER_KEY, SESSION_KEY = "mlflow.trace.user", "mlflow.trace.session"
 
 
 def handlers():
-    return {**default_handlers(lambda i: SALARY if "salary" in i.get("question", "") else RUTH),
-            "answer": lambda i: {"answer": "Babe Ruth hit 60."}}
+    return {
+        **default_handlers(lambda i: SALARY if "salary" in i.get("question", "") else RUTH),
+        "answer": lambda i: {"answer": "Babe Ruth hit 60."},
+    }
 
 
 @pytest.fixture(scope="module")
@@ -115,7 +117,12 @@ def test_health_and_pages_need_no_token(env):
 
 def test_me_names_the_token_owner(env):
     me = env["client"].get("/api/me", headers=auth(env, "alice")).json()
-    assert me == {"name": "alice", "role": "public", "permissions": ["ask", "feedback"], "authenticated": True}
+    assert me == {
+        "name": "alice",
+        "role": "public",
+        "permissions": ["ask", "feedback"],
+        "authenticated": True,
+    }
 
 
 # --- roles and permissions -------------------------------------------------------------------------
@@ -128,9 +135,13 @@ def test_questions_run_with_the_token_role(env, alice_asked):
     assert ask(env, "alice", "Top salary ever?")["status"] != "ok"
     assert ask(env, "bob", "Top salary ever?")["status"] == "ok"
     # A client cannot pick a wider role, on either endpoint; naming its own is fine.
-    r = env["client"].post("/api/ask", json={"question": QUESTION, "role": "analyst"}, headers=auth(env, "alice"))
+    r = env["client"].post(
+        "/api/ask", json={"question": QUESTION, "role": "analyst"}, headers=auth(env, "alice")
+    )
     assert r.status_code == 403 and "bound to role 'public'" in r.json()["detail"]
-    r = env["client"].get("/api/ask/stream", params={"question": QUESTION, "role": "analyst"}, headers=auth(env, "alice"))
+    r = env["client"].get(
+        "/api/ask/stream", params={"question": QUESTION, "role": "analyst"}, headers=auth(env, "alice")
+    )
     assert r.status_code == 403
     assert ask(env, "alice", role="public")["status"] == "ok"
 
@@ -138,9 +149,13 @@ def test_questions_run_with_the_token_role(env, alice_asked):
 def test_missing_permissions_are_403(env, alice_asked):
     client = env["client"]
     r = client.post("/api/ask", json={"question": QUESTION}, headers=auth(env, "rita"))  # review only
-    assert r.status_code == 403 and r.json()["detail"] == "User 'rita' lacks the 'ask' permission (has: review)."
+    assert (
+        r.status_code == 403 and r.json()["detail"] == "User 'rita' lacks the 'ask' permission (has: review)."
+    )
     carol = ask(env, "carol")
-    r = client.post("/api/feedback", json={"trace_id": carol["trace_id"], "value": True}, headers=auth(env, "carol"))
+    r = client.post(
+        "/api/feedback", json={"trace_id": carol["trace_id"], "value": True}, headers=auth(env, "carol")
+    )
     assert r.status_code == 403 and "'feedback'" in r.json()["detail"]
     assert client.get("/api/review", headers=auth(env, "alice")).status_code == 403
 
@@ -151,8 +166,11 @@ def test_feedback_is_recorded_under_the_token_user(env, alice_asked):
     })  # fmt: skip
     assert r.status_code == 200, r.text
     assert r.json()["user"] == "alice"
-    sources = {a.name: a.source.source_id for a in mlflow.get_trace(alice_asked["trace_id"]).info.assessments
-               if a.source.source_type == "HUMAN"}  # beside the monitor's code scores
+    sources = {
+        a.name: a.source.source_id
+        for a in mlflow.get_trace(alice_asked["trace_id"]).info.assessments
+        if a.source.source_type == "HUMAN"
+    }  # beside the monitor's code scores
     assert sources == {"user_correctness": "alice", "expected_sql": "alice"}
 
 
@@ -161,21 +179,33 @@ def test_other_users_traces_need_review(env, alice_asked):
     bobs = ask(env, "bob", "Top salary ever?")
     r = client.get(f"/api/traces/{bobs['trace_id']}", headers=auth(env, "alice"))
     assert r.status_code == 403 and "'review'" in r.json()["detail"]
-    r = client.post("/api/feedback", json={"trace_id": bobs["trace_id"], "value": True}, headers=auth(env, "alice"))
+    r = client.post(
+        "/api/feedback", json={"trace_id": bobs["trace_id"], "value": True}, headers=auth(env, "alice")
+    )
     assert r.status_code == 403
     # Her own trace she reads, with its rows; bob (review, unrestricted analyst) reads it too.
     mine = client.get(f"/api/traces/{alice_asked['trace_id']}", headers=auth(env, "alice")).json()
-    assert mine["user"] == "alice" and mine["rows"] == [["Babe", "Ruth", 60]] and mine["thread_id"] == "conv-1"
+    assert (
+        mine["user"] == "alice" and mine["rows"] == [["Babe", "Ruth", 60]] and mine["thread_id"] == "conv-1"
+    )
     assert client.get(f"/api/traces/{alice_asked['trace_id']}", headers=auth(env, "bob")).json()["rows"]
     # rita reviews as public: bob's analyst trace shows its SQL, not the salaries it returned.
     view = client.get(f"/api/traces/{bobs['trace_id']}", headers=auth(env, "rita")).json()
-    assert view["sql"] and view["rows"] == [] and view["answer"] is None and "analyst" in view["rows_withheld"]
+    assert (
+        view["sql"] and view["rows"] == [] and view["answer"] is None and "analyst" in view["rows_withheld"]
+    )
     # ... and a "correction" runs with her role, so it cannot read Salaries either.
-    r = client.post("/api/feedback", json={"trace_id": bobs["trace_id"], "value": False, "corrected_sql": SALARY},
-                    headers=auth(env, "rita"))
+    r = client.post(
+        "/api/feedback",
+        json={"trace_id": bobs["trace_id"], "value": False, "corrected_sql": SALARY},
+        headers=auth(env, "rita"),
+    )
     assert r.status_code == 403  # rita has no feedback permission at all
-    r = client.post("/api/feedback", json={"trace_id": alice_asked["trace_id"], "value": False,
-                                           "corrected_sql": SALARY}, headers=auth(env, "alice"))
+    r = client.post(
+        "/api/feedback",
+        json={"trace_id": alice_asked["trace_id"], "value": False, "corrected_sql": SALARY},
+        headers=auth(env, "alice"),
+    )
     assert r.status_code == 422 and "Salaries" in r.json()["detail"]
 
 
@@ -193,7 +223,9 @@ def test_rows_download_follows_the_trace_view_rule(env, alice_asked):
     assert r.headers["x-sqlagent-truncated"] == "false"
     r = client.get(f"/api/traces/{trace}/rows.parquet", headers=auth(env, "bob"))  # review, unrestricted role
     assert r.status_code == 200
-    assert pq.read_table(io.BytesIO(r.content)).to_pylist() == [{"nameFirst": "Babe", "nameLast": "Ruth", "HR": 60}]
+    assert pq.read_table(io.BytesIO(r.content)).to_pylist() == [
+        {"nameFirst": "Babe", "nameLast": "Ruth", "HR": 60}
+    ]
     # Another user without review: 403, as for the trace itself; an unknown format is refused.
     bobs = ask(env, "bob", "Top salary ever?")
     r = client.get(f"/api/traces/{bobs['trace_id']}/rows.csv", headers=auth(env, "alice"))
@@ -212,8 +244,14 @@ def test_suggestions_are_what_the_token_role_may_ask(env):
     client = env["client"]
     public = client.get("/api/suggestions", headers=auth(env, "alice")).json()["questions"]
     analyst = client.get("/api/suggestions", headers=auth(env, "bob")).json()["questions"]
-    assert public[:2] == analyst[:2] == ["Who hit the most home runs in 1927, and how many?",
-                                        "How many games did the Yankees win in 1998?"]  # the README's own
+    assert (
+        public[:2]
+        == analyst[:2]
+        == [
+            "Who hit the most home runs in 1927, and how many?",
+            "How many games did the Yankees win in 1998?",
+        ]
+    )  # the README's own
     born = "How many major leaguers were born on February 29?"  # reads People.birthMonth, hidden from public
     assert born in analyst and born not in public
     assert len(public) == len(analyst) == 6
@@ -223,7 +261,9 @@ def test_suggestions_are_what_the_token_role_may_ask(env):
 def test_promotion_needs_review(env):
     client = env["client"]
     mine = ask(env, "alice", "Home runs leader in 1927 (auth review test)")
-    client.post("/api/feedback", json={"trace_id": mine["trace_id"], "value": True}, headers=auth(env, "alice"))
+    client.post(
+        "/api/feedback", json={"trace_id": mine["trace_id"], "value": True}, headers=auth(env, "alice")
+    )
     r = client.post("/api/golden", json={"trace_id": mine["trace_id"]}, headers=auth(env, "alice"))
     assert r.status_code == 403 and "'review'" in r.json()["detail"]
     queue = client.get("/api/review", headers=auth(env, "bob")).json()["items"]
@@ -269,8 +309,9 @@ def test_feedback_right_after_concurrent_answers(env):
 
     def one(name: str, n: int) -> None:
         asked = ask(env, name, f"Who hit the most home runs in {1950 + n}?")
-        r = env["client"].post("/api/feedback", json={"trace_id": asked["trace_id"], "value": True},
-                               headers=auth(env, name))
+        r = env["client"].post(
+            "/api/feedback", json={"trace_id": asked["trace_id"], "value": True}, headers=auth(env, name)
+        )
         statuses.append(r.status_code)
 
     threads = [threading.Thread(target=one, args=(name, n)) for n, name in enumerate(["alice", "bob"] * 2)]
@@ -282,8 +323,12 @@ def test_feedback_right_after_concurrent_answers(env):
 
 
 def test_stream_carries_the_user_too(env):
-    with env["client"].stream("GET", "/api/ask/stream", params={"question": QUESTION, "thread_id": "s-1"},
-                              headers=auth(env, "carol")) as r:
+    with env["client"].stream(
+        "GET",
+        "/api/ask/stream",
+        params={"question": QUESTION, "thread_id": "s-1"},
+        headers=auth(env, "carol"),
+    ) as r:
         assert r.status_code == 200
         text = r.read().decode()
     import json
@@ -312,7 +357,9 @@ def test_limits_are_429_with_retry_after(env, tmp_path):
     settings = env["settings"].model_copy(deep=True)
     settings.server.max_concurrent_questions, settings.server.questions_per_minute = 1, 2
     gate = threading.Event()
-    app = create_app(settings, agent_factory=lambda s, db, role: BlockingAgent(gate), auth=True, users=env["store"])
+    app = create_app(
+        settings, agent_factory=lambda s, db, role: BlockingAgent(gate), auth=True, users=env["store"]
+    )
     with TestClient(app) as client:
         post = lambda who: client.post("/api/ask", json={"question": QUESTION}, headers=auth(env, who))  # noqa: E731
         slow = threading.Thread(target=post, args=("alice",))

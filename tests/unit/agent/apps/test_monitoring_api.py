@@ -152,9 +152,17 @@ def test_reviewers_label_the_judges_and_alignment_reads_the_labels(env):
 
     client, app, ok, _, _ = env
     listed = client.get("/api/judges").json()["judges"]
-    assert [j["name"] for j in listed] == ["grounding", "sql_answers_question"]  # the rubric is fan_rubric's label
-    body = {"trace_id": ok["trace_id"], "value": True, "rubric": {"label": "partially", "reason": "no number"},
-            "labels": {"grounding": "fail", "sql_answers_question": "pass"}, "comment": "the answer drops the 60"}
+    assert [j["name"] for j in listed] == [
+        "grounding",
+        "sql_answers_question",
+    ]  # the rubric is fan_rubric's label
+    body = {
+        "trace_id": ok["trace_id"],
+        "value": True,
+        "rubric": {"label": "partially", "reason": "no number"},
+        "labels": {"grounding": "fail", "sql_answers_question": "pass"},
+        "comment": "the answer drops the 60",
+    }
     assert client.post("/api/feedback", json=body).status_code == 200
     bad = client.post("/api/feedback", json={**body, "labels": {"grounding": "maybe"}})
     assert bad.status_code == 422 and "'maybe' is not one of pass, fail" in bad.json()["detail"]
@@ -164,7 +172,10 @@ def test_reviewers_label_the_judges_and_alignment_reads_the_labels(env):
     assert len(items) == 1
     item = items[0]
     assert {k: v.value for k, v in item.labels.items()} == {
-        "grounding": "fail", "sql_answers_question": "pass", "fan_rubric": "partially"}
+        "grounding": "fail",
+        "sql_answers_question": "pass",
+        "fan_rubric": "partially",
+    }
     assert item.labels["fan_rubric"].rationale == "no number"
     assert item.case.rows == [["Babe", "Ruth", 60]] and item.case.sql.startswith("SELECT")
     assert item.id == f"trace:{ok['trace_id']}"

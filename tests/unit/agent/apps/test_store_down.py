@@ -29,8 +29,9 @@ QUESTION = "Who hit the most home runs in 1927?"
 
 
 def refused(*args, **kwargs):
-    raise MlflowException("(sqlite3.OperationalError) attempt to write a readonly database",
-                          error_code=TEMPORARILY_UNAVAILABLE)
+    raise MlflowException(
+        "(sqlite3.OperationalError) attempt to write a readonly database", error_code=TEMPORARILY_UNAVAILABLE
+    )
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +47,9 @@ def env(tmp_path_factory):
 
     (tmp / "golden.jsonl").write_text("")
     with temporary_tracking(tmp, "store-down-test") as settings:
-        app = create_app(settings, agent_factory=factory, golden_path=tmp / "golden.jsonl", auth=True, users=store)
+        app = create_app(
+            settings, agent_factory=factory, golden_path=tmp / "golden.jsonl", auth=True, users=store
+        )
         with TestClient(app) as client:
             client.headers["Authorization"] = f"Bearer {token}"
             client.reviewer = {"Authorization": f"Bearer {reviewer}"}
@@ -75,7 +78,9 @@ def test_feedback_the_store_refuses_is_503_with_retry_after_then_recorded(env, m
     assert r.status_code == 503, r.text
     assert r.headers["retry-after"] == "2"
     detail = r.json()["detail"]
-    assert "tracking store cannot record the feedback" in detail and "readonly" in detail and "\n" not in detail
+    assert (
+        "tracking store cannot record the feedback" in detail and "readonly" in detail and "\n" not in detail
+    )
     again = env.post("/api/feedback", json={"trace_id": trace_id, "value": True, "comment": "second try"})
     assert again.status_code == 200, again.text
     found = [a for a in mlflow.get_trace(trace_id).info.assessments if a.name == feedback.CORRECTNESS]

@@ -19,7 +19,9 @@ def test_tokens_are_stored_hashed(tmp_path):
     raw = (tmp_path / "users.sqlite").read_bytes()
     assert token.encode() not in raw and token[4:].encode() not in raw
     assert (tmp_path / "users.sqlite").stat().st_mode & 0o077 == 0  # not readable by other users
-    (stored,) = sqlite3.connect(tmp_path / "users.sqlite").execute("SELECT token_sha256 FROM users").fetchone()
+    (stored,) = (
+        sqlite3.connect(tmp_path / "users.sqlite").execute("SELECT token_sha256 FROM users").fetchone()
+    )
     assert stored == hashlib.sha256(token.encode()).hexdigest()
     assert store.authenticate(token) == user
     assert store.authenticate(token + "x") is None and store.authenticate("") is None
@@ -37,7 +39,9 @@ def test_add_list_revoke(tmp_path):
     _, token = store.add("bob", "analyst", ["review", "ask"])
     store.add("alice", "public", ["ask"])
     assert [(u.name, u.role, u.permissions) for u in store.list()] == [
-        ("alice", "public", ["ask"]), ("bob", "analyst", ["ask", "review"])]
+        ("alice", "public", ["ask"]),
+        ("bob", "analyst", ["ask", "review"]),
+    ]
     with pytest.raises(UserError, match="exists"):
         store.add("bob", "public", ["ask"])
     store.revoke("bob")

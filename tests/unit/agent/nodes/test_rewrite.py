@@ -53,7 +53,11 @@ def pairs(update: dict) -> list[tuple[str, str, str]]:
         # The capitalised-span safety net finds what the LM missed.
         ("How many home runs did Babe Ruth hit in 1927?", [], [("Babe Ruth", "playerID", "ruthba01")]),
         # A misspelt name the LM lists is matched fuzzily.
-        ("How many home runs did Micky Mantle hit?", ["Micky Mantle"], [("Micky Mantle", "playerID", "mantlmi01")]),
+        (
+            "How many home runs did Micky Mantle hit?",
+            ["Micky Mantle"],
+            [("Micky Mantle", "playerID", "mantlmi01")],
+        ),
         # Statistics, years and ordinary words map to nothing.
         ("Who hit the most home runs in 2001?", ["home runs", "2001"], []),
         # One capitalised word the LM did not list is no evidence for a fuzzy neighbour (Rockies).
@@ -75,7 +79,10 @@ def test_follow_up_reads_the_previous_standalone_question(settings, db):
     history = [Turn(question="And AL?", standalone_question="Who won the AL MVP in 2001?")]
     update = run(ctx, AgentState(question="And the NL one?", history=history))
     asked = dict(engine.calls)["standalone_question"]
-    assert asked["previous_question"] == "Who won the AL MVP in 2001?" and asked["follow_up"] == "And the NL one?"
+    assert (
+        asked["previous_question"] == "Who won the AL MVP in 2001?"
+        and asked["follow_up"] == "And the NL one?"
+    )
     assert update["standalone_question"] == "Who won the NL MVP in 2001?"
 
 
@@ -91,8 +98,12 @@ def test_an_ambiguous_name_asks_and_the_reply_resolves_it(settings, db, monkeypa
 
     shown = []
     monkeypatch.setattr(clarify, "interrupt", lambda payload: shown.append(payload) or "the one from 2005")
-    paused = AgentState(question="How many home runs did Ken Griffey hit?", status="clarify",
-                        clarification=asked["clarification"], pending_clarification=pending)
+    paused = AgentState(
+        question="How many home runs did Ken Griffey hit?",
+        status="clarify",
+        clarification=asked["clarification"],
+        pending_clarification=pending,
+    )
     answered = clarify.clarify.step(paused, ctx)
     assert shown[0]["kind"] == "clarify" and shown[0]["message"] == asked["clarification"]
     assert pairs(answered) == [("Ken Griffey", "playerID", "griffke02")]

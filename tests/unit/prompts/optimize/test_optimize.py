@@ -30,7 +30,8 @@ from prompts.optimize.run import OptimizeOptions, build_context, guard, run_opti
 from tests.fake_lm import fake_lm
 
 pytestmark = pytest.mark.skipif(
-    not resolve_path("data/lahman.duckdb").is_file(), reason="demo database not built (python -m data.build_lahman)"
+    not resolve_path("data/lahman.duckdb").is_file(),
+    reason="demo database not built (python -m data.build_lahman)",
 )
 
 TRAIN = ["hr-ruth-1927", "career-hits-jeter", "teams-1990", "most-errors-team-2024"]
@@ -99,7 +100,9 @@ def ctx(settings, golden):
 
 @pytest.fixture
 def dataset_file(tmp_path, golden) -> Path:
-    lines = [dict(golden[i], split=s) for s, ids in (("train", TRAIN), ("dev", DEV), ("test", TEST)) for i in ids]
+    lines = [
+        dict(golden[i], split=s) for s, ids in (("train", TRAIN), ("dev", DEV), ("test", TEST)) for i in ids
+    ]
     path = tmp_path / "golden.jsonl"
     path.write_text("\n".join(json.dumps(x) for x in lines) + "\n")
     return path
@@ -120,15 +123,20 @@ def test_generate_metric_right_and_wrong(ctx, golden):
     ex = _ex(gold_sql=gold, ordered=False)
     assert metrics.generate_metric(runner, ex, SimpleNamespace(sql=right))[0] == 1.0
     score, feedback = metrics.generate_metric(
-        runner, ex, SimpleNamespace(sql="SELECT playerID, HR FROM Batting WHERE yearID = 1927 AND HR > 40"))
+        runner, ex, SimpleNamespace(sql="SELECT playerID, HR FROM Batting WHERE yearID = 1927 AND HR > 40")
+    )
     assert score == 0.0 and "rows, expected 1" in feedback and gold in feedback
     score, feedback = metrics.generate_metric(
-        runner, _ex(gold_sql="SELECT nameFirst, nameLast FROM People WHERE playerID = 'ruthba01'", ordered=False),
-        SimpleNamespace(sql="SELECT nameFirst FROM People WHERE playerID = 'ruthba01'"))
+        runner,
+        _ex(gold_sql="SELECT nameFirst, nameLast FROM People WHERE playerID = 'ruthba01'", ordered=False),
+        SimpleNamespace(sql="SELECT nameFirst FROM People WHERE playerID = 'ruthba01'"),
+    )
     assert score == 0.0 and "missing column nameLast" in feedback
     score, feedback = metrics.generate_metric(runner, ex, SimpleNamespace(sql="SELECT nope FROM Batting"))
     assert score == 0.0 and "failed" in feedback
-    fed = metrics.with_feedback(metrics.generate_metric, runner)(ex, SimpleNamespace(sql=right), None, None, None)
+    fed = metrics.with_feedback(metrics.generate_metric, runner)(
+        ex, SimpleNamespace(sql=right), None, None, None
+    )
     assert fed.score == 1.0 and fed.feedback
 
 
@@ -145,8 +153,13 @@ def test_repair_metric_fixed_and_correct(ctx, golden):
 
 def test_rewrite_metric(ctx, golden):
     item = golden["hr-ruth-1927"]
-    ex = _ex(question=item["question"], previous_question=None, expected_mappings=item["expected_mappings"],
-             expect_clarify=False, expect_unchanged=False)
+    ex = _ex(
+        question=item["question"],
+        previous_question=None,
+        expected_mappings=item["expected_mappings"],
+        expect_clarify=False,
+        expect_unchanged=False,
+    )
     right = SimpleNamespace(standalone_question=item["question"], mentions=["Babe Ruth"])
     assert metrics.rewrite_metric(ctx, ex, right)[0] == 1.0
     # Right mapping, but a year and a statistic listed too: a fraction off, and the feedback names them.
@@ -156,49 +169,93 @@ def test_rewrite_metric(ctx, golden):
     assert "Babe Ruth" not in feedback
     # On a clarify item too: the ambiguous name is what it should list, the statistic is noise.
     thomas = golden["clarify-frank-thomas"]
-    ex3 = _ex(question=thomas["question"], previous_question=None, expected_mappings=[], expect_clarify=True,
-              expect_unchanged=False)
-    assert metrics.rewrite_metric(ctx, ex3, SimpleNamespace(standalone_question=thomas["question"],
-                                                            mentions=["Frank Thomas"]))[0] == 1.0
-    score, feedback = metrics.rewrite_metric(ctx, ex3, SimpleNamespace(
-        standalone_question=thomas["question"], mentions=["Frank Thomas", "batting average"]))
+    ex3 = _ex(
+        question=thomas["question"],
+        previous_question=None,
+        expected_mappings=[],
+        expect_clarify=True,
+        expect_unchanged=False,
+    )
+    assert (
+        metrics.rewrite_metric(
+            ctx, ex3, SimpleNamespace(standalone_question=thomas["question"], mentions=["Frank Thomas"])
+        )[0]
+        == 1.0
+    )
+    score, feedback = metrics.rewrite_metric(
+        ctx,
+        ex3,
+        SimpleNamespace(standalone_question=thomas["question"], mentions=["Frank Thomas", "batting average"]),
+    )
     assert score == metrics.NOISE_FACTOR and "'batting average'" in feedback
     # A follow-up answered by repeating the previous question scores nothing, whatever it maps.
     mt = golden["mt-dodgers-wins-1988"]
-    ex4 = _ex(question=mt["question"], previous_question=mt["turns"][-1], expected_mappings=mt["expected_mappings"],
-              expect_clarify=False, expect_unchanged=False)
-    fixed = SimpleNamespace(standalone_question="How many games did the Dodgers win in 1988?", mentions=["Dodgers"])
+    ex4 = _ex(
+        question=mt["question"],
+        previous_question=mt["turns"][-1],
+        expected_mappings=mt["expected_mappings"],
+        expect_clarify=False,
+        expect_unchanged=False,
+    )
+    fixed = SimpleNamespace(
+        standalone_question="How many games did the Dodgers win in 1988?", mentions=["Dodgers"]
+    )
     assert metrics.rewrite_metric(ctx, ex4, fixed)[0] == 1.0
     copied = SimpleNamespace(standalone_question=mt["turns"][-1], mentions=["Dodgers"])
     score, feedback = metrics.rewrite_metric(ctx, ex4, copied)
     assert score == 0.0 and "repeats the previous question" in feedback
     plain = golden["teams-1990"]
-    ex2 = _ex(question=plain["question"], previous_question=None, expected_mappings=[], expect_clarify=False,
-              expect_unchanged=True)
-    assert metrics.rewrite_metric(ctx, ex2, SimpleNamespace(standalone_question=plain["question"], mentions=[]))[0] == 1
+    ex2 = _ex(
+        question=plain["question"],
+        previous_question=None,
+        expected_mappings=[],
+        expect_clarify=False,
+        expect_unchanged=True,
+    )
+    assert (
+        metrics.rewrite_metric(ctx, ex2, SimpleNamespace(standalone_question=plain["question"], mentions=[]))[
+            0
+        ]
+        == 1
+    )
     listed_year = SimpleNamespace(standalone_question=plain["question"], mentions=["1990"])
     assert metrics.rewrite_metric(ctx, ex2, listed_year)[0] == metrics.NOISE_FACTOR
     changed = SimpleNamespace(standalone_question=plain["question"] + " Please.", mentions=[])
     score, feedback = metrics.rewrite_metric(ctx, ex2, changed)
     assert score == 0.0 and "changed" in feedback
     # A wrong expected value: the resolved mapping is reported as missing/unexpected.
-    wrong = _ex(question=item["question"], previous_question=None, expect_clarify=False, expect_unchanged=False,
-                expected_mappings=[{"mention": "Babe Ruth", "column": "playerID", "value": "someoneelse01"}])
+    wrong = _ex(
+        question=item["question"],
+        previous_question=None,
+        expect_clarify=False,
+        expect_unchanged=False,
+        expected_mappings=[{"mention": "Babe Ruth", "column": "playerID", "value": "someoneelse01"}],
+    )
     score, feedback = metrics.rewrite_metric(ctx, wrong, right)
     assert score == 0.0 and "missing" in feedback and "unexpected" in feedback
 
 
 def test_answer_metric_grounding():
     ex = _ex(question="How many home runs did Babe Ruth hit in 1927?", columns=["HR"], rows="HR\n60")
-    assert metrics.answer_metric(None, ex, SimpleNamespace(answer="Babe Ruth hit 60 home runs in 1927."))[0] == 1.0
+    assert (
+        metrics.answer_metric(None, ex, SimpleNamespace(answer="Babe Ruth hit 60 home runs in 1927."))[0]
+        == 1.0
+    )
     score, feedback = metrics.answer_metric(None, ex, SimpleNamespace(answer="He hit 61 home runs."))
     assert score == 0.0 and "61" in feedback
     assert metrics.answer_metric(None, ex, SimpleNamespace(answer=""))[0] == 0.0
     assert metrics.answer_metric(None, ex, SimpleNamespace(answer="He hit many home runs."))[0] == 0.5
-    named = _ex(question="Who?", columns=["nameFirst", "nameLast", "AVG"], rows="nameFirst | nameLast | AVG\nTony | Gwynn | 0.3382")
+    named = _ex(
+        question="Who?",
+        columns=["nameFirst", "nameLast", "AVG"],
+        rows="nameFirst | nameLast | AVG\nTony | Gwynn | 0.3382",
+    )
     assert metrics.answer_metric(None, named, SimpleNamespace(answer="Tony Gwynn hit .338."))[0] == 1.0
     empty = _ex(question="Who?", columns=["x"], rows="x")
-    assert metrics.answer_metric(None, empty, SimpleNamespace(answer="The database has no matching data."))[0] == 1.0
+    assert (
+        metrics.answer_metric(None, empty, SimpleNamespace(answer="The database has no matching data."))[0]
+        == 1.0
+    )
     assert metrics.answer_metric(None, empty, SimpleNamespace(answer="It was Babe Ruth."))[0] == 0.0
 
 
@@ -213,8 +270,11 @@ def test_corruptions_are_deterministic_and_fail(ctx):
     expected = [
         ("column_typo", f"SELECT t.naem, s.yearID, SUM(s.salary) AS pay {tail} GROUP BY t.name, s.yearID"),
         ("group_by_drop", f"SELECT t.name, s.yearID, SUM(s.salary) AS pay {tail} GROUP BY t.name"),
-        ("ambiguous_column", "SELECT t.name, s.yearID, SUM(s.salary) AS pay FROM Salaries AS s JOIN Teams AS t "
-                             "ON teamID = t.teamID AND s.yearID = t.yearID GROUP BY t.name, s.yearID"),
+        (
+            "ambiguous_column",
+            "SELECT t.name, s.yearID, SUM(s.salary) AS pay FROM Salaries AS s JOIN Teams AS t "
+            "ON teamID = t.teamID AND s.yearID = t.yearID GROUP BY t.name, s.yearID",
+        ),
     ]
     assert corrupt.corruptions(sql) == expected
     # `start` rotates the order of the kinds (KINDS[1:] + KINDS[:1]), not the broken queries.
@@ -222,7 +282,10 @@ def test_corruptions_are_deterministic_and_fail(ctx):
     kinds = dict(expected)
     assert corrupt.unquoted_digit('SELECT SUM("2B") AS d FROM Batting') == "SELECT SUM(2B) AS d FROM Batting"
     runner = metrics.SqlRunner(ctx)
-    for kind, broken in [*kinds.items(), ("unquoted_digit", 'SELECT SUM(2B) AS d FROM Batting WHERE yearID = 1927')]:
+    for kind, broken in [
+        *kinds.items(),
+        ("unquoted_digit", "SELECT SUM(2B) AS d FROM Batting WHERE yearID = 1927"),
+    ]:
         assert runner.run(broken)[2], f"{kind} did not fail: {broken}"
 
 
@@ -248,9 +311,18 @@ def test_bootstrap_writes_artifact_that_loads(settings, golden, dataset_file, tm
     lm, _ = fake_lm(_handlers(golden, wrong={"teams-1990"}))
     ctx = build_context(settings, {"default": lm})
     out = tmp_path / "compiled"
-    options = OptimizeOptions(module="generate", optimizer="bootstrap", budget=4, out=str(out),
-                              dataset=str(dataset_file), cache_dir=str(tmp_path / "cache"), register=False,
-                              progress=False, test=True, score_train=True)
+    options = OptimizeOptions(
+        module="generate",
+        optimizer="bootstrap",
+        budget=4,
+        out=str(out),
+        dataset=str(dataset_file),
+        cache_dir=str(tmp_path / "cache"),
+        register=False,
+        progress=False,
+        test=True,
+        score_train=True,
+    )
     [report] = run_optimize(options, ctx=ctx)
     assert report.counts == {"train": 4, "dev": 2, "test": 1}
     assert report.before["train"] == 0.75 and report.after["dev"] == 1.0 and report.written
@@ -294,16 +366,27 @@ def test_defaults_score_dev_only(settings, golden, dataset_file, tmp_path):
     and after. Train and test scores are opt-in reports (`--score-train`, `--test`)."""
     lm, engine = fake_lm(_handlers(golden, wrong={"teams-1990"}))
     ctx = build_context(settings, {"default": lm})
-    options = OptimizeOptions(module="generate", optimizer="bootstrap", budget=4, out=str(tmp_path / "compiled"),
-                              dataset=str(dataset_file), cache_dir=str(tmp_path / "cache"), register=False,
-                              progress=False)
+    options = OptimizeOptions(
+        module="generate",
+        optimizer="bootstrap",
+        budget=4,
+        out=str(tmp_path / "compiled"),
+        dataset=str(dataset_file),
+        cache_dir=str(tmp_path / "cache"),
+        register=False,
+        progress=False,
+    )
     [report] = run_optimize(options, ctx=ctx)
     assert report.counts == {"train": 4, "dev": 2, "test": 0}
     assert report.before["train"] is None and report.before["test"] is None and report.before["dev"] == 1.0
     assert report.after["dev"] == 1.0 and report.written
     # The question as generate reads it, with each resolved name's annotation taken out again.
-    asked = Counter(re.sub(r" \([^)]*\)", "", inputs["question"]) for key, inputs in engine.calls if key == "sql")
-    questions = {s: [golden[i]["question"] for i in ids] for s, ids in (("train", TRAIN), ("dev", DEV), ("test", TEST))}
+    asked = Counter(
+        re.sub(r" \([^)]*\)", "", inputs["question"]) for key, inputs in engine.calls if key == "sql"
+    )
+    questions = {
+        s: [golden[i]["question"] for i in ids] for s, ids in (("train", TRAIN), ("dev", DEV), ("test", TEST))
+    }
     assert all(asked[q] == 2 for q in questions["dev"])  # before and after
     assert not any(asked[q] for q in questions["test"])
     assert all(asked[q] <= 1 for q in questions["train"])  # only bootstrap's own tries, never a train score
@@ -324,8 +407,15 @@ def test_guard_refuses_worse_artifact(settings, golden, dataset_file, tmp_path, 
 
     monkeypatch.setattr(run, "compile_program", lambda *a, **k: Worse())
     out = tmp_path / "compiled"
-    options = OptimizeOptions(module="generate", budget=4, out=str(out), dataset=str(dataset_file),
-                              cache_dir=str(tmp_path / "cache"), register=False, progress=False)
+    options = OptimizeOptions(
+        module="generate",
+        budget=4,
+        out=str(out),
+        dataset=str(dataset_file),
+        cache_dir=str(tmp_path / "cache"),
+        register=False,
+        progress=False,
+    )
     [report] = run_optimize(options, ctx=ctx)
     assert not report.written and "dev score fell from 1.000 to 0.000" in report.reason
     assert not (out / "generate.json").exists()
@@ -348,8 +438,17 @@ def test_mipro_without_optuna_says_which_package(monkeypatch):
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda n, *a: None if n == "optuna" else real(n, *a))
     with pytest.raises(OptimizerUnavailable, match="optuna"):
-        compile_program("mipro", Generate(), trainset=[_ex(question="q")], valset=[], metric=None,
-                        feedback_metric=None, settings={}, seed=0, reflection_lm=None)
+        compile_program(
+            "mipro",
+            Generate(),
+            trainset=[_ex(question="q")],
+            valset=[],
+            metric=None,
+            feedback_metric=None,
+            settings={},
+            seed=0,
+            reflection_lm=None,
+        )
 
 
 def test_labeled_demos_come_from_gold_mentions_only(golden):
@@ -363,8 +462,17 @@ def test_labeled_demos_come_from_gold_mentions_only(golden):
     assert gold["hr-ruth-1927"] == ["Babe Ruth"] and gold["teams-1990"] == []
     assert gold["mt-dodgers-wins-1988"] is None and gold["clarify-frank-thomas"] is None
     settings = settings_for("labeled", 16, 3, len(train))
-    program = compile_program("labeled", Rewrite(), trainset=train, valset=[], metric=None, feedback_metric=None,
-                              settings=settings, seed=0, reflection_lm=None)
+    program = compile_program(
+        "labeled",
+        Rewrite(),
+        trainset=train,
+        valset=[],
+        metric=None,
+        feedback_metric=None,
+        settings=settings,
+        seed=0,
+        reflection_lm=None,
+    )
     demos = program.extract.demos
     assert len(demos) == 3 and program.contextualize.demos == []
     labeled = {" ".join(e.question.split()): e.mentions for e in train if e.mentions is not None}

@@ -27,17 +27,23 @@ COLUMNS = {
     "sql, expected, detail",
     [
         # On the wrong alias: the one table of the query that has WSWin.
-        ("SELECT T1.yearID FROM Teams AS T1 JOIN Managers AS T2 ON T1.teamID = T2.teamID WHERE T2.WSWin = 'Y'",
-         "SELECT T1.yearID FROM Teams AS T1 JOIN Managers AS T2 ON T1.teamID = T2.teamID WHERE T1.WSWin = 'Y'",
-         "T2.WSWin -> T1.WSWin"),
+        (
+            "SELECT T1.yearID FROM Teams AS T1 JOIN Managers AS T2 ON T1.teamID = T2.teamID WHERE T2.WSWin = 'Y'",
+            "SELECT T1.yearID FROM Teams AS T1 JOIN Managers AS T2 ON T1.teamID = T2.teamID WHERE T1.WSWin = 'Y'",
+            "T2.WSWin -> T1.WSWin",
+        ),
         # Misspelt: the same name once case and underscores are ignored.
-        ("SELECT T1.name_first, T2.salary FROM People AS T1 JOIN Salaries AS T2 ON T1.playerID = T2.playerID",
-         "SELECT T1.nameFirst, T2.salary FROM People AS T1 JOIN Salaries AS T2 ON T1.playerID = T2.playerID",
-         "T1.name_first -> T1.nameFirst"),
+        (
+            "SELECT T1.name_first, T2.salary FROM People AS T1 JOIN Salaries AS T2 ON T1.playerID = T2.playerID",
+            "SELECT T1.nameFirst, T2.salary FROM People AS T1 JOIN Salaries AS T2 ON T1.playerID = T2.playerID",
+            "T1.name_first -> T1.nameFirst",
+        ),
         # An alias the query never defined.
-        ("SELECT p.nameFirst FROM AwardsPlayers a JOIN People p1 ON a.playerID = p1.playerID",
-         "SELECT p1.nameFirst FROM AwardsPlayers AS a JOIN People AS p1 ON a.playerID = p1.playerID",
-         "p.nameFirst -> p1.nameFirst"),
+        (
+            "SELECT p.nameFirst FROM AwardsPlayers a JOIN People p1 ON a.playerID = p1.playerID",
+            "SELECT p1.nameFirst FROM AwardsPlayers AS a JOIN People AS p1 ON a.playerID = p1.playerID",
+            "p.nameFirst -> p1.nameFirst",
+        ),
     ],
 )
 def test_one_obvious_fix(sql, expected, detail):
@@ -68,18 +74,31 @@ def test_no_fix(sql):
 
 def _state(sql: str, error: str) -> AgentState:
     q = "When did the Red Sox win their first World Series after 1918?"
-    return AgentState(question=q, standalone_question=q, sql=sql, error=error, error_kind="unknown_column",
-                      linked_tables=["Teams", "Managers"])
+    return AgentState(
+        question=q,
+        standalone_question=q,
+        sql=sql,
+        error=error,
+        error_kind="unknown_column",
+        linked_tables=["Teams", "Managers"],
+    )
 
 
 def test_repair_node_fixes_an_alias_without_the_lm_and_asks_it_otherwise():
     settings = load_settings(tracking={"enabled": False})
-    lm, engine = fake_lm(default_handlers("SELECT MIN(yearID) FROM Teams WHERE teamID = 'BOS' AND WSWin = 'Y'"))
-    ctx = AgentContext(settings=settings, db=open_database(settings.database_config()), tools=registry(),
-                       lms={"default": lm})
-    wrong_alias = ("SELECT T1.yearID FROM Teams AS T1 JOIN Managers AS T2 ON T1.teamID = T2.teamID "
-                   "WHERE T1.yearID > 1918 AND T1.teamID = 'BOS' AND T2.WSWin = 'Y' ORDER BY T1.yearID LIMIT 1")
-    update = repair.step(_state(wrong_alias, "Unknown column 'WSWin': Managers (T2) has no column WSWin."), ctx)
+    lm, engine = fake_lm(
+        default_handlers("SELECT MIN(yearID) FROM Teams WHERE teamID = 'BOS' AND WSWin = 'Y'")
+    )
+    ctx = AgentContext(
+        settings=settings, db=open_database(settings.database_config()), tools=registry(), lms={"default": lm}
+    )
+    wrong_alias = (
+        "SELECT T1.yearID FROM Teams AS T1 JOIN Managers AS T2 ON T1.teamID = T2.teamID "
+        "WHERE T1.yearID > 1918 AND T1.teamID = 'BOS' AND T2.WSWin = 'Y' ORDER BY T1.yearID LIMIT 1"
+    )
+    update = repair.step(
+        _state(wrong_alias, "Unknown column 'WSWin': Managers (T2) has no column WSWin."), ctx
+    )
     assert "T1.WSWin = 'Y'" in update["sql"] and update["repairs"] == 1
     assert "fixed without the LM: T2.WSWin -> T1.WSWin" in update["_detail"]
     assert engine.calls == []
@@ -94,6 +113,7 @@ def test_repair_node_fixes_an_alias_without_the_lm_and_asks_it_otherwise():
 
 
 # --- joins on part of a key (tools/sql/join_keys.py), on the demo database's own uniqueness -------
+
 
 @pytest.fixture(scope="module")
 def lahman():
@@ -112,13 +132,17 @@ def _complete(db, sql: str):
     "sql, expected",
     [
         # Teams is one row per team-season: a team id alone matches every season.
-        ("SELECT T1.name FROM Teams AS T1 INNER JOIN SeriesPost AS T2 ON T1.teamID = T2.teamIDwinner "
-         "WHERE T2.yearID = 2016 AND T2.round = 'WS'",
-         "SELECT T1.name FROM Teams AS T1 INNER JOIN SeriesPost AS T2 ON T1.teamID = T2.teamIDwinner "
-         "AND T1.yearID = T2.yearID WHERE T2.yearID = 2016 AND T2.round = 'WS'"),
-        ("SELECT t.name FROM Managers m JOIN Teams t ON m.teamID = t.teamID WHERE m.playerID = 'ripkeca99'",
-         "SELECT t.name FROM Managers AS m JOIN Teams AS t ON m.teamID = t.teamID AND m.yearID = t.yearID "
-         "WHERE m.playerID = 'ripkeca99'"),
+        (
+            "SELECT T1.name FROM Teams AS T1 INNER JOIN SeriesPost AS T2 ON T1.teamID = T2.teamIDwinner "
+            "WHERE T2.yearID = 2016 AND T2.round = 'WS'",
+            "SELECT T1.name FROM Teams AS T1 INNER JOIN SeriesPost AS T2 ON T1.teamID = T2.teamIDwinner "
+            "AND T1.yearID = T2.yearID WHERE T2.yearID = 2016 AND T2.round = 'WS'",
+        ),
+        (
+            "SELECT t.name FROM Managers m JOIN Teams t ON m.teamID = t.teamID WHERE m.playerID = 'ripkeca99'",
+            "SELECT t.name FROM Managers AS m JOIN Teams AS t ON m.teamID = t.teamID AND m.yearID = t.yearID "
+            "WHERE m.playerID = 'ripkeca99'",
+        ),
     ],
 )
 def test_a_join_on_part_of_a_key_is_completed(lahman, sql, expected):
@@ -147,10 +171,13 @@ def test_joins_left_alone(lahman, sql):
 def test_a_name_column_is_read_from_the_lookup_table_that_has_it(lahman):
     # Managers has no nameFirst; People, joined on playerID, has: the join is added, the GROUP BY
     # on the key gets the looked-up columns DuckDB wants listed.
-    sql = ("SELECT m.nameFirst, m.nameLast, COUNT(*) AS n FROM Managers m WHERE m.yearID = 2023 "
-           "GROUP BY m.playerID ORDER BY n DESC")
-    fixed = fix_unknown_columns(sql, lahman.schema.table_columns(), joins=lahman.schema.joins,
-                                unique_on=lahman.unique_on)
+    sql = (
+        "SELECT m.nameFirst, m.nameLast, COUNT(*) AS n FROM Managers m WHERE m.yearID = 2023 "
+        "GROUP BY m.playerID ORDER BY n DESC"
+    )
+    fixed = fix_unknown_columns(
+        sql, lahman.schema.table_columns(), joins=lahman.schema.joins, unique_on=lahman.unique_on
+    )
     assert fixed.sql == (
         "SELECT p.nameFirst, p.nameLast, COUNT(*) AS n FROM Managers AS m JOIN People AS p ON m.playerID = p.playerID "
         "WHERE m.yearID = 2023 GROUP BY m.playerID, p.nameFirst, p.nameLast ORDER BY n DESC"
@@ -163,19 +190,25 @@ def test_a_name_column_is_read_from_the_lookup_table_that_has_it(lahman):
 
 # --- joins nothing reads (tools/sql/unused_joins.py) ----------------------------------------------
 
-SCHOOLS = {"university": ["School_ID", "School", "Location", "Affiliation"],
-           "basketball_match": ["Team_ID", "School_ID", "Team_Name", "ACC_Percent"]}
+SCHOOLS = {
+    "university": ["School_ID", "School", "Location", "Affiliation"],
+    "basketball_match": ["Team_ID", "School_ID", "Team_Name", "ACC_Percent"],
+}
 
 
 @pytest.mark.parametrize(
     "sql, expected",
     [
-        ("SELECT T1.School, T1.Location FROM university AS T1 INNER JOIN basketball_match AS T2 "
-         "ON T1.School_ID = T2.School_ID WHERE T1.Affiliation = 'Public'",
-         "SELECT T1.School, T1.Location FROM university AS T1 WHERE T1.Affiliation = 'Public'"),
+        (
+            "SELECT T1.School, T1.Location FROM university AS T1 INNER JOIN basketball_match AS T2 "
+            "ON T1.School_ID = T2.School_ID WHERE T1.Affiliation = 'Public'",
+            "SELECT T1.School, T1.Location FROM university AS T1 WHERE T1.Affiliation = 'Public'",
+        ),
         # Unqualified names that only the first table has.
-        ("SELECT School FROM university JOIN basketball_match ON university.School_ID = basketball_match.School_ID",
-         "SELECT School FROM university"),
+        (
+            "SELECT School FROM university JOIN basketball_match ON university.School_ID = basketball_match.School_ID",
+            "SELECT School FROM university",
+        ),
     ],
 )
 def test_a_join_nothing_reads_is_dropped(sql, expected):

@@ -55,8 +55,17 @@ def test_the_old_database_path_key_says_its_new_name():
 
 
 def test_limits_reach_the_engine():
-    limits = load_settings(limits={"query_timeout_s": 3, "work_mem": "8MB", "db_pool_size": 2}).database_config().limits
-    assert (limits.timeout_s, limits.work_mem, limits.pool_size, limits.require_read_only_role) == (3, "8MB", 2, True)
+    limits = (
+        load_settings(limits={"query_timeout_s": 3, "work_mem": "8MB", "db_pool_size": 2})
+        .database_config()
+        .limits
+    )
+    assert (limits.timeout_s, limits.work_mem, limits.pool_size, limits.require_read_only_role) == (
+        3,
+        "8MB",
+        2,
+        True,
+    )
 
 
 @pytest.fixture()

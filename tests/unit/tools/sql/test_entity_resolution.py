@@ -113,7 +113,10 @@ RESOLVES: list[tuple[str, str, str, str]] = [
 
 @pytest.mark.parametrize(
     ("mention", "question", "target", "value"),
-    [c if type(c) is not tuple else pytest.param(*c, id=f"{c[0]}-{c[3]}".replace(" ", "-")) for c in RESOLVES],
+    [
+        c if type(c) is not tuple else pytest.param(*c, id=f"{c[0]}-{c[3]}".replace(" ", "-"))
+        for c in RESOLVES
+    ],
 )
 def test_resolves(ctx, mention, question, target, value):
     m = one(question, mention, ctx)
@@ -178,10 +181,14 @@ def test_ken_griffey_is_ambiguous(ctx):
 
 def test_close_careers_stay_a_question(ctx):
     # Washington's Senators of 1901-60 (MIN), 1961-71 (TEX) and the 1890s: no franchise dominates.
-    assert {c.key_value for c in ambiguous("How many games did the Senators win?", "Senators", ctx).candidates} \
-        >= {"MIN", "TEX"}
+    assert {
+        c.key_value for c in ambiguous("How many games did the Senators win?", "Senators", ctx).candidates
+    } >= {"MIN", "TEX"}
     # An active career has no last year: Vladimir Guerrero Jr. cannot be outweighed by his father.
-    assert len(ambiguous("How many home runs did Vladimir Guerrero hit?", "Vladimir Guerrero", ctx).candidates) == 2
+    assert (
+        len(ambiguous("How many home runs did Vladimir Guerrero hit?", "Vladimir Guerrero", ctx).candidates)
+        == 2
+    )
 
 
 def test_sox_is_ambiguous(ctx):
@@ -360,12 +367,15 @@ def test_generation_suffix_picks_between_namesakes(mention, expected):
     assert getattr(outcome, "value", None) == expected, outcome
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "Known limit: a city that is part of exactly one franchise's nickname in TeamNicknames ('Boston Bees', "
-    "'Los Angeles Angels') forms an unambiguous franchID group; with a year, Database.finer_key then narrows "
-    "it to that franchise's team of the year (Boston -> ATL in 1990). Whole-word matches should not be "
-    "narrowed by era, or the era should filter nickname rows (TeamNicknames has no years)."
-))
+@pytest.mark.xfail(
+    strict=True,
+    reason=(
+        "Known limit: a city that is part of exactly one franchise's nickname in TeamNicknames ('Boston Bees', "
+        "'Los Angeles Angels') forms an unambiguous franchID group; with a year, Database.finer_key then narrows "
+        "it to that franchise's team of the year (Boston -> ATL in 1990). Whole-word matches should not be "
+        "narrowed by era, or the era should filter nickname rows (TeamNicknames has no years)."
+    ),
+)
 @pytest.mark.parametrize("mention", ["Boston", "Los Angeles", "Montreal"])
 def test_cities_and_parts_of_names_are_neither_mapped_nor_asked(ctx, mention):
     mappings, ambiguity = resolve_mentions(f"How did {mention} do in 1990?", [mention], ctx)

@@ -34,7 +34,9 @@ def test_columns_named_after_a_table_join_its_id(tmp_path):
     assert ("record", "swimmer", ("Swimmer_ID", "ID")) in edges
     assert ("record", "event", ("Event_ID", "ID")) in edges
     assert ("event", "stadium", ("Stadium_ID", "id")) in edges
-    assert any({j.left, j.right} == {"player", "team"} and ("Team_id", "Team_id") in j.on for j in schema.joins)
+    assert any(
+        {j.left, j.right} == {"player", "team"} and ("Team_id", "Team_id") in j.on for j in schema.joins
+    )
     assert ("fixture", "team", ("Team", "Team_id")) in edges  # a column named like the table
 
 

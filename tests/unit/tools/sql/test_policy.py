@@ -351,13 +351,19 @@ def test_access_yaml_roles() -> None:
     ("sql", "reason"),
     [
         # The side of a join that lacks the column, by its alias.
-        ("SELECT COUNT(*) FROM Batting AS b JOIN Teams AS t ON b.playerID = t.playerID",
-         "Unknown column 'playerID': Teams (t) has no column playerID."),
+        (
+            "SELECT COUNT(*) FROM Batting AS b JOIN Teams AS t ON b.playerID = t.playerID",
+            "Unknown column 'playerID': Teams (t) has no column playerID.",
+        ),
         # An unqualified name: the tables it was looked for in.
-        ("SELECT nameFirst, SUM(H) FROM People GROUP BY nameFirst",
-         "Unknown column 'H': none of People has a column H."),
-        ("SELECT SUM(salary) FROM People p JOIN Batting b ON p.playerID = b.playerID",
-         "Unknown column 'salary': none of Batting, People has a column salary."),
+        (
+            "SELECT nameFirst, SUM(H) FROM People GROUP BY nameFirst",
+            "Unknown column 'H': none of People has a column H.",
+        ),
+        (
+            "SELECT SUM(salary) FROM People p JOIN Batting b ON p.playerID = b.playerID",
+            "Unknown column 'salary': none of Batting, People has a column salary.",
+        ),
         # A CTE's columns are not the catalog's: the bare sentence, nothing invented.
         ("WITH x AS (SELECT playerID FROM Batting) SELECT x.HR FROM x", "Unknown column 'HR'."),
     ],

@@ -31,7 +31,10 @@ def test_the_view_agrees_with_the_policy(db):
         for column in table.columns:
             decision = db.policy.check(f'SELECT "{column.name}" FROM "{table.name}"')
             readable = decision.code != "access_denied"
-            assert readable == (shown is not None and shown.column(column.name) is not None), (table.name, column.name)
+            assert readable == (shown is not None and shown.column(column.name) is not None), (
+                table.name,
+                column.name,
+            )
 
 
 def test_no_join_or_description_reaches_a_hidden_part(db):
@@ -91,7 +94,9 @@ def test_unknown_table_hint_names_only_readable_tables(settings):
     assert refused.code == "unknown_table" and "Salaries" not in (refused.reason or "")
 
 
-PUBLIC = HiddenParts(tables=frozenset({"salaries"}), columns={"people": frozenset({"birthcity", "namegiven"})})
+PUBLIC = HiddenParts(
+    tables=frozenset({"salaries"}), columns={"people": frozenset({"birthcity", "namegiven"})}
+)
 
 READS_HIDDEN = [
     ("SELECT nameFirst, nameLast FROM People WHERE playerID = 'ruthba01'", False),
@@ -129,8 +134,11 @@ def test_redact(text, expected):
 
 def test_hidden_parts_ignore_names_the_database_lacks(settings):
     full = open_database(settings.database_config()).full_schema
-    role = AccessRole(name="x", denied_tables=["Nope", "salaries"], denied_columns={"people": ["BIRTHCITY", "nope"],
-                                                                                    "*": ["salary"]})
+    role = AccessRole(
+        name="x",
+        denied_tables=["Nope", "salaries"],
+        denied_columns={"people": ["BIRTHCITY", "nope"], "*": ["salary"]},
+    )
     parts = hidden_parts(full, role)
     assert parts.tables == {"salaries"}
     assert parts.columns == {"people": {"birthcity"}}  # Salaries.salary goes with its table

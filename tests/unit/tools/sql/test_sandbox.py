@@ -145,8 +145,12 @@ RAW_ATTACKS = [
 ]
 
 
-@pytest.mark.parametrize(("sql", "kind", "message"), [a[1:] for a in RAW_ATTACKS], ids=[a[0] for a in RAW_ATTACKS])
-def test_raw_attacks_fail_in_the_sandbox(sandbox: Sandbox, db_path: Path, sql: str, kind: str, message: str) -> None:
+@pytest.mark.parametrize(
+    ("sql", "kind", "message"), [a[1:] for a in RAW_ATTACKS], ids=[a[0] for a in RAW_ATTACKS]
+)
+def test_raw_attacks_fail_in_the_sandbox(
+    sandbox: Sandbox, db_path: Path, sql: str, kind: str, message: str
+) -> None:
     before = sha(db_path)
     files_before = sorted(p.name for p in db_path.parent.iterdir())
     with pytest.raises(SandboxError) as info:
