@@ -286,20 +286,25 @@ class Agent:
         if bad:
             return bad
         config = self._thread_config(thread_id)
-        before = len(self.graph.get_state(config).values.get("nodes", []) or [])
+        turn, before = self._start(question, config, budget)
         try:
-            self.graph.invoke(self._input(question, config, budget), config=config, context=self.context)
+            self.graph.invoke(turn, config=config, context=self.context)
         except Exception as exc:  # the LM server down, a bug in a node: report it, never a traceback
             return self._failed(question, thread_id, config, before, exc)
         return self._result(question, thread_id, config, before)
 
-    def _input(self, question: str, config: dict, budget: TokenBudget) -> dict[str, Any] | Command:
-        """A new turn with its token budget, or, on a thread paused at an `interrupt()` (a clarifying
-        question, SQL awaiting approval), the reply that resumes it: the paused node decides what the
-        reply means, and the turn keeps the budget and the spend it had."""
-        if self.graph.get_state(config).interrupts:
-            return Command(resume=question)
-        return budget.turn_input(question)
+    def _start(
+        self, question: str, config: dict, budget: TokenBudget
+    ) -> tuple[dict[str, Any] | Command, int]:
+        """What to run, from one read of the thread's checkpoint: a new turn with its token budget,
+        or, on a thread paused at an `interrupt()` (a clarifying question, SQL awaiting approval), the
+        reply that resumes it (the paused node decides what the reply means, and the turn keeps the
+        budget and the spend it had); and how many node runs the thread held before it."""
+        snapshot = self.graph.get_state(config)
+        before = len(snapshot.values.get("nodes", []) or [])
+        if snapshot.interrupts:
+            return Command(resume=question), before
+        return budget.turn_input(question), before
 
     def _run_stream(
         self, question: str, thread_id: str, budget: TokenBudget
@@ -308,11 +313,11 @@ class Agent:
         if bad:
             return bad
         config = self._thread_config(thread_id)
-        before = len(self.graph.get_state(config).values.get("nodes", []) or [])
+        turn, before = self._start(question, config, budget)
         sent = 0
         try:
             for update in self.graph.stream(
-                self._input(question, config, budget),
+                turn,
                 config=config,
                 context=self.context,
                 stream_mode="updates",
