@@ -54,6 +54,17 @@ def _source_tables(con: duckdb.DuckDBPyConnection) -> list[tuple[str, str]]:
     ).fetchall()
 
 
+def _open_source(source: Path) -> duckdb.DuckDBPyConnection:
+    # ATTACH into a private in-memory instance, not duckdb.connect(path): a process that already has the
+    # file open with other settings (the agent's sandbox does, e.g. in the test suite) would refuse
+    # a second connect with "a different configuration than existing connections".
+    con = duckdb.connect()
+    literal = "'" + str(source).replace("'", "''") + "'"
+    con.execute(f"ATTACH {literal} AS source (READ_ONLY)")
+    con.execute("USE source")
+    return con
+
+
 def _source_fingerprint(con: duckdb.DuckDBPyConnection) -> str:
     try:
         rows = con.execute("SELECT key, value FROM _build_info ORDER BY key").fetchall()
@@ -152,7 +163,7 @@ def load(admin_url: str, *, source: Path = DEFAULT_SOURCE, database: str = "lahm
             )
             progress(f"created database {database}")
     target_url = make_conninfo(admin_url, dbname=database)
-    source_con = duckdb.connect(str(source), read_only=True)
+    source_con = _open_source(source)
     try:
         fingerprint = _source_fingerprint(source_con)
         with psycopg.connect(target_url) as conn:
