@@ -281,6 +281,13 @@ def run_eval(
     return EvalOutcome(code, out_dir, summary, records, warnings, gate, errors)
 
 
+def _judge_names(value: str | None) -> list[str] | None:
+    """--judges: None (not given), [] (all of them), or the names given, comma-separated."""
+    if value is None:
+        return None
+    return [n for n in value.split(",") if n.strip() and n.strip() != "all"]
+
+
 def cmd_eval(args: argparse.Namespace) -> int:
     from evals.dataset import DatasetError
     from evals.gate import BaselineError
@@ -300,7 +307,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         compiled=not args.no_compiled,
         mlflow=not args.no_mlflow,
         progress=not args.no_progress,
-        judges=None if args.judges is None else [n for n in args.judges.split(",") if n and n != "all"],
+        judges=_judge_names(getattr(args, "judges", None)),
     )
     try:
         outcome = run_eval(options)

@@ -111,7 +111,7 @@ def log_items(items: list[LabelledItem], experiment: str, source: str) -> dict[s
     existing = {(t.info.tags or {}).get(ID_TAG): t for t in labelled_traces(experiment)}
     experiment_id = _experiment_id(experiment)
     counts = {"logged": 0, "unchanged": 0, "replaced": 0}
-    stale = []
+    stale, new = [], []
     for item in items:
         old = existing.get(item.id)
         if old is not None and (old.info.tags or {}).get(DIGEST_TAG) == item.digest:
@@ -122,13 +122,17 @@ def log_items(items: list[LabelledItem], experiment: str, source: str) -> dict[s
             counts["replaced"] += 1
         else:
             counts["logged"] += 1
-        _log_item(item, experiment_id, source)
+        new.append((item, _log_case(item, experiment_id, source)))
+    if new:
+        mlflow.flush_trace_async_logging()  # the traces must be in the store before feedback lands on them
+    for item, trace_id in new:
+        _log_labels(item, trace_id, source)
     if stale:
         mlflow.MlflowClient().delete_traces(experiment_id=experiment_id, trace_ids=stale)
     return counts
 
 
-def _log_item(item: LabelledItem, experiment_id: str, source: str) -> str:
+def _log_case(item: LabelledItem, experiment_id: str, source: str) -> str:
     span = mlflow.start_span_no_context(
         name=CASE_SPAN,
         span_type=SpanType.EVALUATOR,
@@ -141,8 +145,10 @@ def _log_item(item: LabelledItem, experiment_id: str, source: str) -> str:
     span.set_outputs(item.case.outputs())
     span.set_attributes({"sqlagent.case": item.case.model_dump(), "sqlagent.label_source": item.source})
     span.end()
-    trace_id = span.trace_id
-    mlflow.flush_trace_async_logging()
+    return span.trace_id
+
+
+def _log_labels(item: LabelledItem, trace_id: str, source: str) -> None:
     reviewer = str(item.reviewed.get("by") or "reviewer")
     for judge, label in item.labels.items():
         mlflow.log_feedback(
@@ -153,7 +159,6 @@ def _log_item(item: LabelledItem, experiment_id: str, source: str) -> str:
             source=AssessmentSource(source_type="HUMAN", source_id=reviewer),
             metadata={"labelled_set": source},
         )
-    return trace_id
 
 
 def human_label(trace, spec: JudgeSpec) -> tuple[str, str | None] | None:

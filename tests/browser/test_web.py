@@ -195,6 +195,7 @@ def test_ask_feedback_review_promote(server, browser):
     page.fill("textarea.correction", CORRECTED)
     page.check("input[type=radio][value=wrong]")
     page.fill("input.reason", "includes the Red Sox years")
+    page.check("input[data-judge=sql_answers_question][value=fail]")  # a label for an LLM judge
     page.click("button.send")
     page.wait_for_selector(".turn:last-child .feedback-box .message.ok", timeout=15_000)
     assert page.locator(".turn:last-child .feedback-box .message.ok table.rows tbody tr").count() > 0
@@ -236,6 +237,8 @@ def test_ask_feedback_review_promote(server, browser):
     assert by_name["user_correctness"].rationale == "Only his Yankees years were asked for"
     assert by_name["expected_sql"].value == CORRECTED
     assert by_name["user_rubric"].value == "wrong"
+    assert by_name["sql_answers_question"].value == "fail"  # what `sqlagent judges align` reads
+    assert by_name["sql_answers_question"].source.source_type == "HUMAN"
     # ... and the item is in the temporary golden file, in train, with the corrected SQL.
     items = [json.loads(line) for line in server["golden"].read_text().splitlines()]
     (item,) = [i for i in items if i["question"] == QUESTION]

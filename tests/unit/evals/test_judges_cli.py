@@ -91,3 +91,24 @@ def test_judges_list_and_a_dry_run_start_no_model(tmp_path, monkeypatch, capsys)
     assert out.startswith("fan_rubric@v1: 20 labels to align on, 10 held out; at most")
     assert running_servers() == []
     assert main(["judges", "align", "--dry-run", "--judge", "nope"]) == 2
+
+
+def test_register_adds_a_version_in_mlflows_scorer_registry(tmp_path, monkeypatch, capsys):
+    import mlflow
+    from mlflow.genai.scorers.registry import list_scorer_versions
+
+    from agent.apps.cli import main
+
+    monkeypatch.setenv("SQLAGENT_TRACKING__URI", f"sqlite:///{tmp_path}/mlflow.db")
+    monkeypatch.setenv("SQLAGENT_TRACKING__EXPERIMENT", "judges-registry")
+    assert main(["judges", "register", "--judge", "grounding"]) == 0
+    assert main(["judges", "register", "--judge", "grounding"]) == 0
+    assert "registered as version 2 of 'grounding'" in capsys.readouterr().out
+    experiment = mlflow.get_experiment_by_name("judges-registry").experiment_id
+    versions = list_scorer_versions(name="grounding", experiment_id=experiment)
+    assert sorted(v for _, v in versions) == [1, 2]
+    judge = versions[0][0]
+    assert (
+        judge.model == "openai:/qwen2.5-coder-1.5b"
+        and "states what the result rows say" in judge.instructions
+    )
