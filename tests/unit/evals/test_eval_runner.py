@@ -14,7 +14,8 @@ import mlflow
 import pytest
 
 from agent.config import load_settings, resolve_path
-from evals.cli import EvalOptions, accept, run_eval
+from evals.accept import accept
+from evals.cli import EvalOptions, run_eval
 from evals.gate import compare
 from tests.fake_lm import fake_lm
 from tests.tracking_store import temporary_tracking

@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 from agent.config import load_settings
+from evals import accept as accept_cli
 from evals import cli, report, runner
 from evals.dataset import EvalItem
 from evals.gate import BaselineError, allowed_losses, compare
@@ -576,7 +577,7 @@ def _accept(tmp_path: Path, run: dict, force: bool = False) -> dict:
     run_dir = tmp_path / "run"
     run_dir.mkdir(exist_ok=True)
     (run_dir / "summary.json").write_text(json.dumps(run))
-    return cli.accept(run_dir, tmp_path / "baseline.json", force=force)
+    return accept_cli.accept(run_dir, tmp_path / "baseline.json", force=force)
 
 
 @pytest.mark.parametrize(
@@ -601,7 +602,7 @@ def test_accept_refuses_unfit_runs(tmp_path, run, force, refusal):
         _accept(tmp_path, run, force)
         assert json.loads(target.read_text())["items"] == run["items"]
         return
-    with pytest.raises(cli.AcceptError, match=re.escape(refusal)):
+    with pytest.raises(accept_cli.AcceptError, match=re.escape(refusal)):
         _accept(tmp_path, run, force)
     assert not target.exists()
 
@@ -609,7 +610,7 @@ def test_accept_refuses_unfit_runs(tmp_path, run, force, refusal):
 def test_accepted_run_gates_itself(tmp_path, monkeypatch):
     gold = {"hr": GOLD_755, "broken": GOLD_755}
     outcome = _run(tmp_path, monkeypatch, ROWS, gold)
-    baseline = cli.accept(outcome.out_dir, tmp_path / "baseline.json")
+    baseline = accept_cli.accept(outcome.out_dir, tmp_path / "baseline.json")
     again = _run(tmp_path, monkeypatch, ROWS, gold, baseline=str(tmp_path / "baseline.json"))
     assert again.exit_code == 0 and again.gate.passed, again.gate.text()
     assert baseline["counts"]["answerable"] == 2 and baseline["counts"]["status_items"] == 1
@@ -635,6 +636,6 @@ def test_cmd_accept_exit_codes(tmp_path, capsys, run, force, exit_code, message)
     if run is not None:
         (run_dir / "summary.json").write_text(json.dumps(run))
     args = argparse.Namespace(from_dir=str(run_dir), to=str(tmp_path / "baseline.json"), force=force)
-    assert cli.cmd_accept(args) == exit_code
+    assert accept_cli.cmd_accept(args) == exit_code
     out = capsys.readouterr()
     assert message in out.out + out.err
