@@ -133,6 +133,28 @@ def load_examples(path: Path, splits: tuple[str, ...] = ("train",)) -> list[Exam
     return out
 
 
+def entity_columns(sql: str) -> list[str]:
+    """The columns `sql` compares with a text literal (`playerID = 'ruthba01'`, `teamID IN ('NYA')`):
+    what kind of entity a worked example is about, as the value hints say it of a question."""
+    try:
+        tree = parse_one(sql, read="duckdb")
+    except SqlglotError:
+        return []
+    out = []
+    for node in tree.find_all(exp.EQ, exp.In):
+        values = [node.expression] if isinstance(node, exp.EQ) else node.expressions
+        if isinstance(node.this, exp.Column) and any(
+            isinstance(v, exp.Literal) and v.is_string for v in values
+        ):
+            out.append(node.this.name.lower())
+    return out
+
+
+def _entity_tokens(columns: Sequence[str]) -> Counter:
+    # Prefixed so that they only ever match each other, never a word of a question.
+    return Counter(f"entity:{c.lower()}" for c in columns)
+
+
 def _reads_only(sql: str, schema: DatabaseSchema) -> bool:
     """Whether every table `sql` reads is a table of `schema` (CTE names aside)."""
     try:
@@ -161,7 +183,11 @@ class Retrieve(dspy.Module):
         self.k = k
         self._rows = {t.name: t.row_count for t in schema.tables}
         self._table_docs = {t.name: Counter(tokens(self._table_text(t))) for t in schema.tables}
-        self._example_docs = [Counter(tokens(e.question)) for e in self.examples]
+        # An example is also about the kind of entity its SQL filters on: "the Amazin's record" (a team,
+        # Teams.W) must not be the model's template for "Pedro Martinez's record" (a pitcher, Pitching.W).
+        self._example_docs = [
+            Counter(tokens(e.question)) + _entity_tokens(entity_columns(e.sql)) for e in self.examples
+        ]
         self._idf = self._inverse_document_frequency(list(self._table_docs.values()))
         self._hidden: set[str] = set()
 
@@ -321,8 +347,10 @@ class Retrieve(dspy.Module):
         names = [t.name for t in self.schema.tables]
         return sorted(names, key=lambda n: (-used[n.lower()], -degree[n.lower()], -self._rows.get(n, 0), n))
 
-    def similar_examples(self, question: str) -> list[Example]:
-        q = Counter(tokens(question))
+    def similar_examples(self, question: str, entity_columns: Sequence[str] = ()) -> list[Example]:
+        """The k examples closest to the question's words and to the kinds of entity its value hints
+        resolved (`entity_columns`, e.g. ["playerID"])."""
+        q = Counter(tokens(question)) + _entity_tokens(entity_columns)
         scored = []
         for ex, doc in zip(self.examples, self._example_docs, strict=True):
             if ex.id in self._hidden:
@@ -331,7 +359,14 @@ class Retrieve(dspy.Module):
         scored.sort(key=lambda s: (-s[0], s[1]))
         return [ex for score, _, ex in scored[: self.k] if score > 0]
 
-    def forward(self, question: str, entity_tables: list[str], stable: Sequence[str] = ()) -> dspy.Prediction:
+    def forward(
+        self,
+        question: str,
+        entity_tables: list[str],
+        stable: Sequence[str] = (),
+        entity_columns: Sequence[str] = (),
+    ) -> dspy.Prediction:
         return dspy.Prediction(
-            tables=self.link_tables(question, entity_tables, stable), examples=self.similar_examples(question)
+            tables=self.link_tables(question, entity_tables, stable),
+            examples=self.similar_examples(question, entity_columns),
         )

@@ -58,7 +58,12 @@ def retrieve(state: AgentState, ctx: AgentContext) -> dict:
     question = state.standalone_question
     entity_tables = [m.table for m in state.mappings]
     stable, _ = stable_schema(ctx)
-    pred = ctx.retrieve(question=question, entity_tables=entity_tables, stable=stable)
+    pred = ctx.retrieve(
+        question=question,
+        entity_tables=entity_tables,
+        stable=stable,
+        entity_columns=[m.column for m in state.mappings],
+    )
     tables = list(dict.fromkeys([*stable, *pred.tables]))
     return {
         "linked_tables": tables,

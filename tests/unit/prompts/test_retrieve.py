@@ -133,3 +133,22 @@ def test_repair_hint_suggests_real_names_for_an_invented_column(demo):
     hint = column_hint(demo, "Unknown column 'name_first'.", ["People"])
     assert hint.startswith("No table has a column name_first.") and "nameFirst" in hint
     assert column_hint(demo, "Binder Error: something else", ["People"]) == ""
+
+
+def test_examples_are_chosen_by_the_kind_of_entity_too(demo):
+    from prompts.retrieve import Example, Retrieve, entity_columns
+
+    team = Example(id="team", question="What was the Amazin's win total in 1969?",
+                   sql="SELECT W FROM Teams WHERE teamID = 'NYN' AND yearID = 1969")  # fmt: skip
+    pitcher = Example(id="pitcher", question="What was Greg Maddux's win total in 1995?",
+                      sql="SELECT SUM(W) AS W FROM Pitching WHERE playerID = 'maddugr01' AND yearID = 1995")  # fmt: skip
+    assert entity_columns(team.sql) == ["teamid"] and entity_columns("SELECT 1 WHERE x = 2") == []
+    retrieve = Retrieve(demo.db.schema, [team, pitcher], k=1)
+    # As the rewrite annotates it for the generate step, which is what retrieval reads.
+    question = "What was Pedro Martinez (People.playerID = 'martipe02')'s win total in 2000?"
+    # The same words in both: alone they pick the shorter team question; the value hint (a player)
+    # picks the pitcher's example, whose SQL reads the player's wins and not his team's.
+    assert [e.id for e in retrieve.similar_examples(question)] == ["team"]
+    assert [e.id for e in retrieve.similar_examples(question, ["playerID"])] == ["pitcher"]
+    assert [e.id for e in retrieve(question=question, entity_tables=["People"],
+                                    entity_columns=["playerID"]).examples] == ["pitcher"]  # fmt: skip
