@@ -24,6 +24,7 @@ from mlflow.tracing.constant import TraceMetadataKey
 from pydantic import BaseModel, Field
 
 from agent.config import Settings
+from agent.explain import EXPLAIN, EXPLAINS_TAG, ExplainResult, explain_sql
 from agent.graph import build_graph
 from agent.lm import prompt_cache
 from agent.nodes.instrument import NodeFailure
@@ -199,6 +200,28 @@ class Agent:
         result.trace_id = trace_id
         self._keep_prompt_cache(result)
         yield "result", result
+
+    def explain(
+        self,
+        sql: str,
+        question: str | None = None,
+        *,
+        user: str | None = None,
+        tags: dict[str, str] | None = None,
+        about: str | None = None,
+    ) -> ExplainResult:
+        """`sql` in plain words, for this agent's role (agent/explain.py): refused when the role may
+        not run it. Its own trace, tagged with the trace id `about` of the turn it explains."""
+        prompts = {PROMPTS_TAG: json.dumps({EXPLAIN: self.context.prompt_sources.get(EXPLAIN)})}
+        about_tag = {EXPLAINS_TAG: about} if about else {}
+        return explain_sql(
+            self.context,
+            sql,
+            question,
+            tracing=self.tracing,
+            user=user,
+            tags={**prompts, **(tags or {}), **about_tag},
+        )
 
     def _identify(self, thread_id: str, user: str | None, tags: dict[str, str] | None = None) -> None:
         """Who asked, on which conversation, as MLflow's own trace metadata (`mlflow.trace.user`,

@@ -2,7 +2,8 @@
 which DSPy module. A step with a module is an LM step: it runs under its own LM (`lm.nodes.<name>`),
 its tokens are counted, its module can be optimized (`sqlagent optimize --module <name>`) and
 loaded from prompts/compiled. Adding an LM step: its module in prompts/, its node in agent/nodes/,
-one row here, and its edges in agent/graph.py.
+one row here, and its edges in agent/graph.py. A step run on request after a turn, outside the
+graph (`ON_REQUEST`), is an LM step all the same: its own LM, prompt, optimization and trace span.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from dataclasses import dataclass
 import dspy
 
 from prompts.answer import Answer
+from prompts.explain import Explain
 from prompts.generate import Generate
 from prompts.repair import Repair
 from prompts.rewrite import Rewrite
@@ -37,8 +39,12 @@ STEPS: tuple[Step, ...] = (
     Step("answer", Answer, "a short answer grounded in the rows"),
     Step("finish", summary="a readable message for a turn without rows"),
 )
-STEP_NAMES = tuple(s.name for s in STEPS)
-LM_STEPS: dict[str, type[dspy.Module]] = {s.name: s.module for s in STEPS if s.module is not None}
+STEP_NAMES = tuple(s.name for s in STEPS)  # the graph's nodes
+# Not nodes: run only when asked, after a turn (agent/explain.py), so an unasked one costs nothing.
+ON_REQUEST: tuple[Step, ...] = (Step("explain", Explain, "the query in plain words (--explain)"),)
+LM_STEPS: dict[str, type[dspy.Module]] = {
+    s.name: s.module for s in (*STEPS, *ON_REQUEST) if s.module is not None
+}
 
 
 def step(name: str) -> Step:

@@ -41,7 +41,8 @@ def output_fields(system: str) -> list[str]:
 
 
 def script(key: str, inputs: dict[str, str]) -> dict[str, object]:
-    """What "the model" says at each step: no rewriting, no mentions, the SQL, a fixed answer."""
+    """What "the model" says at each step: no rewriting, no mentions, the SQL, a fixed answer and
+    explanation."""
     if key == "standalone_question":
         return {"standalone_question": inputs.get("follow_up", "")}
     if key == "mentions":
@@ -51,6 +52,8 @@ def script(key: str, inputs: dict[str, str]) -> dict[str, object]:
         return {"sql": SQL.format(year=year.group(1) if year else 1927)}
     if key == "answer":
         return {"answer": "The leader."}
+    if key == "explanation":
+        return {"explanation": "It reads the batting records of one season."}
     raise ValueError(f"the fake LM has no reply for output field {key!r}")
 
 

@@ -83,7 +83,8 @@ def fake_lm(handlers: dict[str, Handler]) -> tuple[dspy.LM, ScriptedEngine]:
 def default_handlers(
     sql: str | Callable[[dict[str, str]], str], mentions: list[str] | None = None
 ) -> dict[str, Handler]:
-    """The usual script: no follow-up rewriting, given mentions, given SQL, an answer echoing the rows."""
+    """The usual script: no follow-up rewriting, given mentions, given SQL, an answer echoing the rows,
+    an explanation naming the tables of the schema it was shown."""
     return {
         "standalone_question": lambda i: {"standalone_question": i["follow_up"]},
         "mentions": lambda i: {"mentions": mentions or []},
@@ -91,4 +92,10 @@ def default_handlers(
         "answer": lambda i: {
             "answer": "Answer: " + i["rows"].splitlines()[1] if "\n" in i["rows"] else "No data."
         },
+        "explanation": lambda i: {"explanation": explain_tables(i["db_schema"])},
     }
+
+
+def explain_tables(schema: str) -> str:
+    tables = re.findall(r"^TABLE (\w+)", schema, re.MULTILINE)
+    return f"It reads the {' and '.join(tables)} tables." if tables else ""

@@ -29,10 +29,14 @@ from tools.sql.database import Database
 from tools.sql.engines.base import SandboxError, SandboxKind
 from tools.sql.policy import AccessRole, PolicyCode
 
+MAX_SQL_CHARS = 20_000
+
 
 class RunSqlArgs(BaseModel):
     sql: str = Field(
-        min_length=1, max_length=20_000, description="One SELECT statement in the database's SQL dialect."
+        min_length=1,
+        max_length=MAX_SQL_CHARS,
+        description="One SELECT statement in the database's SQL dialect.",
     )
 
 

@@ -15,6 +15,7 @@ from typing import Any
 from pydantic import ValidationError
 
 import agent  # noqa: F401  (sets the offline switches before any library import)
+from agent.apps import cli_explain as explain
 from agent.apps.bad_input import TextKind, text_problem, validation_message
 from agent.apps.cli_output import (
     add_output_arguments,
@@ -64,8 +65,11 @@ def cmd_ask(args: argparse.Namespace) -> int:
     code = (
         EXIT_OK if result.status in ("ok", "clarify", "approve") else EXIT_FAIL
     )  # the last two wait for a reply
+    explained = explain.explain_turn(bot, result) if args.explain else None
+    code = code or explain.explain_code(explained)
     if args.format == "json":
-        return emit(args, json_text(result.model_dump())) or code
+        extra = explain.explanation_fields(explained) if args.explain else {}
+        return emit(args, json_text({**result.model_dump(), **extra})) or code
     if args.format == "table":
         lines = []
         if result.rewritten_question and result.rewritten_question != args.question:
@@ -75,11 +79,14 @@ def cmd_ask(args: argparse.Namespace) -> int:
         if result.columns:
             lines.append(table(result.columns, result.rows) + "\n")
         lines.append(f"[{result.status}] {result.answer or result.error}")
+        lines += [f"\n{explain.explanation_text(explained)}"] if explained else []
         lines.append(f"\nthread {result.thread_id}  trace {result.trace_id}")
         lines.append(timeline([n.model_dump() for n in result.nodes]))
         return emit(args, "\n".join(lines) + "\n") or code
     # csv / parquet: only the rows reach the output, so that it can be piped; the rest is said on stderr.
     print(f"[{result.status}] {printable(result.answer or result.error or '')}", file=sys.stderr)
+    if explained:
+        print(printable(explain.explanation_text(explained)), file=sys.stderr)
     print(f"thread {result.thread_id}  trace {result.trace_id}", file=sys.stderr)
     if not result.columns:
         return code
@@ -96,7 +103,8 @@ def cmd_sql(args: argparse.Namespace) -> int:
         sql_args = RunSqlArgs(sql=args.sql)
     except ValidationError as exc:  # empty, too long, not UTF-8: the tool's own limits, said in one line
         return _fail(args, validation_message(exc, "The SQL"), EXIT_USAGE)
-    settings = load_settings(tracking={"enabled": False})
+    # No LM and no trace, unless --explain: the explanation is an LM step, traced as the others.
+    settings = load_settings() if args.explain else load_settings(tracking={"enabled": False})
     setup_tracing(settings)
     try:
         db = open_database(settings.database_config(args.db), args.role)
@@ -104,13 +112,24 @@ def cmd_sql(args: argparse.Namespace) -> int:
         return _fail(args, f"{type(exc).__name__}: {exc}")
     result = registry().call("run_sql", db, sql_args)
     code = EXIT_OK if result.status == "ok" else EXIT_FAIL
+    explained = None
+    if args.explain and result.status == "ok":  # what the role may not run is not explained
+        try:
+            explained = explain.explain_query(settings, args.db, args.role, sql_args.sql)
+        except Exception as exc:  # a model that will not load
+            return _fail(args, f"{type(exc).__name__}: {exc}")
+        code = explain.explain_code(explained)
     if args.format == "json":
-        return emit(args, json_text(result.model_dump())) or code
+        extra = explain.explanation_fields(explained) if args.explain else {}
+        return emit(args, json_text({**result.model_dump(), **extra})) or code
     if result.status != "ok":
         print(f"[{result.status}] {result.error}", file=sys.stderr)
         return code
+    said = f"\n{explain.explanation_text(explained)}\n" if explained else ""
     if args.format == "table":
-        return emit(args, table(result.columns, result.rows, limit=50) + "\n") or code
+        return emit(args, table(result.columns, result.rows, limit=50) + "\n" + said) or code
+    if said:  # csv, parquet: only the rows on standard output
+        print(printable(said.strip()), file=sys.stderr)
     return emit_rows(args, result.columns, result.rows, result.truncated) or code
 
 
@@ -250,14 +269,20 @@ def build_parser() -> argparse.ArgumentParser:
     ask.add_argument("--role", help="access role from config/access.yaml")
     ask.add_argument("--lm", help="override lm.model, e.g. embedded/qwen2.5-coder-0.5b or openai/gpt-4o-mini")
     ask.add_argument("--json", action="store_true", help="print one JSON object (= --format json)")
+    ask.add_argument(
+        "--explain", action="store_true", help="also explain the SQL in plain words (one LM call)"
+    )
     add_output_arguments(ask, "the answer, SQL, rows and timeline; csv and parquet: the rows only")
     ask.set_defaults(func=cmd_ask)
 
-    sql = sub.add_parser("sql", help="run SQL through the safety policy and sandbox (no LM)")
+    sql = sub.add_parser("sql", help="run SQL through the safety policy and sandbox (no LM but --explain)")
     sql.add_argument("sql", help="one SELECT statement, or - to read it from standard input")
     sql.add_argument("--db")
     sql.add_argument("--role")
     sql.add_argument("--json", action="store_true", help="= --format json")
+    sql.add_argument(
+        "--explain", action="store_true", help="also explain the query in plain words (uses the LM)"
+    )
     add_output_arguments(sql, "the rows as a table")
     sql.set_defaults(func=cmd_sql)
 

@@ -1,6 +1,7 @@
 """`sqlagent mcp`: the database as an MCP server, for Claude Desktop, IDEs and other agents.
 
-Tools: `ask` (the agent graph, agent/service.py) and every tool of the registry (tools/builtin.py:
+Tools: `ask` (the agent graph, agent/service.py), `explain` (a query in plain words, agent/explain.py:
+refused when the role may not run it) and every tool of the registry (tools/builtin.py:
 `describe_schema`, `lookup_values`, `run_sql`), listed with their own argument and result schemas
 and called through `ToolRegistry.call`: the same policy, sandbox, role view and tool spans as the
 agent, the CLI and the HTTP API. Nothing here re-implements a tool; a tool added to the registry
@@ -38,11 +39,13 @@ from agent.apps.bad_input import validation_message
 from agent.apps.payloads import MAX_QUESTION, THREAD_PATTERN
 from agent.apps.version import version
 from agent.config import Settings
+from agent.explain import ExplainResult
 from agent.service import AskResult
 from agent.tracing import setup_tracing
 from evals import feedback
 from tools.builtin import registry
 from tools.registry import Tool
+from tools.run_sql import MAX_SQL_CHARS
 from tools.sql.database import Database, open_database
 
 log = logging.getLogger(__name__)
@@ -55,6 +58,12 @@ ASK_DESCRIPTION = (
     "SQL, the columns and rows, the answer and a thread_id. status 'clarify' means the answer is a "
     "question back, and 'approve' that the query waits for approval (limits.approve_sql): reply ('yes', "
     "or the choice) on the same thread_id; a follow-up ('and in 1961?') also goes on it."
+)
+EXPLAIN = "explain"
+EXPLAIN_DESCRIPTION = (
+    "Explain one SELECT in plain language (which data it reads, which rows it keeps, how it groups and "
+    "orders them), without running it. A query the role may not run is refused with the reason, not "
+    "explained. Pass the question it answers when there is one."
 )
 _READ_ONLY = types.ToolAnnotations(
     read_only_hint=True, destructive_hint=False, idempotent_hint=True, open_world_hint=False
@@ -73,6 +82,11 @@ class AskArgs(BaseModel):
         pattern=THREAD_PATTERN,
         description="The thread_id of an earlier answer, to continue that conversation.",
     )
+
+
+class ExplainArgs(BaseModel):
+    sql: str = Field(min_length=1, max_length=MAX_SQL_CHARS, description="One SELECT statement.")
+    question: str | None = Field(None, max_length=MAX_QUESTION, description="The question it answers.")
 
 
 def _output_schema(model: type[BaseModel] | None) -> dict[str, Any] | None:
@@ -111,7 +125,14 @@ class McpBackend:
                 input_schema=AskArgs.model_json_schema(),
                 output_schema=_output_schema(AskResult),
                 annotations=_READ_ONLY,
-            )
+            ),
+            types.Tool(
+                name=EXPLAIN,
+                description=EXPLAIN_DESCRIPTION,
+                input_schema=ExplainArgs.model_json_schema(),
+                output_schema=_output_schema(ExplainResult),
+                annotations=_READ_ONLY,
+            ),
         ]
         for tool in self.tools.values():
             if tool.args_model is None:  # nothing to describe its arguments with: not callable by a client
@@ -139,6 +160,12 @@ class McpBackend:
                     self.pool.submit(self.db, role, lambda agent: self._ask(agent, args, who, role))
                 )
                 return _result(result, failed=result.status == "error")
+            if name == EXPLAIN:
+                query = ExplainArgs.model_validate(arguments)
+                result = await asyncio.wrap_future(
+                    self.pool.submit(self.db, role, lambda agent: self._explain(agent, query, who, role))
+                )
+                return _result(result, failed=result.status != "ok")
             tool = self.tools.get(name)
             if tool is None or tool.args_model is None:
                 return _error(
@@ -161,6 +188,10 @@ class McpBackend:
         )
         result.thread_id = unscoped_thread(who, result.thread_id)
         return result
+
+    def _explain(self, agent: Any, args: ExplainArgs, who: Principal, role: str | None) -> ExplainResult:
+        tags = {"sqlagent.source": "mcp", **_tags(self.db, role)}  # worker thread, as _ask
+        return agent.explain(args.sql, args.question, user=who.name, tags=tags)
 
     def _tool(self, name: str, args: BaseModel, who: Principal, role: str | None) -> Any:  # worker thread
         db = self.database(role)

@@ -13,6 +13,7 @@ from fastapi.responses import JSONResponse
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool
 
 from agent.question_check import not_utf8
+from tools.run_sql import MAX_SQL_CHARS
 
 MAX_QUESTION = 20_000  # transport bound; the agent's own limit (limits.max_question_chars) answers below it
 THREAD_PATTERN = r"^[A-Za-z0-9_.:-]+$"
@@ -36,6 +37,16 @@ class Payload(BaseModel):
 class AskIn(Payload):
     question: str = Field(max_length=MAX_QUESTION)  # checked by question_problem, as in the stream's query
     thread_id: str | None = Field(None, min_length=1, max_length=200, pattern=THREAD_PATTERN)
+    db: str | None = Field(None, min_length=1, max_length=1000)
+    role: str | None = Field(None, min_length=1, max_length=100)
+
+
+class ExplainIn(Payload):
+    sql: Text = Field(min_length=1, max_length=MAX_SQL_CHARS)
+    question: str | None = Field(None, max_length=MAX_QUESTION)  # checked by question_problem, as ask's
+    trace_id: str | None = Field(
+        None, min_length=1, max_length=200
+    )  # the turn explained, tagged on its trace
     db: str | None = Field(None, min_length=1, max_length=1000)
     role: str | None = Field(None, min_length=1, max_length=100)
 

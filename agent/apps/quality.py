@@ -124,13 +124,11 @@ class Quality:
     def busy(self) -> bool:
         return self._inflight > 0
 
-    def answered(self, who: Principal, result: Any, seconds: float) -> None:
-        m = self.metrics
-        m.answers.labels(result.status).inc()
-        m.latency.observe(seconds)
-        total, prices = 0, self.settings.monitor.prices
-        cost = 0.0
-        for n in result.nodes:
+    def _spent(self, who: Principal, nodes: list[Any]) -> int:
+        """The LM tokens of these steps, counted per step and kind, priced, charged to `who`."""
+        m, prices = self.metrics, self.settings.monitor.prices
+        total, cost = 0, 0.0
+        for n in nodes:
             total += n.tokens
             for kind, count in (
                 ("read", n.tokens_read),
@@ -140,14 +138,24 @@ class Quality:
                 if count:
                     m.tokens.labels(n.name, kind).inc(count)
                     cost += count * getattr(prices, kind) / 1e6
-        m.answer_tokens.observe(total)
         m.cost.inc(cost)
-        if result.error_kind == "budget":
-            m.budget_stops.inc()
         if self.user_tokens is not None and who.authenticated:
             self.user_tokens.charge(who.name, total)
+        return total
+
+    def answered(self, who: Principal, result: Any, seconds: float) -> None:
+        m = self.metrics
+        m.answers.labels(result.status).inc()
+        m.latency.observe(seconds)
+        m.answer_tokens.observe(self._spent(who, result.nodes))
+        if result.error_kind == "budget":
+            m.budget_stops.inc()
         if self.sampler is not None:
             self.sampler.offer(result, seconds * 1000)
+
+    def explained(self, who: Principal, result: Any) -> None:
+        """An explanation is no answer (not in the answer rates), but its tokens are spent all the same."""
+        self._spent(who, [result.step] if result.step is not None else [])
 
     def maybe_check(self) -> None:
         """On the monitor thread, at most every monitor.check_interval_s: log each alert of the

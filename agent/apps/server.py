@@ -1,6 +1,8 @@
 """The HTTP API and the feedback/review web app (FastAPI). Start it with `sqlagent serve`.
 
     POST /api/ask            {question, thread_id?, db?, role?} -> AskResult (as `sqlagent ask --json`)
+    POST /api/explain        {sql, question?, trace_id?, db?, role?} -> ExplainResult: the SQL in plain
+                             words (agent/explain.py), refused when the role may not run it
     GET  /api/ask/stream     ?question=&thread_id=&db=&role= -> server-sent events: `node` per node
                              as it finishes (name, duration_ms, tokens, detail), then `result`
     GET  /api/traces/{id}    node timeline, SQL, rows, chart, mappings and the trace's assessments
@@ -60,6 +62,7 @@ from agent.apps.payloads import (
     MAX_QUESTION,
     THREAD_PATTERN,
     AskIn,
+    ExplainIn,
     SafeJSONResponse,
     validation_message,
 )
@@ -81,13 +84,13 @@ DEFAULT_GOLDEN = "evals/golden.jsonl"
 STORE_RETRY_S = 2  # Retry-After of a 503 while the tracking store cannot be read or written
 
 
-def _tags(db: str | None, role: str | None) -> dict[str, str]:
+def _tags(db: str | None, role: str | None, answer: bool = True) -> dict[str, str]:
     """The trace tags of a question: which database and role it ran with (review_api reads them to
-    decide who sees its rows), and that the server answered it (what monitoring reads). Written
-    inside the trace: a tag set after the answer was lost, and the answer was a 500, when the store
-    refused that one write."""
+    decide who sees its rows), and that the server answered it (what monitoring reads; not on an
+    explanation, which is no answer). Written inside the trace: a tag set after the answer was lost,
+    and the answer was a 500, when the store refused that one write."""
     tags = {key: value for key, value in ((feedback.DB_TAG, db), (feedback.ROLE_TAG, role)) if value}
-    return {**tags, ORIGIN_TAG: ORIGIN_SERVE}
+    return {**tags, ORIGIN_TAG: ORIGIN_SERVE} if answer else tags
 
 
 def _check_db(db: str | None) -> str | None:
@@ -201,9 +204,10 @@ def create_app(
             {"detail": f"Tracking store error: {' '.join(str(exc).split())[:300]}"}, status_code=500
         )
 
-    def admit(who: Principal, question: str) -> Callable[[], None]:
-        """Refuse what cannot be asked before it takes a place in the queue; count it for `who`."""
-        problem = question_problem(question, settings.limits.max_question_chars)
+    def admit(who: Principal, question: str | None) -> Callable[[], None]:
+        """Refuse what cannot be asked before it takes a place in the queue; count it for `who`.
+        `question` None: an explanation without one (the model's time is counted all the same)."""
+        problem = question is not None and question_problem(question, settings.limits.max_question_chars)
         if problem:
             raise HTTPException(422, problem)
         if limits is None:
@@ -317,6 +321,21 @@ def create_app(
             media_type="text/event-stream",
             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
         )
+
+    @app.post("/api/explain")
+    async def explain(body: ExplainIn, who: Principal = asker) -> dict[str, Any]:
+        """The same permission, role, limits and token budget as a question; not the same trace."""
+        db, role = _check_db(body.db), _check_role(role_for(who, body.role), access_file)
+        quality.budget_for(who)  # 429 past the user's token budget
+        release = admit(who, body.question or None)
+        tags = _tags(db, role, answer=False)
+
+        def job(agent):
+            return agent.explain(body.sql, body.question, user=who.name, tags=tags, about=body.trace_id)
+
+        result = await job_result(await run_in_threadpool(submit, db, role, job, release))
+        quality.explained(who, result)
+        return result.model_dump()
 
     # --- traces, feedback, review and golden (agent/apps/review_api.py) -------------------
 

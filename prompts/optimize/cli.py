@@ -1,6 +1,6 @@
 """`sqlagent optimize`.
 
-    sqlagent optimize [--module rewrite|generate|repair|answer|all] [--optimizer bootstrap|mipro|gepa|simba|labeled]
+    sqlagent optimize [--module rewrite|generate|repair|answer|explain|all] [--optimizer bootstrap|mipro|gepa|simba|labeled]
                       [--budget N] [--lm NAME] [--out DIR] [--demos N] [--limit N] [--force]
                       [--[no-]test] [--score-train] [--no-register] [--no-progress] [--seed N] [--dataset FILE]
 

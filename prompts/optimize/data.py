@@ -9,6 +9,8 @@
 - repair: each item's gold SQL corrupted (prompts/optimize/corrupt.py) until the agent's own path
   (policy + sandbox) rejects it; the real error message is the input.
 - answer: the gold SQL's rows rendered as the answer node renders them (no LM needed).
+- explain: each gold SQL as the policy checked it, with the schema text of what it reads, built by
+  the agent's own `explain_inputs` (no LM needed); the metric reads the query itself.
 
 Leakage: the worked-example bank is the golden `train` split, so a train item would find itself
 among its own retrieved examples (question *and* gold SQL in the prompt). `Retrieve.excluding`
@@ -35,6 +37,7 @@ INPUT_FIELDS = {
     "generate": ("db_schema", "examples", "value_hints", "question"),
     "repair": ("db_schema", "examples", "value_hints", "question", "error"),
     "answer": ("question", "columns", "rows"),
+    "explain": ("question", "sql", "db_schema"),
 }
 CACHE_VERSION = 2  # 2: inputs come from the agent's own steps, with the mappings
 
@@ -239,6 +242,19 @@ def answer_examples(items: list[EvalItem], runner: Any, rows_in_prompt: int) -> 
             rows=rows_text(columns, rows, rows_in_prompt),
         )
         out.append(ex.with_inputs(*INPUT_FIELDS["answer"]))
+    return out
+
+
+def explain_examples(items: list[EvalItem], ctx: Any) -> list[dspy.Example]:
+    from agent.explain import explain_inputs
+
+    out = []
+    for item in answerable(items):
+        decision = ctx.db.policy.check(item.gold_sql or "")
+        if item.turns or not decision.allowed:  # a follow-up's question alone is not what was asked
+            continue
+        ex = dspy.Example(id=item.id, split=item.split, **explain_inputs(ctx, decision, item.question))
+        out.append(ex.with_inputs(*INPUT_FIELDS["explain"]))
     return out
 
 

@@ -1,4 +1,4 @@
-"""Metrics for the four prompt modules, each returning (score in 0..1, feedback text).
+"""Metrics for the five prompt modules, each returning (score in 0..1, feedback text).
 
 - generate and repair: execution match of the predicted SQL with the gold SQL, both run through the
   agent's own path (SQL policy + sandbox via the run_sql tool), compared with evals.scoring. Repair
@@ -9,6 +9,9 @@
   clarify items must come out ambiguous.
 - answer: grounded in the rows: non-empty, no number that is not in the rows (or the question), and
   the first row's values quoted.
+- explain: names every table the query reads and every column its filters read (sqlglot says which),
+  by its name, the words of its name ("year" for yearID) or the first word of its description
+  ("home" for HR: "Home runs"); half the score when it writes SQL keywords instead of plain words.
 
 The feedback names what went wrong ("returned 12 rows, expected 1; missing column nameLast") so GEPA's
 reflection has something to work with; `score_only` / `with_feedback` adapt a metric to DSPy's two
@@ -17,14 +20,17 @@ metric signatures.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any
 
 import dspy
+import sqlglot
 
 from agent.nodes.rewrite import resolve_question
 from evals import scoring
 from tools.run_sql import RunSqlArgs
+from tools.sql.read_tables import base_tables, filter_columns
 
 MetricFn = Callable[[Any, dspy.Example, Any], tuple[float, str]]
 
@@ -204,6 +210,52 @@ def _rewrite_score(
 
 def answer_metric(_ctx: Any, example: dspy.Example, pred: Any) -> tuple[float, str]:
     return scoring.answer_grounding(example.question, example.rows, getattr(pred, "answer", "") or "")
+
+
+# --- explain ---------------------------------------------------------------------------------------
+
+_WORD = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|\d+")
+# Words that say nothing about which table or column is meant: "one row per person" says "person".
+_FILLER = {"id", "a", "an", "the", "of", "in", "per", "for", "and", "or", "to", "by", "on", "at", "as",
+           "is", "one", "row", "rows", "each", "number", "code", "e", "g"}  # fmt: skip
+_SQL_WORDS = re.compile(r"\b(SELECT|FROM|WHERE|JOIN|GROUP BY|ORDER BY|HAVING|LIMIT|DISTINCT|COUNT\(|SUM\()")
+
+
+def _stems(text: str) -> list[str]:
+    words = (w.lower() for w in _WORD.findall(text))
+    return [w[:-1] if len(w) > 3 and w.endswith("s") else w for w in words if w.lower() not in _FILLER]
+
+
+def names_it(text: str, name: str, description: str = "") -> bool:
+    """Does the explanation name `name`: as written, by every word of it (yearID: "year"), or by the
+    first word of its description (HR, "Home runs": "home")?"""
+    said = set(_stems(text))
+    if name.lower() in text.lower() or set(_stems(name)) <= said and _stems(name):
+        return True
+    head = _stems(re.split(r"[.:;,(=]", description, maxsplit=1)[0])
+    return bool(head) and head[0] in said
+
+
+def explain_metric(ctx: Any, example: dspy.Example, pred: Any) -> tuple[float, str]:
+    text = (getattr(pred, "explanation", "") or "").strip()
+    if not text:
+        return 0.0, "The explanation is empty: say in words what the query reads, keeps and returns."
+    tree = sqlglot.parse_one(example.sql, dialect=ctx.db.config.dialect)
+    schema = ctx.db.schema
+    tables = [t for t in (schema.table(n) for n in base_tables(tree).values()) if t is not None]
+    wanted = [(t.name, t.comment) for t in tables]
+    for column in filter_columns(tree).values():
+        found = next((c for t in tables if (c := t.column(column)) is not None), None)
+        wanted.append((found.name, found.comment) if found else (column, ""))
+    missing = [name for name, description in wanted if not names_it(text, name, description)]
+    score = 1 - len(missing) / len(wanted) if wanted else 1.0
+    notes = (
+        [f"Name {', '.join(missing)}: the tables it reads and the columns it filters on."] if missing else []
+    )
+    if _SQL_WORDS.search(text):
+        score /= 2
+        notes.append("Do not write SQL (SELECT, WHERE, GROUP BY): say what the query does in plain words.")
+    return score, " ".join(notes) or "Correct: every table and filter is named in plain words."
 
 
 # --- DSPy metric adapters --------------------------------------------------------------------------

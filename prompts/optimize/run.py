@@ -27,6 +27,7 @@ METRICS = {
     "generate": metrics.generate_metric,
     "repair": metrics.repair_metric,
     "answer": metrics.answer_metric,
+    "explain": metrics.explain_metric,
 }
 
 
@@ -141,6 +142,8 @@ def module_examples(name: str, items, ctx, runner, options: OptimizeOptions, lm_
         examples = data.rewrite_examples(items)
     elif name == "answer":
         examples = data.answer_examples(items, runner, ctx.settings.limits.rows_in_prompt)
+    elif name == "explain":
+        examples = data.explain_examples(items, ctx)
     else:
         wanted = data.answerable(items)
         if options.limit is not None:
@@ -191,7 +194,7 @@ def optimize_module(name: str, items, dataset, ctx, runner, options: OptimizeOpt
         report.reason = "no training examples"
         return report
     metric_fn = METRICS[name]
-    state = ctx if name in ("rewrite", "answer") else runner
+    state = ctx if name in ("rewrite", "answer", "explain") else runner
     current = ctx.module(name)
 
     scored = [s for s in data.SPLITS if s != "train" or options.score_train]

@@ -1,6 +1,6 @@
 """The web app end to end in headless Chromium, with auth on: refused without a token, the token
 pasted into the page, ask, see SQL, rows and chart, thumbs-down with a corrected SQL, promote it
-from the review page; then check MLflow (under the token's user) and the (temporary) golden file."""
+from the review page, explain a query; then check MLflow (under the token's user) and the (temporary) golden file."""
 
 from __future__ import annotations
 
@@ -46,6 +46,7 @@ def _handlers():
         "mentions": lambda i: {"mentions": ["Babe Ruth"]},
         "sql": lambda i: {"sql": BY_YEAR},
         "answer": lambda i: {"answer": "Babe Ruth's home runs by season: 60 in 1927 was his best."},
+        "explanation": lambda i: {"explanation": "It adds up Babe Ruth's home runs in each season."},
     }
 
 
@@ -174,6 +175,13 @@ def test_ask_feedback_review_promote(server, browser):
     assert page.locator(".chart-wrap svg g.mark-symbol path").count() == 22  # a point per season
     assert "HR by yearID" in page.inner_text(".chart-wrap figcaption")
     assert "Babe Ruth" in page.inner_text(".mappings")
+    # Explain: the query in plain words, only when asked (one LM call, POST /api/explain).
+    page.click(".turn:last-child button.explain")
+    page.wait_for_function(
+        "document.querySelector('.turn:last-child .explanation')?.textContent.startsWith('It adds up')",
+        timeout=15_000,
+    )
+    assert page.locator(".turn:last-child button.explain").count() == 0  # explained: the button is done
     trace_id = re.search(r"trace (\S+)", page.inner_text(".turn:last-child .trace-link")).group(1)
     page.screenshot(path=str(tmp / "ask.png"), full_page=True)
     shutil.copy(tmp / "ask.png", SCREENSHOTS / "ask.png")

@@ -1,4 +1,4 @@
-/* sqlagent web app: the ask page (streamed node timeline, result, chart, feedback) and the review
+/* sqlagent web app: the ask page (streamed node timeline, result, chart, Explain, feedback) and the review
    queue. Plain JS, no build step, no network but this server. */
 "use strict";
 
@@ -165,7 +165,31 @@ const SqlAgent = (() => {
       el("span", { class: "muted" }, ` ${m.matched ? `"${m.matched}", ` : ""}score ${Number(m.score).toFixed(2)}, ${m.method}`))));
   }
 
-  function renderResult(container, r) {
+  // The turn's SQL in plain words, on request (POST /api/explain, under the caller's role): one LM
+  // call, so only when asked. SQL the role may not run is refused, and the page says why.
+  function explainBox(r) {
+    const out = el("p", { class: "explanation", role: "status" });
+    const button = el("button", { type: "button", class: "secondary explain" }, "Explain");
+    button.addEventListener("click", async () => {
+      button.disabled = true;
+      out.className = "explanation muted";
+      out.textContent = "Explaining the query…";
+      try {
+        const data = await api("POST", "/api/explain",
+          { sql: r.sql, question: r.rewritten_question || r.question || null, trace_id: r.trace_id || null });
+        const ok = data.status === "ok";
+        out.className = ok ? "explanation" : "explanation error";
+        out.textContent = ok ? data.explanation : `Not explained (${data.status}): ${data.error}`;
+        if (ok) button.remove();
+      } catch (error) {
+        out.className = "explanation error";
+        out.textContent = error.message;
+      } finally { button.disabled = false; }
+    });
+    return el("div", { class: "explain-box" }, button, out);
+  }
+
+  function renderResult(container, r, { explain = false } = {}) {
     container.replaceChildren();
     const status = el("span", { class: `badge ${r.status}` }, r.status);
     container.append(el("div", { class: "result-head" }, el("h2", {}, "Answer"), status));
@@ -175,7 +199,7 @@ const SqlAgent = (() => {
     }
     const maps = mappings(r.mappings);
     if (maps) container.append(el("h3", {}, "Entity mappings"), maps);
-    if (r.sql) container.append(el("h3", {}, "SQL"), el("pre", { class: "sql" }, el("code", {}, r.sql)));
+    if (r.sql) container.append(el("h3", {}, "SQL"), el("pre", { class: "sql" }, el("code", {}, r.sql)), explain ? explainBox(r) : null);
     if (r.rows_withheld) container.append(el("p", { class: "muted withheld" }, `Rows not shown: ${r.rows_withheld}`));
     else if (r.columns && r.columns.length) {
       container.append(el("h3", {}, `Result (${r.rows.length}${r.truncated ? "+" : ""} rows)`));
@@ -345,7 +369,7 @@ const SqlAgent = (() => {
           turn.timeline.querySelector(".pending")?.remove();
           turn.traceLink.textContent = `${fmtMs(performance.now() - started)} total` + (data.trace_id ? ` · trace ${data.trace_id}` : "");
           turn.resultCard.hidden = false;
-          renderResult(turn.result, data);
+          renderResult(turn.result, data, { explain: true });
           turn.feedback.replaceChildren(data.trace_id ? feedbackForm(data.trace_id, data.sql) : el("p", { class: "muted" }, "Tracing is off: no feedback."));
         } else if (kind === "failure") {
           ended = true;

@@ -224,10 +224,11 @@ def test_the_repair_bound_is_read_per_question(settings, max_repairs):
 
 def test_the_steps_table_matches_the_graph():
     from agent.graph import graph
-    from agent.steps import LM_STEPS, STEP_NAMES
+    from agent.steps import LM_STEPS, ON_REQUEST, STEP_NAMES
 
     assert set(STEP_NAMES) == set(graph.nodes) - {"__start__"}
-    assert set(LM_STEPS) == {"rewrite", "generate", "repair", "answer"}
+    assert set(LM_STEPS) == {"rewrite", "generate", "repair", "answer", "explain"}
+    assert not {s.name for s in ON_REQUEST} & set(graph.nodes)  # run when asked, never on every question
 
 
 # --- refusal -----------------------------------------------------------------------------------

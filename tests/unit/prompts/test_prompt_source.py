@@ -7,6 +7,7 @@ import copy
 import json
 import warnings
 
+import dspy
 import mlflow
 import pytest
 
@@ -89,7 +90,7 @@ def test_files_source_never_reads_the_registry(store):
     modules = fresh_modules()
     sources = load_prompts(modules, source="files", folder=FOLDER, registry_uri="sqlite:////nonexistent/x.db")
     assert sources == {"rewrite": f"file:{FOLDER / 'rewrite.json'}", "answer": f"file:{FOLDER / 'answer.json'}",
-                       "generate": "code", "repair": "code"}  # fmt: skip
+                       "generate": "code", "repair": "code", "explain": "code"}  # fmt: skip
     assert load_prompts(fresh_modules(), source="registry", folder=FOLDER, enabled=False) == dict.fromkeys(
         fresh_modules(), "code"
     )
@@ -113,3 +114,32 @@ def test_the_trace_says_which_version_answered(store):
     tag = json.loads(mlflow.get_trace(result.trace_id).info.tags[PROMPTS_TAG])
     assert tag["answer"] == f"registry:sqlagent-answer@production/v{version}"
     assert tag["rewrite"].startswith("file:") and set(tag) == set(fresh_modules())
+
+
+def test_the_explain_step_reads_its_registered_version(store):
+    """An on-request step is loaded like the graph's: its `@production` version teaches the model,
+    and the explanation's own trace says which version it was."""
+    from agent.explain import EXPLAIN
+    from agent.service import PROMPTS_TAG, Agent
+    from prompts.explain import Explain
+    from tests.fake_lm import default_handlers
+    from tests.unit.agent.test_role_isolation import Recording
+
+    demo = {**Explain.inputs("SELECT COUNT(*) FROM Teams", "TABLE Teams"), "explanation": "REGISTERED DEMO"}
+    module = Explain()
+    module.explain.demos = [demo]
+    meta = {"optimizer": "bootstrap", "lm": "fake", "dev_before": 0.5, "dev_after": 1.0, "budget": 1,
+            "dataset": {"sha256": "x"}, "database": {"name": "lahman.duckdb", "schema_digest": None}}  # fmt: skip
+    version = register_version(EXPLAIN, module, meta, store, production=True)["version"]
+    settings = store.model_copy(deep=True)
+    settings.prompts.source = "registry"
+    engine = Recording(default_handlers("SELECT 1"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the fallbacks of the unregistered modules
+        bot = Agent(settings, lms={"default": dspy.LM("fake/scripted", engine=engine, cache=False)},
+                    persistent_threads=False)  # fmt: skip
+    result = bot.explain("SELECT COUNT(*) FROM Batting WHERE yearID = 1927")
+    assert result.status == "ok" and any("REGISTERED DEMO" in p for p in engine.prompts)
+    mlflow.flush_trace_async_logging()
+    tag = json.loads(mlflow.get_trace(result.trace_id).info.tags[PROMPTS_TAG])
+    assert tag == {EXPLAIN: f"registry:sqlagent-explain@production/v{version}"}

@@ -21,7 +21,7 @@ import pytest
 from agent.apps.cli import main as cli_main
 
 ROOT = Path(__file__).resolve().parents[4]
-TOOLS = {"ask", "describe_schema", "lookup_values", "run_sql"}
+TOOLS = {"ask", "explain", "describe_schema", "lookup_values", "run_sql"}
 RUTH = "SELECT nameFirst, nameLast FROM People WHERE playerID = 'ruthba01'"
 ATTACKS = [
     "SELECT * FROM read_csv('/etc/passwd')",
@@ -52,6 +52,8 @@ async def _session_calls(client) -> dict:
     out["hidden"] = await client.call_tool("run_sql", {"sql": HIDDEN})
     out["bad_args"] = await client.call_tool("run_sql", {"sql": ""})
     out["ask"] = await client.call_tool("ask", {"question": QUESTION})
+    out["explain"] = await client.call_tool("explain", {"sql": RUTH, "question": QUESTION})
+    out["explain_hidden"] = await client.call_tool("explain", {"sql": HIDDEN})
     return out
 
 
@@ -86,6 +88,12 @@ def _check_calls(out: dict) -> None:
     assert not out["ask"].is_error and ask["status"] == "ok", ask
     assert "1927" in ask["sql"] and ask["rows"] == [["Babe", "Ruth", 60]]
     assert ask["thread_id"]
+
+    explained = out["explain"].structured_content
+    assert not out["explain"].is_error and explained["status"] == "ok", explained
+    assert explained["explanation"] and "ruthba01" in explained["sql"]  # either fake LM's words
+    hidden = out["explain_hidden"]  # the role's policy first: not explained
+    assert hidden.is_error and hidden.structured_content["error_kind"] == "access_denied"
 
 
 # --- stdio: the real command, as Claude Desktop starts it ----------------------------------------
@@ -203,8 +211,8 @@ def test_http_session_with_a_token(http_server):
     for trace in traces:
         root = next(s for s in trace.data.spans if s.parent_id is None)
         roots.setdefault(root.name, []).append(trace)
-    assert {"sqlagent.mcp.run_sql", "sqlagent.mcp.describe_schema", "sqlagent.ask"} <= set(roots)
-    for trace in roots["sqlagent.mcp.run_sql"] + roots["sqlagent.ask"]:
+    assert {"sqlagent.mcp.run_sql", "sqlagent.mcp.describe_schema", "sqlagent.ask", "explain"} <= set(roots)
+    for trace in roots["sqlagent.mcp.run_sql"] + roots["sqlagent.ask"] + roots["explain"]:
         assert trace.info.trace_metadata["mlflow.trace.user"] == "ana"
         assert trace.info.tags["sqlagent.role"] == "public"
     spans = [s.name for t in roots["sqlagent.mcp.run_sql"] for s in t.data.spans]
