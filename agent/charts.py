@@ -1,4 +1,5 @@
-"""Which chart a result's shape asks for, as a Vega-Lite spec (the web page draws it with vega-embed).
+"""Which chart a result's shape asks for, as a Vega-Lite spec: the web page draws it with vega-embed,
+the eval report as PNG (evals/report_charts.py). Here, below both, so that neither draws its own.
 
     a time (a date, or a year-like integer column) and 1-4 measures -> a line per measure
     a time, one measure and one small category column (<= 12 values) -> a line per category

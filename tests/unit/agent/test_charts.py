@@ -1,4 +1,4 @@
-"""The chart a result's shape asks for (agent/apps/charts.py), table-driven."""
+"""The chart a result's shape asks for (agent/charts.py), table-driven."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from agent.apps.charts import MAX_BARS, MAX_POINTS, chart_spec
+from agent.charts import MAX_BARS, MAX_POINTS, chart_spec
 
 RUTH_YEARS = [[1926, 47], [1927, 60], [1928, 54]]
 
