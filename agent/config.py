@@ -11,15 +11,17 @@ import os
 from contextvars import ContextVar
 from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
     YamlConfigSettingsSource,
 )
+
+from agent.config_sections import EvalSettings, MonitorSettings, Section
 
 if TYPE_CHECKING:
     from tools.sql.database import DatabaseConfig
@@ -38,12 +40,6 @@ def resolve_path(value: str | Path) -> Path:
 
 class ConfigNotFound(FileNotFoundError):
     """No configuration file: the message says where sqlagent looked and what to do."""
-
-
-class Section(BaseModel):
-    """A config section: an unknown key is an error, so a typo in the YAML is reported, not ignored."""
-
-    model_config = ConfigDict(extra="forbid")
 
 
 class NodeLMSettings(Section):
@@ -280,49 +276,6 @@ class JudgeSettings(Section):
     align: JudgeAlignSettings = Field(default_factory=JudgeAlignSettings)
 
 
-# A time window: minutes, hours or days ("15m", "1h", "7d").
-Window = Annotated[str, Field(pattern=r"^[1-9][0-9]*[mhd]$")]
-
-
-class TokenPrices(Section):
-    """Price per million tokens, to say what an answer costs (0 for the embedded model)."""
-
-    read: float = Field(0.0, ge=0)  # prompt tokens the model processed
-    cached: float = Field(0.0, ge=0)  # prompt tokens served from a prompt cache
-    written: float = Field(0.0, ge=0)  # completion tokens
-
-
-class MonitorThresholds(Section):
-    """When `sqlagent monitor --check` (and the server's log) raises an alert; null turns one off.
-    Rates are shares (0-1) of the answers in the window; nothing is judged below min_answers."""
-
-    min_answers: int = Field(5, ge=1)
-    error_rate: float | None = 0.2
-    refusal_rate: float | None = 0.3
-    clarify_rate: float | None = 0.3
-    empty_result_rate: float | None = 0.5
-    p95_latency_ms: float | None = 120_000
-    tokens_per_answer: float | None = 30_000
-    cost_per_answer: float | None = None
-    judge_pass_rate: dict[str, float] = Field(default_factory=dict)  # judge name -> lowest pass rate
-
-
-class MonitorSettings(Section):
-    """Online monitoring of the server's answers (evals/monitor/): sampled, scored in the background."""
-
-    enabled: bool = True
-    sample_rate: float = Field(1.0, ge=0, le=1)  # answers scored by the code scorers (no LM)
-    judge_sample_rate: float = Field(0.0, ge=0, le=1)  # answers also scored by the LLM judges
-    judges: list[str] = Field(default_factory=lambda: ["grounding", "sql_answers_question", "fan_rubric"])
-    queue_size: int = Field(200, ge=1)  # answers waiting to be scored; more are dropped (and counted)
-    windows: list[Window] = Field(default_factory=lambda: ["1h", "24h"])  # `sqlagent monitor`, the page
-    max_traces: int = Field(5000, ge=1)  # traces read per window
-    check_interval_s: float = Field(300, gt=0)  # the server checks the thresholds this often (a log line)
-    prices: TokenPrices = Field(default_factory=TokenPrices)
-    currency: str = "USD"
-    thresholds: MonitorThresholds = Field(default_factory=MonitorThresholds)
-
-
 class BudgetSettings(Section):
     """The cost guard: LM tokens (prompt + completion) one question, and one user, may spend; 0 = no
     limit. A question stops before an LM step that would take it over (agent/budget.py)."""
@@ -356,6 +309,7 @@ class Settings(BaseSettings):
 
     judges: JudgeSettings = Field(default_factory=JudgeSettings)
     monitor: MonitorSettings = Field(default_factory=MonitorSettings)
+    eval: EvalSettings = Field(default_factory=EvalSettings)
     budget: BudgetSettings = Field(default_factory=BudgetSettings)
 
     def database_url(self, url: str | Path | None = None) -> str:

@@ -261,7 +261,7 @@ def run_eval(
     (out_dir / "summary.json").write_text(
         json.dumps(summary, indent=2, ensure_ascii=False, default=str) + "\n"
     )
-    report.write_report(out_dir, summary, records, gate_text)
+    report.write_report(out_dir, summary, records, gate_text, settings.eval.report_charts)
     partial.unlink(missing_ok=True)
     if options.mlflow and mlflow_info.get("run_id"):
         try:

@@ -266,3 +266,5 @@ def log_outputs(run_id: str, summary: dict[str, Any], out_dir: Path) -> None:
             client.log_artifact(run_id, str(out_dir / name))
     for png in sorted(out_dir.glob("*.png")):
         client.log_artifact(run_id, str(png))
+    if any((out_dir / "charts").glob("*.png")):  # the results' charts, where report.md links them
+        client.log_artifacts(run_id, str(out_dir / "charts"), artifact_path="charts")

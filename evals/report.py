@@ -1,4 +1,4 @@
-"""The eval's outputs: summary.json (numbers), report.md (for people) and its PNG charts.
+"""The eval's outputs: summary.json (numbers) and report.md (for people); its PNGs: evals/report_charts.py.
 
 Percentages are 0-100 with one decimal, so "2 points" in the gate means what it says.
 """
@@ -11,7 +11,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from evals import failures
+from agent.config_sections import ReportChartSettings
+from evals import failures, report_charts
 from evals.judges import eval_report as judges_report
 from evals.scoring import percentile
 
@@ -201,59 +202,6 @@ def read_predictions(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
-def write_charts(out_dir: Path, summary: dict, records: list[dict]) -> dict[str, str]:
-    """Three PNGs: accuracy by tag, latency distribution, mean time per node (Agg backend, no display)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    charts: dict[str, str] = {}
-    tags = [(t, g) for t, g in summary["by_tag"].items() if g["accuracy"] is not None]
-    if tags:
-        tags.sort(key=lambda tg: tg[1]["accuracy"])
-        fig, ax = plt.subplots(figsize=(7, 0.35 * len(tags) + 1.2))
-        ax.barh([f"{t} ({g['scored']})" for t, g in tags], [g["accuracy"] for _, g in tags], color="#4c78a8")
-        ax.set_xlim(0, 100)
-        ax.set_xlabel("% answered correctly")
-        ax.set_title("Accuracy by question type (number of questions)")
-        overall = summary["execution_accuracy"]
-        if overall is not None:
-            ax.axvline(overall, color="#e45756", linestyle="--", label=f"all answerable {overall:.0f}%")
-            ax.legend(loc="lower right")
-        fig.tight_layout()
-        fig.savefig(out_dir / "accuracy_by_tag.png", dpi=100)
-        plt.close(fig)
-        charts["accuracy_by_tag"] = "accuracy_by_tag.png"
-
-    latencies = [r["latency_ms"] / 1000 for r in records]
-    if latencies:
-        fig, ax = plt.subplots(figsize=(7, 3.2))
-        ax.hist(latencies, bins=min(20, max(5, len(latencies) // 2)), color="#72b7b2")
-        ax.set_xlabel("seconds per question")
-        ax.set_ylabel("questions")
-        ax.set_title("How long the answers took")
-        fig.tight_layout()
-        fig.savefig(out_dir / "latency.png", dpi=100)
-        plt.close(fig)
-        charts["latency"] = "latency.png"
-
-    timing = summary["node_timing"]
-    if timing:
-        names = list(timing)
-        # Mean over all questions (a node that ran on few questions weighs accordingly).
-        means = [sum(r["node_ms"].get(n, 0) for r in records) / len(records) / 1000 for n in names]
-        fig, ax = plt.subplots(figsize=(7, 3.2))
-        ax.bar(names, means, color="#f58518")
-        ax.set_ylabel("seconds per question (mean)")
-        ax.set_title("Where the time goes, step by step")
-        fig.tight_layout()
-        fig.savefig(out_dir / "node_time.png", dpi=100)
-        plt.close(fig)
-        charts["node_time"] = "node_time.png"
-    return charts
-
-
 def _cell(value: Any, limit: int = 90) -> str:
     text = "" if value is None else str(value)
     text = text.replace("|", "\\|").replace("\n", " ").strip()
@@ -358,8 +306,13 @@ def plain_summary(summary: dict) -> str:
 
 
 def render_markdown(
-    summary: dict, records: list[dict], charts: dict[str, str], gate_text: str | None = None
+    summary: dict,
+    records: list[dict],
+    charts: dict[str, str],
+    gate_text: str | None = None,
+    results: report_charts.ResultCharts | None = None,
 ) -> str:
+    results = results or report_charts.ResultCharts()
     ds = summary.get("dataset", {})
     commit = summary.get("git", {}).get("commit")
     out = [
@@ -456,18 +409,27 @@ def render_markdown(
             q = ("(follow-up) " if r["turns"] else "") + r["question"]
             star = " **must pass**" if r["must_pass"] else ""
             out.append(
-                f"| {_cell(q)}{star} <br>`{r['id']}` | {_cell(_expected_text(r))} | {_cell(_got_text(r))} "
+                f"| {_cell(q)}{star} <br>`{r['id']}` | {_cell(_expected_text(r))} | {_cell(_got_text(r))}{results.link(r['id'])} "
                 f"| {_cell(r['reason'], 60)} |"
             )
         out += ["", "Each failure's SQL and full result are in `predictions.jsonl` (look up the id)."]
     else:
         out.append("Nothing: every scored question was answered correctly.")
-    return "\n".join(out) + "\n"
+    out += [""] + report_charts.render_section(results)
+    return "\n".join(out).rstrip("\n") + "\n"
 
 
-def write_report(out_dir: Path, summary: dict, records: list[dict], gate_text: str | None = None) -> Path:
+def write_report(
+    out_dir: Path,
+    summary: dict,
+    records: list[dict],
+    gate_text: str | None = None,
+    result_charts: ReportChartSettings | None = None,
+) -> Path:
+    """report.md and its PNGs in out_dir; `result_charts`: eval.report_charts (None: its defaults)."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    charts = write_charts(out_dir, summary, records)
+    charts = report_charts.write_charts(out_dir, summary, records)
+    results = report_charts.write_result_charts(out_dir, records, result_charts or ReportChartSettings())
     path = out_dir / "report.md"
-    path.write_text(render_markdown(summary, records, charts, gate_text), encoding="utf-8")
+    path.write_text(render_markdown(summary, records, charts, gate_text, results), encoding="utf-8")
     return path

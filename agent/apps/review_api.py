@@ -16,9 +16,9 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Response
 from mlflow.tracing.constant import TraceMetadataKey
 
 from agent.apps.auth import Auth, Principal, unscoped_thread
-from agent.apps.charts import chart_spec
 from agent.apps.export import MEDIA_TYPES, rows_file
 from agent.apps.payloads import FeedbackIn, GoldenIn, SafeJSONResponse
+from agent.charts import chart_spec
 from agent.config import Settings, resolve_path
 from evals import feedback, promotion
 

@@ -55,7 +55,6 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from agent.apps.agent_pool import AgentFactory, AgentPool, default_agent_factory
 from agent.apps.auth import Auth, Principal, check_bind, role_for, scoped_thread, unscoped_thread
-from agent.apps.charts import chart_spec
 from agent.apps.limits import QuestionLimits, TooManyQuestions
 from agent.apps.payloads import (
     BAD_BODY,
@@ -71,6 +70,7 @@ from agent.apps.review_api import review_routes
 from agent.apps.suggestions import suggested_questions
 from agent.apps.trace_wait import EXPORT_INTERVAL_ENV, TraceWaiter
 from agent.apps.users import UserStore
+from agent.charts import chart_spec
 from agent.config import PROJECT_ROOT, Settings, resolve_path
 from agent.question_check import question_problem
 from agent.tracing import setup_tracing
@@ -120,9 +120,7 @@ def _sse(event: str, data: Any) -> str:
 def _user_facing(result: Any, who: Principal) -> dict[str, Any]:
     out = result.model_dump()
     out["thread_id"] = unscoped_thread(who, out.get("thread_id"))
-    out["chart"] = chart_spec(
-        out["columns"], out["rows"]
-    )  # Vega-Lite, drawn by the page (agent/apps/charts.py)
+    out["chart"] = chart_spec(out["columns"], out["rows"])  # Vega-Lite, drawn by the page (agent/charts.py)
     return out
 
 

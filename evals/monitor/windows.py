@@ -16,7 +16,7 @@ from typing import Any
 
 import mlflow
 
-from agent.config import MonitorSettings, MonitorThresholds
+from agent.config_sections import MonitorSettings, MonitorThresholds
 from evals.scoring import percentile
 
 ORIGIN_TAG = "sqlagent.origin"

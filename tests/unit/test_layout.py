@@ -35,11 +35,10 @@ MAX_LINES = 400
 # Files over the limit today, with their size then: to be split, never to grow.
 KNOWN_LONG = {  # the line counts as `ruff format` leaves them; to be split by what they hold
     "agent/apps/init_db.py": 479,
-    "agent/config.py": 436,
     "agent/lm/embedded.py": 498,
     "data/build_lahman.py": 452,
     "evals/failures.py": 412,
-    "evals/report.py": 473,
+    "evals/report.py": 435,
     "evals/runner.py": 423,
     "evals/scoring.py": 1004,
     "tools/sql/policy.py": 578,

@@ -119,7 +119,7 @@ const SqlAgent = (() => {
     return wrap;
   }
 
-  // The chart the server chose from the result's shape (agent/apps/charts.py: a time series as a
+  // The chart the server chose from the result's shape (agent/charts.py: a time series as a
   // line, categories as bars, two measures as a scatter), a Vega-Lite spec drawn by the vendored
   // vega-embed (/static/vendor): no network, no menu.
   function chart(spec) {

@@ -8,7 +8,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from agent.config import MonitorSettings, MonitorThresholds
+from agent.config_sections import MonitorSettings, MonitorThresholds
 from agent.state import NodeRun
 from evals.monitor import sampler as sampler_module
 from evals.monitor.metrics import Metrics

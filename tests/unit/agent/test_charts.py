@@ -1,13 +1,14 @@
-"""The chart a result's shape asks for (agent/apps/charts.py), table-driven."""
+"""The chart a result's shape asks for (agent/charts.py), table-driven."""
 
 from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 
 import pytest
 
-from agent.apps.charts import MAX_BARS, MAX_POINTS, chart_spec
+from agent.charts import MAX_BARS, MAX_POINTS, chart_spec
 
 RUTH_YEARS = [[1926, 47], [1927, 60], [1928, 54]]
 
@@ -134,6 +135,14 @@ def test_bars_keep_the_query_order_and_years_have_no_thousands_separator():
     assert bars["encoding"]["y"]["sort"] is None
     line = chart_spec(["yearID", "HR"], RUTH_YEARS)
     assert line["encoding"]["x"]["axis"]["format"] == "d" and line["encoding"]["x"]["scale"]["zero"] is False
+
+
+def test_a_year_axis_labels_each_year_once():
+    """Drawn by vl-convert (the `charts` extra): three seasons had five labels, 1926.5 written as 1927."""
+    vl_convert = pytest.importorskip("vl_convert")
+    svg = vl_convert.vegalite_to_svg(dict(chart_spec(["yearID", "HR"], RUTH_YEARS), width=600))
+    x_labels = re.search(r"role-axis-label.*?</g>", svg).group(0)  # the first axis drawn is x
+    assert re.findall(r">([^<]*)</text>", x_labels) == ["1926", "1927", "1928"]
 
 
 def test_several_measures_over_time_are_one_line_each():

@@ -1,4 +1,5 @@
-"""Which chart a result's shape asks for, as a Vega-Lite spec (the web page draws it with vega-embed).
+"""Which chart a result's shape asks for, as a Vega-Lite spec: the web page draws it with vega-embed,
+the eval report as PNG (evals/report_charts.py). Here, below both, so that neither draws its own.
 
     a time (a date, or a year-like integer column) and 1-4 measures -> a line per measure
     a time, one measure and one small category column (<= 12 values) -> a line per category
@@ -60,9 +61,11 @@ def _yearlike(name: str, values: list[Any]) -> bool:
 def _time_encoding(field: str, title: str, is_date: bool) -> dict[str, Any]:
     if is_date:
         return {"field": field, "type": "temporal", "title": title}
-    # A year is a number on a continuous axis, written without a thousands separator.
+    # A year is a number on a continuous axis, written without a thousands separator and labelled at
+    # whole years only: over three seasons Vega ticks every half year, and "d" wrote 1926.5 as a
+    # second "1927" (tickMinStep alone does not stop it in every Vega version).
     return {"field": field, "type": "quantitative", "title": title, "scale": {"zero": False},
-            "axis": {"format": "d"}}  # fmt: skip
+            "axis": {"format": "d", "tickMinStep": 1, "labelExpr": "datum.value % 1 ? '' : datum.label"}}  # fmt: skip
 
 
 def _spec(values: list[dict[str, Any]], description: str, mark: dict[str, Any], encoding: dict[str, Any],
