@@ -53,6 +53,7 @@ lint: setup
 	.venv/bin/ruff check .
 	.venv/bin/ruff format --check .
 	$(SQLAGENT) tools --lint
+	$(PY) docs/gen_diagram.py --check
 
 # Per node: ms and prompt tokens read / cached / written; p50/p95, first question, startup, peak RSS;
 # bench/results/agent-<timestamp>.json. SPIDER: a Spider-style dataset for the agent-vs-bare-model
