@@ -28,7 +28,7 @@ from mlflow.tracing.constant import TraceMetadataKey
 from pydantic import BaseModel, Field
 
 from agent.context import AgentContext
-from agent.nodes.instrument import TokenCounts, token_counts
+from agent.nodes.instrument import TokenCounts, step_attributes, step_run, token_counts
 from agent.question_check import not_utf8, question_problem
 from agent.state import NodeRun
 from prompts.explain import Explain
@@ -126,29 +126,11 @@ def explain_sql(
             metadata = {TraceMetadataKey.TRACE_USER: user} if user else {}
             mlflow.update_current_trace(metadata=metadata, tags=tags or {})
         result, tokens = _explain(ctx, sql, question)
-        duration = round((time.perf_counter() - started) * 1000, 1)
+        duration = (time.perf_counter() - started) * 1000
         detail = result.status if result.status == "ok" else f"{result.error_kind}: {result.error}"
-        result.step = NodeRun(
-            name=EXPLAIN,
-            duration_ms=duration,
-            tokens=tokens.total,
-            tokens_read=tokens.read,
-            tokens_cached=tokens.cached,
-            tokens_written=tokens.written,
-            detail=detail,
-        )
+        result.step = step_run(EXPLAIN, tokens, duration, detail)
         span.set_outputs(result.model_dump(exclude={"step", "trace_id"}))
-        span.set_attributes(
-            {
-                "sqlagent.node": EXPLAIN,
-                "sqlagent.status": result.status,
-                "sqlagent.tokens": tokens.total,
-                "sqlagent.tokens_read": tokens.read,
-                "sqlagent.tokens_cached": tokens.cached,
-                "sqlagent.tokens_written": tokens.written,
-                "sqlagent.duration_ms": duration,
-            }
-        )
+        span.set_attributes({**step_attributes(EXPLAIN, tokens, duration), "sqlagent.status": result.status})
         trace_id = getattr(span, "trace_id", None) if opens_trace else None
     result.trace_id = trace_id if trace_id and not str(trace_id).startswith("tr-no-op") else None
     return result

@@ -90,6 +90,31 @@ def token_counts(usage_by_lm: Mapping[str, Mapping[str, Any]]) -> TokenCounts:
     return sum((usage_counts(u or {}) for u in usage_by_lm.values()), TokenCounts())
 
 
+def step_attributes(name: str, tokens: TokenCounts, duration_ms: float) -> dict[str, Any]:
+    """A step span's attributes: what the trace view, the monitor and the bench read per node."""
+    return {
+        "sqlagent.node": name,
+        "sqlagent.tokens": tokens.total,
+        "sqlagent.tokens_read": tokens.read,
+        "sqlagent.tokens_cached": tokens.cached,
+        "sqlagent.tokens_written": tokens.written,
+        "sqlagent.duration_ms": round(duration_ms, 1),
+    }
+
+
+def step_run(name: str, tokens: TokenCounts, duration_ms: float, detail: str = "") -> NodeRun:
+    """A step's line in a result's timeline, with the same numbers as its span."""
+    return NodeRun(
+        name=name,
+        duration_ms=round(duration_ms, 1),
+        tokens=tokens.total,
+        tokens_read=tokens.read,
+        tokens_cached=tokens.cached,
+        tokens_written=tokens.written,
+        detail=detail,
+    )
+
+
 def budget_stop(name: str, state: AgentState, span: Any) -> dict[str, Any] | None:
     """The update that ends the turn when the cost guard refuses LM step `name` (agent/budget.py)."""
     message = stop_message(
@@ -149,16 +174,7 @@ def node(name: str) -> Callable[[NodeFn], Callable[[AgentState, Runtime[Any]], d
                 else:
                     duration = (time.perf_counter() - start) * 1000
                     span.set_outputs({k: v for k, v in update.items() if k != "nodes"})
-                    span.set_attributes(
-                        {
-                            "sqlagent.node": name,
-                            "sqlagent.tokens": tokens.total,
-                            "sqlagent.tokens_read": tokens.read,
-                            "sqlagent.tokens_cached": tokens.cached,
-                            "sqlagent.tokens_written": tokens.written,
-                            "sqlagent.duration_ms": round(duration, 1),
-                        }
-                    )
+                    span.set_attributes(step_attributes(name, tokens, duration))
             if paused is not None:
                 raise paused
             detail = str(update.pop("_detail", ""))
@@ -167,17 +183,7 @@ def node(name: str) -> Callable[[NodeFn], Callable[[AgentState, Runtime[Any]], d
                 spent[name] = spent.get(name, 0) + tokens.total
                 update["tokens_by_node"] = spent
                 update["dearest_step"] = max(state.dearest_step, tokens.total)
-            update["nodes"] = [
-                NodeRun(
-                    name=name,
-                    duration_ms=round(duration, 1),
-                    tokens=tokens.total,
-                    tokens_read=tokens.read,
-                    tokens_cached=tokens.cached,
-                    tokens_written=tokens.written,
-                    detail=detail,
-                )
-            ]
+            update["nodes"] = [step_run(name, tokens, duration, detail)]
             return update
 
         # Not functools.wraps: LangGraph reads the signature to inject `runtime`, so keep run's own.
