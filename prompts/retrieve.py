@@ -133,7 +133,7 @@ def load_examples(path: Path, splits: tuple[str, ...] = ("train",)) -> list[Exam
     return out
 
 
-def entity_columns(sql: str) -> list[str]:
+def literal_filter_columns(sql: str) -> list[str]:
     """The columns `sql` compares with a text literal (`playerID = 'ruthba01'`, `teamID IN ('NYA')`):
     what kind of entity a worked example is about, as the value hints say it of a question."""
     try:
@@ -186,7 +186,7 @@ class Retrieve(dspy.Module):
         # An example is also about the kind of entity its SQL filters on: "the Amazin's record" (a team,
         # Teams.W) must not be the model's template for "Pedro Martinez's record" (a pitcher, Pitching.W).
         self._example_docs = [
-            Counter(tokens(e.question)) + _entity_tokens(entity_columns(e.sql)) for e in self.examples
+            Counter(tokens(e.question)) + _entity_tokens(literal_filter_columns(e.sql)) for e in self.examples
         ]
         self._idf = self._inverse_document_frequency(list(self._table_docs.values()))
         self._hidden: set[str] = set()

@@ -136,13 +136,16 @@ def test_repair_hint_suggests_real_names_for_an_invented_column(demo):
 
 
 def test_examples_are_chosen_by_the_kind_of_entity_too(demo):
-    from prompts.retrieve import Example, Retrieve, entity_columns
+    from prompts.retrieve import Example, Retrieve, literal_filter_columns
 
     team = Example(id="team", question="What was the Amazin's win total in 1969?",
                    sql="SELECT W FROM Teams WHERE teamID = 'NYN' AND yearID = 1969")  # fmt: skip
     pitcher = Example(id="pitcher", question="What was Greg Maddux's win total in 1995?",
                       sql="SELECT SUM(W) AS W FROM Pitching WHERE playerID = 'maddugr01' AND yearID = 1995")  # fmt: skip
-    assert entity_columns(team.sql) == ["teamid"] and entity_columns("SELECT 1 WHERE x = 2") == []
+    assert (
+        literal_filter_columns(team.sql) == ["teamid"]
+        and literal_filter_columns("SELECT 1 WHERE x = 2") == []
+    )
     retrieve = Retrieve(demo.db.schema, [team, pitcher], k=1)
     # As the rewrite annotates it for the generate step, which is what retrieval reads.
     question = "What was Pedro Martinez (People.playerID = 'martipe02')'s win total in 2000?"
