@@ -13,10 +13,9 @@ or is not PostgreSQL: dblink is not installed, DuckDB's `FROM 'file.csv'` is a s
 memory (a memory bomb the server stops), rows / no_rows (it
 ran: harmless, and rolled back; `test_zz_database_untouched` proves nothing stayed).
 
-The policy (tools/sql/policy.py, parsing as `postgres`) is the first layer and is checked on its own
-in `test_policy_refuses`; where today's deny-list lets an attack through, that case is a strict xfail
-(it turns into a failure, to be removed, once the per-dialect allow-list refuses it). The attack SQL
-of the DuckDB suite (tests/security/test_adversarial_sql.py) runs through the engine layer too.
+The policy (tools/sql/policy.py, parsing as `postgres`, its allow-list) is the first layer and is
+checked on its own in `test_policy_refuses`: it refuses every attack but the resource bombs. The
+attack SQL of the DuckDB suite (tests/security/test_adversarial_sql.py) runs through the engine too.
 """
 
 from __future__ import annotations
@@ -107,18 +106,6 @@ ATTACKS: list[tuple[str, str, str, str, str]] = [
     ("bombs", "SELECT length(repeat('x', 1100000000))", "memory", "memory", "memory"),  # past 1 GB: refused at once
 ]  # fmt: skip
 
-# What today's function deny-list lets through in the postgres dialect: the allow-list (issue #18,
-# part 2) refuses them. A strict xfail fails once it does, so that the mark is removed.
-POLICY_GAPS = {
-    "SELECT lo_import('/etc/passwd')", "SELECT lo_export(0, '/tmp/sqlagent-pwned')", "SELECT lo_create(0)",
-    "SELECT lo_from_bytea(0, 'x')", "SELECT lo_unlink(1)", "SELECT dblink_exec('dbname=lahman', 'DROP TABLE \"People\"')",
-    "SELECT set_config('statement_timeout', '0', false)",
-    "SELECT set_config('default_transaction_read_only', 'off', false)",
-    "SELECT set_config('search_path', 'pg_catalog', false)", "SELECT set_config('transaction_read_only', 'off', true)",
-    "SELECT query_to_xml('DELETE FROM \"People\"', true, true, '')",
-    "SELECT query_to_xml('SELECT pg_read_file(''/etc/passwd'')', true, true, '')",
-}  # fmt: skip
-
 _DENIED = {"42501", "25006", "0A000", "25001", "42P17"}
 _INVALID = {"42883", "42704", "42601", "42P01", "42703", "42846"}
 _MEMORY = {"53200", "54000", "53100"}
@@ -194,19 +181,11 @@ def test_each_layer(env, category, sql, engine, role, txn):
     assert _raw_outcome(env["writer"], sql, "READ ONLY") == txn, "the READ ONLY transaction alone"
 
 
-def _policy_params():
-    for category, sql, *_ in ATTACKS:
-        if category == "bombs" and sql not in POLICY_GAPS:
-            continue  # a resource bomb is a valid query: the timeout, not the policy, stops it
-        marks = (
-            [pytest.mark.xfail(strict=True, reason="today's deny-list; the allow-list refuses it")]
-            if sql in POLICY_GAPS
-            else []
-        )
-        yield pytest.param(sql, marks=marks, id=sql[:40])
+# A resource bomb is a valid query: the timeout, not the policy, stops it.
+POLICY_REFUSES = [sql for category, sql, *_ in ATTACKS if category != "bombs"]
 
 
-@pytest.mark.parametrize("sql", list(_policy_params()))
+@pytest.mark.parametrize("sql", POLICY_REFUSES, ids=[s[:40] for s in POLICY_REFUSES])
 def test_policy_refuses(sql):
     policy = SqlPolicy(Catalog(tables={"People": ["playerID", "nameFirst", "nameLast"]}), limit_cap=100,
                        dialect="postgres")  # fmt: skip
