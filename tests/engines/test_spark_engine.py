@@ -26,7 +26,7 @@ def engine(request, spark_demo):
 
 def test_the_urls_open_a_spark_engine(engine):
     assert isinstance(engine, SparkEngine)
-    assert (engine.dialect, engine.label) == ("spark", "Spark SQL")
+    assert (engine.dialect, engine.label) == ("spark", "Spark")
     assert engine.display.endswith(";database=lahman")
 
 
@@ -93,11 +93,11 @@ def test_doctor_checks_say_writes_and_reflection_are_refused(engine):
 
 
 @pytest.fixture(scope="module")
-def spark_database(spark_demo, tmp_path_factory):
+def spark_database(spark_demo):
     """The demo warehouse opened as the agent opens it: introspected and value-indexed through Spark."""
-    config = load_settings().database_config(spark_demo.url)
-    config = config.model_copy(update={"catalog_cache_dir": tmp_path_factory.mktemp("spark-catalog")})
-    db = Database(config)
+    # The default cache (keyed by the warehouse's fingerprint), shared with the agent's tests: Spark
+    # introspects and copies the values out once, not once per test module or run.
+    db = Database(load_settings().database_config(spark_demo.url))
     yield db
     db.close()
 
@@ -125,8 +125,11 @@ def test_the_value_index_equals_the_duckdb_build(spark_database, tmp_path):
     duck = Database(settings.database_config().model_copy(update={"catalog_cache_dir": tmp_path}))
     try:
         rows = {}
-        for name, directory in (("duck", tmp_path), ("spark", spark_database.config.catalog_cache_dir)):
-            con = duckdb.connect(str(next(directory.glob("*.values.duckdb"))), read_only=True)
+        spark_index = spark_database.config.catalog_cache_dir / (
+            f"{spark_database.name}-{spark_database.schema.fingerprint}.values.duckdb"
+        )
+        for name, index in (("duck", next(tmp_path.glob("*.values.duckdb"))), ("spark", spark_index)):
+            con = duckdb.connect(str(index), read_only=True)
             rows[name] = con.execute(
                 "SELECT lower(tbl), * EXCLUDE (tbl) FROM value_index ORDER BY ALL"
             ).fetchall()

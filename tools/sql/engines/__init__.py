@@ -37,7 +37,7 @@ ENGINES: tuple[EngineKind, ...] = (
     EngineKind("duckdb", ("", "duckdb"), "tools.sql.engines.duckdb", "DuckDBEngine", "duckdb", "DuckDB"),
     EngineKind("postgres", ("postgresql", "postgres"), "tools.sql.engines.postgres", "PostgresEngine",
                "postgres", "PostgreSQL"),
-    EngineKind("spark", ("spark-local", "sc"), "tools.sql.engines.spark", "SparkEngine", "spark", "Spark SQL"),
+    EngineKind("spark", ("spark-local", "sc"), "tools.sql.engines.spark", "SparkEngine", "spark", "Spark"),
 )  # fmt: skip
 
 

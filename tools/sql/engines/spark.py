@@ -91,7 +91,7 @@ def duckdb_type(spark_type: str) -> str:
 
 class SparkEngine(Engine):
     dialect = "spark"
-    label = "Spark SQL"
+    label = "Spark"  # "Write one Spark SQL query"
 
     def __init__(self, url: str, limits: EngineLimits, target: SparkTarget) -> None:
         super().__init__(url, limits)

@@ -51,7 +51,7 @@ def test_the_configuration_resolves_a_relative_warehouse_against_the_project():
         config.url
         == f"spark-local:////{str(PROJECT_ROOT / 'data/spark-warehouse').lstrip('/')};database=lahman"
     )
-    assert (config.dialect, config.dialect_label) == ("spark", "Spark SQL")
+    assert (config.dialect, config.dialect_label) == ("spark", "Spark")
     assert engine_kind("sc://h:15002").name == "spark"
 
 
