@@ -26,11 +26,19 @@ data/lahman.duckdb: $(STAMP) data/build_lahman.py data/lahman_comments.yaml data
 	$(PY) -m data.build_lahman
 
 # ENGINE=postgres: the same question on the demo loaded into a throwaway local PostgreSQL cluster
-# (started, loaded once, stopped again: data/pg_local.py); ENGINE=duckdb (default): data/lahman.duckdb.
+# (started, loaded once, stopped again: data/pg_local.py); ENGINE=spark: on the demo loaded into a
+# Spark warehouse (data/spark-warehouse, data/load_spark.py), Spark in local mode (needs Java 17+);
+# ENGINE=duckdb (default): data/lahman.duckdb.
 ENGINE ?= duckdb
-ON_ENGINE := $(if $(filter postgres,$(ENGINE)),$(PY) -m data.pg_local run --,$(if $(filter duckdb,$(ENGINE)),,$(error ENGINE must be duckdb or postgres, not $(ENGINE))))
+SPARK_URL := spark-local:///data/spark-warehouse;database=lahman
+SPARK_WAREHOUSE := data/spark-warehouse/_build_info.json
+ON_ENGINE := $(if $(filter postgres,$(ENGINE)),$(PY) -m data.pg_local run --,$(if $(filter spark,$(ENGINE)),SQLAGENT_DATABASE__URL='$(SPARK_URL)',$(if $(filter duckdb,$(ENGINE)),,$(error ENGINE must be duckdb, postgres or spark, not $(ENGINE)))))
+ENGINE_DATA := $(if $(filter spark,$(ENGINE)),$(SPARK_WAREHOUSE))
 
-demo: setup
+$(SPARK_WAREHOUSE): data/lahman.duckdb data/load_spark.py
+	$(PY) -m data.load_spark
+
+demo: setup $(ENGINE_DATA)
 	$(ON_ENGINE) $(SQLAGENT) ask "$(QUESTION)"
 
 test: setup
@@ -85,7 +93,7 @@ EVAL_BASELINE := $(or $(wildcard evals/baseline$(EVAL_SUFFIX).json),evals/baseli
 # The test split on the configured (embedded) model, gated against the committed baseline.
 # make eval EVAL_ARGS=--judges adds the LLM judges (one more LM call per judge and answered question).
 EVAL_ARGS ?=
-eval: setup
+eval: setup $(ENGINE_DATA)
 	$(ON_ENGINE) $(SQLAGENT) eval --split test --baseline $(EVAL_BASELINE) --out out/eval$(EVAL_SUFFIX) $(EVAL_ARGS)
 
 # Do the optimized modules in prompts/compiled help? The test split without them, then with them,
@@ -99,11 +107,12 @@ eval-accept: setup
 	$(SQLAGENT) eval-accept --from out/eval$(EVAL_SUFFIX) --to evals/baseline$(EVAL_SUFFIX).json
 
 # Does the golden set's gold SQL, transpiled by sqlglot, return the same rows on PostgreSQL as on DuckDB?
-gold-engines: setup
-	$(PY) -m data.pg_local run -- $(PY) -m evals.gold_engines --split test --out out/gold-engines.json
+# (ENGINE=spark: on the Spark warehouse; out/gold-engines-spark.json)
+gold-engines: setup $(ENGINE_DATA)
+	$(if $(filter spark,$(ENGINE)),$(ON_ENGINE),$(PY) -m data.pg_local run --) $(PY) -m evals.gold_engines --split test --out out/gold-engines$(if $(filter spark,$(ENGINE)),-spark).json
 
 clean:
-	rm -rf .venv .uv mlruns mlflow.db .pytest_cache .ruff_cache .hypothesis data/lahman.duckdb data/*.tmp
+	rm -rf .venv .uv mlruns mlflow.db .pytest_cache .ruff_cache .hypothesis data/lahman.duckdb data/*.tmp data/spark-warehouse
 	rm -rf $(HOME)/.cache/sqlagent/catalogs
 	@echo "Kept the assembled models in ~/.cache/sqlagent/models (delete them by hand to re-assemble)."
 

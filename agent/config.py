@@ -315,11 +315,12 @@ class Settings(BaseSettings):
     def database_url(self, url: str | Path | None = None) -> str:
         """`url` (e.g. --db) or database.url: a file path resolved against the project root, an engine
         URL with the password from database.password_env filled in."""
-        from tools.sql.engines import url_scheme, with_password
+        from tools.sql.engines import engine_kind, url_scheme, with_password
 
         raw = str(url or self.database.url)
         if not url_scheme(raw):
             return str(resolve_path(raw))
+        raw = engine_kind(raw).load().resolve_url(raw, PROJECT_ROOT)
         env = self.database.password_env
         if env:
             if not os.environ.get(env):

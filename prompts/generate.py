@@ -51,7 +51,10 @@ def sql_signature(dialect: str = "DuckDB") -> type[dspy.Signature]:
     DuckDB's is GenerateSQL itself, byte for byte, so cached and compiled DuckDB prompts stay valid."""
     if dialect == "DuckDB":
         return GenerateSQL
-    return GenerateSQL.with_instructions(GenerateSQL.instructions.replace("DuckDB", dialect))
+    instructions = GenerateSQL.instructions.replace("DuckDB", dialect)
+    if dialect == "Spark":  # Spark quotes names with backticks: "2B" is the string '2B' there
+        instructions = instructions.replace('("2B")', '(`2B`; "2B" is a string in Spark)')
+    return GenerateSQL.with_instructions(instructions)
 
 
 class Generate(dspy.Module):

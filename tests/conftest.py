@@ -5,8 +5,9 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-# pg_cluster / pg_demo: a throwaway PostgreSQL server for the tests marked `engines`.
-pytest_plugins = ["tests.postgres_server"]
+# pg_cluster / pg_demo: a throwaway PostgreSQL server for the tests marked `engines`; spark_demo: the
+# demo Spark warehouse and the run's one Spark session.
+pytest_plugins = ["tests.postgres_server", "tests.spark_warehouse"]
 
 
 @pytest.fixture(autouse=True, scope="session")

@@ -174,7 +174,11 @@ def copy_index(engine: Engine, schema: DatabaseSchema, index_path: Path) -> None
     out = duckdb.connect(str(tmp))
     try:
         out.execute(_CREATE_INDEX)
-        for table, label, expr in _sources(engine.read_all, schema):
+
+        def query(sql: str) -> list[tuple]:  # _sources writes DuckDB's SQL ("2B"): Spark quotes `2B`
+            return engine.read_all(sqlglot.transpile(sql, read="duckdb", write=engine.dialect)[0])
+
+        for table, label, expr in _sources(query, schema):
             key, key_expr, (ymin, ymax), is_code = _index_entry(table, label, expr)
             select = (
                 f"SELECT {expr} AS v, CAST({key_expr} AS VARCHAR) AS k, CAST({ymin} AS INTEGER) AS ymin, "

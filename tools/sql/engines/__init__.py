@@ -2,6 +2,8 @@
 
     data/lahman.duckdb                          DuckDB file (a path without a scheme, or duckdb://PATH)
     postgresql://reader@host:5432/lahman        PostgreSQL (psycopg 3, a read-only login role)
+    spark-local:///data/spark-warehouse;database=lahman   Spark local mode on a warehouse directory
+    sc://host:15002/;database=lahman            Spark SQL on a cluster through Spark Connect
 
 An engine's module is imported only when a URL names it, so a DuckDB user needs no server driver.
 """
@@ -9,6 +11,7 @@ An engine's module is imported only when a URL names it, so a DuckDB user needs 
 from __future__ import annotations
 
 import importlib
+import re
 from dataclasses import dataclass
 from urllib.parse import quote, urlsplit, urlunsplit
 
@@ -34,6 +37,7 @@ ENGINES: tuple[EngineKind, ...] = (
     EngineKind("duckdb", ("", "duckdb"), "tools.sql.engines.duckdb", "DuckDBEngine", "duckdb", "DuckDB"),
     EngineKind("postgres", ("postgresql", "postgres"), "tools.sql.engines.postgres", "PostgresEngine",
                "postgres", "PostgreSQL"),
+    EngineKind("spark", ("spark-local", "sc"), "tools.sql.engines.spark", "SparkEngine", "spark", "Spark"),
 )  # fmt: skip
 
 
@@ -64,6 +68,7 @@ def with_password(url: str, password: str) -> str:
 
 def redacted(url: str) -> str:
     """`url` as messages and traces may show it: any password replaced by ***."""
+    url = re.sub(r"(;(?:token|password)=)[^;]*", r"\1***", url, flags=re.IGNORECASE)  # Spark Connect's
     parts = urlsplit(url)
     if parts.password is None:
         return url

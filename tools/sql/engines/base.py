@@ -102,6 +102,11 @@ class Engine(ABC):
         """Connect, failing early with `SandboxError("database", what to do)` when it cannot."""
         return cls(url, limits)
 
+    @classmethod
+    def resolve_url(cls, url: str, root: Path) -> str:
+        """`url` with any relative path in it made absolute against `root` (the project root)."""
+        return url
+
     # -- identity -----------------------------------------------------------------------------------
 
     @property
