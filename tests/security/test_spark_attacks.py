@@ -14,6 +14,7 @@ tables, functions and views, and no file appeared where an attack tried to write
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -101,7 +102,11 @@ EXTRA: list[tuple[str, str]] = [
         "rows",
     ),  # the entity is not resolved: the value is ''
     ("SELECT count(*) FROM range(10)", "rows"),
-    ("SELECT count(*) FROM People a, People b, People c", "timeout"),
+    # Nested loops Spark could not stop once running (spark_guard point 3): refused before they run.
+    ("SELECT count(*) FROM People a, People b, People c", "refused"),
+    ("SELECT count(*) FROM People a CROSS JOIN People b", "refused"),
+    ("SELECT count(*) FROM People a JOIN People b ON a.birthYear < b.birthYear", "refused"),
+    ("SELECT count(*) FROM People a JOIN (SELECT avg(height) AS h FROM People) s ON a.height > s.h", "rows"),
 ]
 
 
@@ -146,6 +151,17 @@ def test_spark_attacks(engine, sql, expected):
 def test_the_duckdb_suites_writes_and_commands_cannot_run(engine, sql):
     outcome, detail = _outcome(engine, sql)
     assert outcome in {"refused", "invalid"}, detail
+
+
+def test_zz_no_job_outlives_the_attacks(engine, spark_demo):
+    """The Connect server runs in this process's JVM: its jobs show on the local session's tracker too."""
+    from tools.sql.engines.spark_session import local_session
+
+    tracker = local_session(spark_demo.warehouse, threads=2, memory_limit="1GB").sparkContext.statusTracker()
+    deadline = time.monotonic() + 30  # a cancelled job's tasks take a moment to wind down
+    while tracker.getActiveStageIds() and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert list(tracker.getActiveStageIds()) == []
 
 
 def test_zz_nothing_changed(engine, spark_demo, before):

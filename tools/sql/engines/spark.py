@@ -241,6 +241,8 @@ class SparkEngine(Engine):
                 raise spark_guard.parse_refusal(sql, message) from None
             raise SandboxError("execution", message) from None
         spark_guard.check(df, self.classic)
+        # EXPLAIN only plans (the guard above has passed): the optimized plan with its row estimates.
+        spark_guard.check_joins(session.sql("EXPLAIN COST " + spark_guard.wrap(sql)).collect()[0][0])
         return df
 
     @contextmanager

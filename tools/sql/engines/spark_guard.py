@@ -17,8 +17,16 @@ things with Spark's own parser and analyzer, in local mode and through Spark Con
    text from EXPLAIN EXTENDED, where Spark prints those functions and operators by name (a string
    literal with such a name refuses a harmless query; nothing slips through by spelling).
 
+3. **Joins Spark could not stop are refused.** A join without an equal-keys condition runs as a
+   nested loop, and Spark's cancel does not reach a task inside one: after a cross join of People
+   with itself twice timed out, its two tasks went on using both cores for 17 minutes (measured,
+   Spark 4.3 local mode), starving every later query. So a nested-loop join (a cross join, or only
+   `<`, `>`, `<>`... between the two sides) runs only when Spark's plan knows one side has at most
+   `MAX_LOOP_SIDE_ROWS` rows (an aggregate, a LIMIT, VALUES), from the optimized plan of EXPLAIN COST.
+
 What it does not do: limit which catalog tables are read (the policy and the roles do), or stop a
-query that is merely expensive (the engine's timeout cancels its jobs).
+query that is merely expensive (the engine's timeout cancels its jobs; an equal-keys join on a key
+nearly every row shares can still outlive it, see docs/engines.md).
 """
 
 from __future__ import annotations
@@ -163,3 +171,112 @@ def check(df: DataFrame, classic: bool) -> None:
         check_plan_json(str(df._jdf.queryExecution().analyzed().toJSON()))
     else:
         check_plan_text(df._explain_string(extended=True))
+
+
+MAX_LOOP_SIDE_ROWS = 1000
+LOOP_JOIN = (
+    "This query joins {sides} without an equal-keys condition, a nested loop over every pair of rows "
+    "that Spark cannot stop once it runs, so it is refused. Join on equal keys (a.playerID = b.playerID), "
+    "or reduce one side to at most {limit} rows first (an aggregate or a LIMIT)."
+)
+_TREE_LINE = re.compile(r"^(?P<prefix>[ :+\-]*)(?P<node>\w.*)$")  # Spark's tree text: 3 characters a level
+_JOIN = re.compile(r"^Join (?P<kind>\w+(?:\(.*?\))?)(?:, (?P<condition>.*?))?, Statistics\(")
+_ROWS = re.compile(r"Statistics\([^)]*rowCount=(?P<rows>[0-9.E+]+)")
+_RELATION = re.compile(r"^Relation \S*?(\w+)\[")
+
+
+def check_joins(explained_cost: str) -> None:
+    """Refuse a nested-loop join of two sides that are not known to be small (docstring, point 3),
+    from EXPLAIN COST's optimized logical plan (each node with its Statistics)."""
+    plan = explained_cost.split("== Optimized Logical Plan ==", 1)[-1].split("== Physical Plan ==", 1)[0]
+    nodes = [
+        (len(m.group("prefix")) // 3, m.group("node"))
+        for line in plan.splitlines()
+        if (m := _TREE_LINE.match(line))
+    ]
+    for i, (depth, node) in enumerate(nodes):
+        join = _JOIN.match(node)
+        if not join or _has_equal_keys(join.group("condition") or ""):
+            continue
+        sides: list[list[str]] = []  # each child's subtree, its own node first
+        for below, text in nodes[i + 1 :]:
+            if below <= depth:
+                break
+            if below == depth + 1:
+                sides.append([])
+            sides[-1].append(text)
+        if not any(_small(side) for side in sides):
+            names = " and ".join(_name(side) for side in sides)
+            raise SandboxError("refused", LOOP_JOIN.format(sides=names, limit=MAX_LOOP_SIDE_ROWS))
+
+
+def _has_equal_keys(condition: str) -> bool:
+    """Whether one of the condition's AND-ed terms is an equality (what Spark turns into a hash or a
+    sort-merge join): `(a = b)`, `((a = b) AND (c < d))`, `(y = (x + 1))`; not `NOT (a = b)` or `OR`."""
+    return any(_is_equality(_unwrap(term)) for term in _conjuncts(_unwrap(condition)))
+
+
+_NULL_AWARE = re.compile(r"^\((?P<key>.+)\) OR isnull\(\((?P=key)\)\)$")  # NOT IN: a null-aware hash join
+
+
+def _is_equality(term: str) -> bool:
+    if null_aware := _NULL_AWARE.match(term):
+        term = null_aware.group("key")
+    top = _top_level(term)  # the term with every parenthesised part blanked out
+    return (" = " in top or " <=> " in top) and " OR " not in top and not top.startswith("NOT ")
+
+
+def _top_level(text: str) -> str:
+    out, depth = [], 0
+    for char in text:
+        if char == ")":
+            depth -= 1
+        out.append(char if depth == 0 else "_")
+        if char == "(":
+            depth += 1
+    return "".join(out)
+
+
+def _unwrap(text: str) -> str:
+    text = text.strip()
+    while text.startswith("(") and text.endswith(")") and _closing(text, 0) == len(text) - 1:
+        text = text[1:-1].strip()
+    return text
+
+
+def _closing(text: str, start: int) -> int:
+    depth = 0
+    for i in range(start, len(text)):
+        depth += {"(": 1, ")": -1}.get(text[i], 0)
+        if depth == 0:
+            return i
+    return -1
+
+
+def _conjuncts(text: str) -> list[str]:
+    top, terms, start = _top_level(text), [], 0
+    while (at := top.find(" AND ", start)) >= 0:
+        terms.append(text[start:at])
+        start = at + 5
+    return [*terms, text[start:]]
+
+
+# Nodes that can return more rows than their input: a side's row count is not known past one.
+_GROWS = ("Join", "Union", "Generate", "Expand", "Intersect", "Except")
+
+
+def _small(side: list[str]) -> bool:
+    """A side's rows are at most the first row count Spark knows down its chain of filters,
+    projections, sorts and limits (an aggregate's 1, a LIMIT's n, VALUES)."""
+    for node in side:
+        if node.startswith(_GROWS):
+            return False
+        rows = _ROWS.search(node)
+        if rows is not None:
+            return float(rows.group("rows")) <= MAX_LOOP_SIDE_ROWS
+    return False
+
+
+def _name(side: list[str]) -> str:
+    tables = [m.group(1) for text in side if (m := _RELATION.match(text))]
+    return ", ".join(dict.fromkeys(tables)) if tables else side[0].split(",", 1)[0]

@@ -13,7 +13,7 @@ from agent.config import PROJECT_ROOT, load_settings
 from tools.sql.engines import engine_kind
 from tools.sql.engines.base import SandboxError
 from tools.sql.engines.spark import duckdb_type
-from tools.sql.engines.spark_guard import check_plan_json, check_plan_text, parse_refusal, wrap
+from tools.sql.engines.spark_guard import check_joins, check_plan_json, check_plan_text, parse_refusal, wrap
 from tools.sql.engines.spark_session import java_runtime, parse_url, spark_memory
 
 
@@ -143,3 +143,60 @@ def test_memory_and_type_names():
     assert (spark_memory("2GB"), spark_memory("512MB"), spark_memory("1GiB")) == ("2048m", "512m", "1024m")
     assert [duckdb_type(t) for t in ("string", "int", "double", "date", "decimal(9,2)", "bigint")] == [
         "VARCHAR", "INTEGER", "DOUBLE", "DATE", "DECIMAL(9, 2)", "BIGINT"]  # fmt: skip
+
+
+# EXPLAIN COST's optimized plan as Spark 4.3 prints it (relations cut to the table name).
+def _cost(join: str, left: list[str], right: list[str]) -> str:
+    lines = [
+        "== Optimized Logical Plan ==",
+        "Aggregate [count(1) AS count(1)#1L], Statistics(sizeInBytes=16.0 B, rowCount=1)",
+    ]
+    lines.append(f"+- {join}, Statistics(sizeInBytes=908.2 MiB)")
+    lines += [
+        ("   :- " if i == 0 else "   :  " + "   " * (i - 1) + "+- ") + node for i, node in enumerate(left)
+    ]
+    lines += [
+        ("   +- " if i == 0 else "      " + "   " * (i - 1) + "+- ") + node for i, node in enumerate(right)
+    ]
+    return "\n".join([*lines, "", "== Physical Plan ==", "BroadcastNestedLoopJoin BuildRight, Cross"])
+
+
+PEOPLE = [
+    "Project, Statistics(sizeInBytes=30.1 KiB)",
+    "Relation spark_catalog.lahman.people[ID#5,playerID#6] parquet, Statistics(sizeInBytes=1250.7 KiB)",
+]
+ONE_ROW = [
+    "Filter isnotnull(h#9), Statistics(sizeInBytes=16.0 B)",
+    "Aggregate [avg(height#23) AS h#9], Statistics(sizeInBytes=16.0 B, rowCount=1)",
+    *PEOPLE,
+]
+TWO_JOINED = ["Join Inner, (playerID#6 = playerID#31), Statistics(sizeInBytes=2.0 GiB)", *PEOPLE]
+
+
+@pytest.mark.parametrize(
+    ("join", "left", "right", "refused"),
+    [
+        ("Join Cross", PEOPLE, PEOPLE, True),
+        ("Join Inner, (birthYear#7 < birthYear#123)", PEOPLE, PEOPLE, True),
+        ("Join LeftOuter, NOT (teamID#1 = teamID#2)", PEOPLE, PEOPLE, True),
+        ("Join Inner, ((teamID#1 = teamID#2) OR (W#3 > W#4))", PEOPLE, PEOPLE, True),
+        ("Join Inner, ((teamID#1 = teamID#2) AND (W#3 > W#4))", PEOPLE, PEOPLE, False),
+        ("Join LeftAnti, ((playerID#6 = playerID#155) OR isnull((playerID#6 = playerID#155)))", PEOPLE, PEOPLE,
+         False),  # NOT IN (SELECT ...): a null-aware hash join
+        ("Join Inner, (playerID#6 = playerID#31)", PEOPLE, PEOPLE, False),
+        ("Join Inner, (yearID#156 = (yearID#183 + 1))", PEOPLE, PEOPLE, False),
+        ("Join Inner, (height#23 > h#9)", PEOPLE, ONE_ROW, False),  # players taller than the average
+        ("Join Cross", ["GlobalLimit 5, Statistics(sizeInBytes=1.0 KiB, rowCount=5)", *PEOPLE], PEOPLE, False),
+        ("Join Cross", ["GlobalLimit 5000, Statistics(sizeInBytes=1.0 MiB, rowCount=5.0E+3)", *PEOPLE], PEOPLE, True),
+        ("Join Cross", TWO_JOINED, ONE_ROW[2:], True),  # a join's rows are not its inputs' count
+    ],
+)  # fmt: skip
+def test_nested_loop_joins_of_two_large_sides_are_refused(join, left, right, refused):
+    plan = _cost(join, left, right)
+    if refused:
+        with pytest.raises(SandboxError) as caught:
+            check_joins(plan)
+        assert caught.value.kind == "refused" and "equal keys" in caught.value.message
+        assert "people and people" in caught.value.message
+    else:
+        check_joins(plan)
