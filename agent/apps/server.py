@@ -1,6 +1,7 @@
 """The HTTP API and the feedback/review web app (FastAPI). Start it with `sqlagent serve`.
 
     POST /api/ask            {question, thread_id?, db?, role?} -> AskResult (as `sqlagent ask --json`)
+                             + trace_stored: false when the tracking store did not take its trace
     POST /api/explain        {sql, question?, trace_id?, db?, role?} -> ExplainResult: the SQL in plain
                              words (agent/explain.py), refused when the role may not run it
     GET  /api/ask/stream     ?question=&thread_id=&db=&role= -> server-sent events: `node` per node
@@ -37,9 +38,8 @@ import asyncio
 import json
 import logging
 import os
-import queue
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from concurrent.futures import Future
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -117,8 +117,11 @@ def _sse(event: str, data: Any) -> str:
     return f"event: {event}\ndata: {json.dumps(data, ensure_ascii=True, default=str)}\n\n"
 
 
-def _user_facing(result: Any, who: Principal) -> dict[str, Any]:
+def _user_facing(result: Any, who: Principal, *, trace_stored: bool = True) -> dict[str, Any]:
     out = result.model_dump()
+    # False when the tracking store did not take the trace in time (it was down or slow): MLflow
+    # drops what it cannot export, so feedback on this answer may find no trace (404).
+    out["trace_stored"] = bool(out.get("trace_id")) and trace_stored
     out["thread_id"] = unscoped_thread(who, out.get("thread_id"))
     out["chart"] = chart_spec(out["columns"], out["rows"])  # Vega-Lite, drawn by the page (agent/charts.py)
     return out
@@ -259,58 +262,71 @@ def create_app(
         result = await job_result(await run_in_threadpool(queue_ask, body, who))
         # On a thread, not the worker: the next question runs meanwhile. Once the answer is out,
         # the trace is in the store, so feedback can be posted on it straight away.
-        await run_in_threadpool(traces.wait, result.trace_id)
-        return _user_facing(result, who)
+        stored = await run_in_threadpool(traces.wait, result.trace_id)
+        return _user_facing(result, who, trace_stored=stored)
 
+    # async for the same reason as /api/ask: the events of a queued or running question wait on the
+    # event loop. A sync generator held one of the 40 request threads for its whole answer.
     @app.get("/api/ask/stream")
-    def ask_stream(
+    async def ask_stream(
         question: Annotated[str, Query(max_length=MAX_QUESTION)],
         thread_id: Annotated[str | None, Query(min_length=1, max_length=200, pattern=THREAD_PATTERN)] = None,
         db: Annotated[str | None, Query(min_length=1, max_length=1000)] = None,
         role: Annotated[str | None, Query(min_length=1, max_length=100)] = None,
         who: Principal = asker,
     ) -> StreamingResponse:
-        db, role = _check_db(db), _check_role(role_for(who, role), access_file)
-        budget = quality.budget_for(who)
-        release = admit(who, question)
-        thread = scoped_thread(who, thread_id)
-        events: queue.Queue = queue.Queue()
+        loop = asyncio.get_running_loop()
+        events: asyncio.Queue = asyncio.Queue()
         done = object()
 
-        def job(agent):
-            started = time.perf_counter()
-            try:
-                for kind, obj in agent.ask_stream(
-                    question, thread, user=who.name, tags=_tags(db, role), budget=budget
-                ):
-                    if kind == "result":
-                        quality.answered(who, obj, time.perf_counter() - started)
-                    events.put((kind, obj))
-            finally:
-                events.put(done)
+        def put(item: Any) -> None:  # from the worker thread
+            loop.call_soon_threadsafe(events.put_nowait, item)
 
-        future = submit(db, role, job, release)
+        def queue_stream() -> Future:
+            db_, role_ = _check_db(db), _check_role(role_for(who, role), access_file)
+            budget = quality.budget_for(who)
+            release = admit(who, question)
+            thread, tags = scoped_thread(who, thread_id), _tags(db_, role_)
 
-        def stream() -> Iterator[str]:
+            def job(agent):
+                started = time.perf_counter()
+                try:
+                    for kind, obj in agent.ask_stream(
+                        question, thread, user=who.name, tags=tags, budget=budget
+                    ):
+                        if kind == "result":
+                            quality.answered(who, obj, time.perf_counter() - started)
+                        put((kind, obj))
+                finally:
+                    put(done)
+
+            return submit(db_, role_, job, release)
+
+        future = await run_in_threadpool(queue_stream)
+
+        def failure(exc: BaseException) -> str:
+            return _sse("failure", {"error": f"{type(exc).__name__}: {exc}"})
+
+        async def stream() -> AsyncIterator[str]:
             while True:
                 try:
-                    item = events.get(timeout=1.0)
-                except queue.Empty:
-                    if future.done() and future.exception() is not None:
-                        exc = future.exception()
-                        yield _sse("failure", {"error": f"{type(exc).__name__}: {exc}"})
+                    item = await asyncio.wait_for(events.get(), timeout=1.0)
+                except TimeoutError:
+                    if future.done() and future.exception() is not None:  # it never started
+                        yield failure(future.exception())
                         return
                     yield ": waiting\n\n"  # a comment keeps the connection visibly alive while queued
                     continue
                 if item is done:
-                    exc = future.exception() if future.done() else None
-                    if exc is not None:
-                        yield _sse("failure", {"error": f"{type(exc).__name__}: {exc}"})
+                    try:  # the job's end is put just before its future settles
+                        await asyncio.wrap_future(future)
+                    except Exception as exc:  # noqa: BLE001 - reported to the client as the stream's end
+                        yield failure(exc)
                     return
                 kind, obj = item
                 if kind == "result":  # as in /api/ask: stored before the client sees it
-                    traces.wait(obj.trace_id)
-                    yield _sse(kind, _user_facing(obj, who))
+                    stored = await run_in_threadpool(traces.wait, obj.trace_id)
+                    yield _sse(kind, _user_facing(obj, who, trace_stored=stored))
                 else:
                     yield _sse(kind, obj.model_dump())
 

@@ -103,6 +103,7 @@ class TraceWaiter:
         log.warning("trace %s not in the store after %.1f s: flushing", trace_id, timeout_s)
         try:  # too slow (a span processor built before EXPORT_INTERVAL_ENV was set): force it
             mlflow.flush_trace_async_logging()
+            return trace_id in self._readable({trace_id})  # False: MLflow dropped it (the store is down)
         except Exception as exc:  # tracing off or the store gone: the answer still stands
             log.warning("flushing traces failed: %s", exc)
         return False

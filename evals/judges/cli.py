@@ -218,7 +218,7 @@ def cmd_agree(args: argparse.Namespace) -> int:
     from evals.judges import model as judge_model
     from evals.judges.align import measure
     from evals.judges.build import database_tables
-    from evals.judges.labels import LabelError, labelled_traces, labels_experiment
+    from evals.judges.labels import ID_TAG, LabelError, human_label, labelled_traces, labels_experiment
     from evals.judges.specs import JudgeSpecError, load_specs
     from tools.sql.database import open_database
 
@@ -240,7 +240,11 @@ def cmd_agree(args: argparse.Namespace) -> int:
     tables = database_tables(open_database(settings.database_config()).full_schema)
     out = {}
     for spec in specs:
-        result = measure(spec, traces, model, tables)
+        labelled = [t for t in traces if human_label(t, spec)]
+        if args.limit:  # a sample that is the same on every run: every k-th label in id order
+            labelled = sorted(labelled, key=lambda t: t.info.tags[ID_TAG])
+            labelled = labelled[:: max(1, len(labelled) // args.limit)][: args.limit]
+        result = measure(spec, labelled, model, tables)
         out[spec.name] = result.model_dump()
         print(
             f"{spec.tag} with {model.lm.model}: agreement with the reviewers on {result.n} labels "
@@ -341,6 +345,9 @@ def add_judges_parser(subparsers: Any) -> None:
     agree.add_argument("--lm", help="the judges' model (default judges.lm / lm)")
     agree.add_argument("--labels", help="a labelled set (default judges.labels)")
     agree.add_argument("--no-review-queue", action="store_true", help="only the labelled set")
+    agree.add_argument(
+        "--limit", type=int, metavar="N", help="N labels spread evenly over the set (a quicker check)"
+    )
     agree.add_argument("--json", action="store_true")
     agree.set_defaults(func=cmd_agree)
 

@@ -370,7 +370,9 @@ const SqlAgent = (() => {
           turn.traceLink.textContent = `${fmtMs(performance.now() - started)} total` + (data.trace_id ? ` · trace ${data.trace_id}` : "");
           turn.resultCard.hidden = false;
           renderResult(turn.result, data, { explain: true });
-          turn.feedback.replaceChildren(data.trace_id ? feedbackForm(data.trace_id, data.sql) : el("p", { class: "muted" }, "Tracing is off: no feedback."));
+          turn.feedback.replaceChildren(!data.trace_id ? el("p", { class: "muted" }, "Tracing is off: no feedback.")
+            : data.trace_stored === false ? el("p", { class: "muted" }, "The tracking store did not take this answer's trace (it was down or slow): feedback on it may not be recorded.")
+            : feedbackForm(data.trace_id, data.sql));
         } else if (kind === "failure") {
           ended = true;
           failed(data.error);

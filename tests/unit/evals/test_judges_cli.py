@@ -112,3 +112,21 @@ def test_register_adds_a_version_in_mlflows_scorer_registry(tmp_path, monkeypatc
         judge.model == "openai:/qwen2.5-coder-1.5b"
         and "states what the result rows say" in judge.instructions
     )
+
+
+def test_agree_with_a_limit_measures_an_even_sample_of_the_labels(tmp_path, monkeypatch, capsys):
+    from agent.apps.cli import main
+    from evals.judges import model as judge_model_module
+    from tests.fake_judge_server import fake_judge_server, judge_model
+
+    small = tmp_path / "labels.jsonl"
+    small.write_text("".join(LABELS.read_text().splitlines(keepends=True)[:30]))
+    monkeypatch.setenv("SQLAGENT_TRACKING__URI", f"sqlite:///{tmp_path}/mlflow.db")
+    monkeypatch.setenv("SQLAGENT_TRACKING__EXPERIMENT", "judges-agree")
+    with fake_judge_server(lambda system, user, body: {"rationale": "fine", "result": "pass"}) as server:
+        monkeypatch.setattr(judge_model_module, "resolve", lambda settings, model=None: judge_model(server))
+        args = ["judges", "agree", "--labels", str(small), "--no-review-queue", "--judge", "grounding"]
+        assert main([*args, "--limit", "5"]) == 0
+        assert len(server.requests) == 5
+    out = capsys.readouterr().out
+    assert "grounding@v1 with embedded/fake: agreement with the reviewers on 5 labels" in out

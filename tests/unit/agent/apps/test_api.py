@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import shutil
+import threading
+import time
 from pathlib import Path
 
 import mlflow
@@ -27,9 +29,17 @@ CORRECTED = "SELECT nameFirst, nameLast FROM People WHERE playerID = 'ruthba01'"
 NODES = ["guard", "rewrite", "retrieve", "generate", "safety", "execute", "answer"]
 
 
+# A question with "slowly" in it holds the fake model until RELEASE is set (SQL_STARTED says it is held).
+SQL_STARTED, RELEASE = threading.Event(), threading.Event()
+RELEASE.set()
+
+
 def handlers():
     def sql(inputs):
         question = inputs.get("question", "") + inputs.get("follow_up", "")
+        if "slowly" in question:
+            SQL_STARTED.set()
+            assert RELEASE.wait(30)
         return {"sql": BY_YEAR if "each year" in question else RUTH}
 
     return {
@@ -126,6 +136,37 @@ def test_ask_stream_one_event_per_node_then_result(client):
     assert [s.name for s in roots] == ["sqlagent.ask"]
     nodes = sorted((s for s in trace.data.spans if s.name.startswith("node.")), key=lambda s: s.start_time_ns)
     assert [s.name for s in nodes] == [f"node.{n}" for n in NODES]
+
+
+def test_a_streaming_question_holds_no_request_thread_while_it_waits(client):
+    """The route's threads serve every sync route (health, feedback): a question the model is still
+    working on must not keep one."""
+    import anyio.to_thread
+
+    def borrowed() -> float:
+        return anyio.to_thread.current_default_thread_limiter().borrowed_tokens
+
+    events: list = []
+    RELEASE.clear()
+    SQL_STARTED.clear()
+
+    def consume():
+        with client.stream("GET", "/api/ask/stream", params={"question": "Babe Ruth, slowly?"}) as r:
+            events.extend(_sse(r.read().decode()))
+
+    reader = threading.Thread(target=consume)
+    reader.start()
+    try:
+        assert SQL_STARTED.wait(30)
+        seen = []
+        for _ in range(15):  # over 1.5 s: more than one of the stream's 1 s keep-alive waits
+            seen.append(client.portal.call(borrowed))
+            time.sleep(0.1)
+        assert max(seen) == 0, seen
+    finally:
+        RELEASE.set()
+        reader.join(30)
+    assert events[-1][0] == "result" and events[-1][1]["status"] == "ok"
 
 
 def test_stream_and_ask_agree_on_bad_input(client, app_env):

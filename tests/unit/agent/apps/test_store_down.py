@@ -15,6 +15,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.protos.databricks_pb2 import TEMPORARILY_UNAVAILABLE
 
 from agent.apps.server import create_app
+from agent.apps.trace_wait import TraceWaiter
 from agent.apps.users import UserStore
 from agent.service import Agent
 from evals import feedback
@@ -103,3 +104,15 @@ def test_another_store_call_down_is_503_too(env, monkeypatch):
     monkeypatch.setattr(feedback.mlflow, "search_traces", refused)
     r = env.get("/api/review", headers=env.reviewer)
     assert r.status_code == 503 and "cannot be used right now" in r.json()["detail"], r.text
+
+
+def test_an_answer_whose_trace_the_store_did_not_take_says_so(env, monkeypatch):
+    assert ask(env)["trace_stored"] is True
+    original = TraceWaiter.wait
+    # The store never lists the trace (MLflow dropped it while the store was down): the wait gives up.
+    monkeypatch.setattr(TraceWaiter, "_readable", lambda self, waiting: set())
+    monkeypatch.setattr(
+        TraceWaiter, "wait", lambda self, trace_id, timeout_s=5.0: original(self, trace_id, 0.3)
+    )
+    body = ask(env)
+    assert body["status"] == "ok" and body["trace_id"] and body["trace_stored"] is False
