@@ -78,7 +78,7 @@ def test_the_statement_guard_on_both_code_paths(engine, sql):
 
 def test_a_syntax_error_is_the_parsers_message_for_the_repair_step(engine):
     with pytest.raises(SandboxError) as caught:
-        engine.execute("SELECT nameFirst FROM People WHERE")
+        engine.execute("SELECT nameFirst FROM People WHERE nameLast =")  # a bare WHERE is an alias
     assert caught.value.kind == "execution" and "PARSE_SYNTAX_ERROR" in caught.value.message
 
 

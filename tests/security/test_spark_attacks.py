@@ -118,7 +118,8 @@ def before(spark_demo):
 @pytest.fixture(scope="module", params=["local", "connect"])
 def engine(request, spark_demo, before):
     url = spark_demo.url if request.param == "local" else spark_demo.connect_url
-    with open_engine(url, EngineLimits(timeout_s=10, max_rows=50)) as e:
+    # 30 s: the first call of a table function such as sql_keywords() plans for ~11 s on 2 cores
+    with open_engine(url, EngineLimits(timeout_s=30, max_rows=50)) as e:
         yield e
 
 
