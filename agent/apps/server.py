@@ -35,11 +35,10 @@ the corrected-SQL sandbox run) runs concurrently on the request threads.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import os
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from concurrent.futures import Future
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -55,6 +54,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from agent.apps.agent_pool import AgentFactory, AgentPool, default_agent_factory
 from agent.apps.auth import Auth, Principal, check_bind, role_for, scoped_thread, unscoped_thread
+from agent.apps.event_stream import ThreadEvents, sse
 from agent.apps.limits import QuestionLimits, TooManyQuestions
 from agent.apps.payloads import (
     BAD_BODY,
@@ -111,10 +111,6 @@ def _check_role(role: str | None, access_file: Path) -> str | None:
     if role not in roles:
         raise HTTPException(422, f"Unknown role {role!r}; roles: {', '.join(sorted(roles))}.")
     return role
-
-
-def _sse(event: str, data: Any) -> str:
-    return f"event: {event}\ndata: {json.dumps(data, ensure_ascii=True, default=str)}\n\n"
 
 
 def _user_facing(result: Any, who: Principal, *, trace_stored: bool = True) -> dict[str, Any]:
@@ -275,12 +271,7 @@ def create_app(
         role: Annotated[str | None, Query(min_length=1, max_length=100)] = None,
         who: Principal = asker,
     ) -> StreamingResponse:
-        loop = asyncio.get_running_loop()
-        events: asyncio.Queue = asyncio.Queue()
-        done = object()
-
-        def put(item: Any) -> None:  # from the worker thread
-            loop.call_soon_threadsafe(events.put_nowait, item)
+        events = ThreadEvents()
 
         def queue_stream() -> Future:
             db_, role_ = _check_db(db), _check_role(role_for(who, role), access_file)
@@ -296,42 +287,22 @@ def create_app(
                     ):
                         if kind == "result":
                             quality.answered(who, obj, time.perf_counter() - started)
-                        put((kind, obj))
+                        events.put(kind, obj)
                 finally:
-                    put(done)
+                    events.close()
 
             return submit(db_, role_, job, release)
 
         future = await run_in_threadpool(queue_stream)
 
-        def failure(exc: BaseException) -> str:
-            return _sse("failure", {"error": f"{type(exc).__name__}: {exc}"})
-
-        async def stream() -> AsyncIterator[str]:
-            while True:
-                try:
-                    item = await asyncio.wait_for(events.get(), timeout=1.0)
-                except TimeoutError:
-                    if future.done() and future.exception() is not None:  # it never started
-                        yield failure(future.exception())
-                        return
-                    yield ": waiting\n\n"  # a comment keeps the connection visibly alive while queued
-                    continue
-                if item is done:
-                    try:  # the job's end is put just before its future settles
-                        await asyncio.wrap_future(future)
-                    except Exception as exc:  # noqa: BLE001 - reported to the client as the stream's end
-                        yield failure(exc)
-                    return
-                kind, obj = item
-                if kind == "result":  # as in /api/ask: stored before the client sees it
-                    stored = await run_in_threadpool(traces.wait, obj.trace_id)
-                    yield _sse(kind, _user_facing(obj, who, trace_stored=stored))
-                else:
-                    yield _sse(kind, obj.model_dump())
+        async def render(kind: str, obj: Any) -> str:
+            if kind == "result":  # as in /api/ask: stored before the client sees it
+                stored = await run_in_threadpool(traces.wait, obj.trace_id)
+                return sse(kind, _user_facing(obj, who, trace_stored=stored))
+            return sse(kind, obj.model_dump())
 
         return StreamingResponse(
-            stream(),
+            events.stream(future, render),
             media_type="text/event-stream",
             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
         )
