@@ -37,6 +37,8 @@ import sqlglot
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
+from data.source_db import open_source
+
 DATA_DIR = Path(__file__).resolve().parent
 DEFAULT_SOURCE = DATA_DIR / "lahman.duckdb"
 READER_SQL = DATA_DIR / "postgres_reader.sql"
@@ -52,17 +54,6 @@ def _source_tables(con: duckdb.DuckDBPyConnection) -> list[tuple[str, str]]:
         "SELECT table_name, coalesce(comment, '') FROM duckdb_tables() WHERE database_name = current_database() "
         "AND NOT internal AND NOT temporary AND table_name NOT LIKE '\\_%' ESCAPE '\\' ORDER BY table_name"
     ).fetchall()
-
-
-def _open_source(source: Path) -> duckdb.DuckDBPyConnection:
-    # ATTACH into a private in-memory instance, not duckdb.connect(path): a process that already has the
-    # file open with other settings (the agent's sandbox does, e.g. in the test suite) would refuse
-    # a second connect with "a different configuration than existing connections".
-    con = duckdb.connect()
-    literal = "'" + str(source).replace("'", "''") + "'"
-    con.execute(f"ATTACH {literal} AS source (READ_ONLY)")
-    con.execute("USE source")
-    return con
 
 
 def _source_fingerprint(con: duckdb.DuckDBPyConnection) -> str:
@@ -163,7 +154,7 @@ def load(admin_url: str, *, source: Path = DEFAULT_SOURCE, database: str = "lahm
             )
             progress(f"created database {database}")
     target_url = make_conninfo(admin_url, dbname=database)
-    source_con = _open_source(source)
+    source_con = open_source(source)
     try:
         fingerprint = _source_fingerprint(source_con)
         with psycopg.connect(target_url) as conn:

@@ -41,6 +41,8 @@ from typing import Any
 import duckdb
 from pydantic import BaseModel
 
+from data.source_db import open_source
+
 DATA_DIR = Path(__file__).resolve().parent
 DEFAULT_SOURCE = DATA_DIR / "lahman.duckdb"
 DEFAULT_WAREHOUSE = DATA_DIR / "spark-warehouse"
@@ -135,7 +137,7 @@ def load(
         raise LoadError(f"--database {database!r}: use letters, digits and _ only.")
     if not source.is_file():
         raise LoadError(f"{source} does not exist: build it first with `python -m data.build_lahman`.")
-    with duckdb.connect(str(source), read_only=True) as con:
+    with open_source(source) as con:
         fp = fingerprint(con, warehouse, database)
         info = _read_info(warehouse)
         if not force and info is not None and info.get("fingerprint") == fp:
