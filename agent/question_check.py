@@ -18,4 +18,6 @@ def question_problem(question: str | None, max_chars: int) -> str | None:
         return f"The question is {len(question)} characters long; the limit is {max_chars} (limits.max_question_chars)."
     if not_utf8(question):
         return "The question is not valid UTF-8 text."
+    if "\x00" in question:
+        return "The question contains a NUL byte."
     return None

@@ -18,7 +18,7 @@ from typing import Literal
 
 from pydantic import ValidationError
 
-__all__ = ["MAX_NAME_CHARS", "TextKind", "text_problem", "validation_message"]
+__all__ = ["MAX_NAME_CHARS", "TextKind", "arguments_problem", "text_problem", "validation_message"]
 
 MAX_NAME_CHARS = 200
 # text: a question or SQL (whitespace and newlines are content); name: an identifier-like value;
@@ -60,6 +60,24 @@ def text_problem(value: str, what: str, kind: TextKind = "text") -> str | None:
     for i, ch in enumerate(value):
         if unicodedata.category(ch) in ("Cc", "Cf"):
             return f"{what} contains a control character (U+{ord(ch):04X} {_at(i)})."
+    return None
+
+
+def arguments_problem(arguments: object, what: str, path: str = "") -> str | None:
+    """The first string anywhere in a tool's JSON arguments that `text_problem` refuses, named by its
+    field ("The run_sql argument 'sql' contains a NUL byte"), or None. A model's argument types are
+    too loose to say it (pydantic lets U+FFFD and NUL through), and an MCP client can send anything."""
+    if isinstance(arguments, str):
+        return text_problem(arguments, f"{what} argument {path!r}" if path else what)
+    if isinstance(arguments, dict):
+        items = ((f"{path}.{k}" if path else str(k), v) for k, v in arguments.items())
+    elif isinstance(arguments, list):
+        items = ((f"{path}[{i}]", v) for i, v in enumerate(arguments))
+    else:
+        return None
+    for where, value in items:
+        if problem := arguments_problem(value, what, where):
+            return problem
     return None
 
 

@@ -35,7 +35,7 @@ from pydantic import BaseModel, Field, ValidationError
 
 from agent.apps.agent_pool import AgentFactory, AgentPool, default_agent_factory
 from agent.apps.auth import LOCAL, Principal, scoped_thread, unscoped_thread
-from agent.apps.bad_input import validation_message
+from agent.apps.bad_input import arguments_problem, validation_message
 from agent.apps.payloads import MAX_QUESTION, THREAD_PATTERN
 from agent.apps.version import version
 from agent.config import Settings
@@ -153,6 +153,8 @@ class McpBackend:
 
     async def call(self, name: str, arguments: dict[str, Any], who: Principal) -> types.CallToolResult:
         role = self.role_of(who)
+        if problem := arguments_problem(arguments, f"The {name}"):
+            return _error(problem)
         try:
             if name == ASK:
                 args = AskArgs.model_validate(arguments)
@@ -175,7 +177,7 @@ class McpBackend:
             result = await asyncio.wrap_future(self.pool.run(lambda: self._tool(name, parsed, who, role)))
             return _result(result, failed=getattr(result, "status", "ok") != "ok")
         except ValidationError as exc:
-            return _error(validation_message(exc, f"The {name} arguments"))
+            return _error(validation_message(exc, f"The {name} argument"))
         except (ValueError, FileNotFoundError) as exc:  # an unknown role, a missing database
             return _error(f"{type(exc).__name__}: {exc}")
 

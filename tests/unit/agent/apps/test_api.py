@@ -176,6 +176,7 @@ def test_stream_and_ask_agree_on_bad_input(client, app_env):
         ("   ", "The question is empty"),
         ("x" * 2001, "the limit is 2000"),
         ("home runs \ufffd", "not valid UTF-8"),
+        ("Who won\x00 in 2001?", "contains a NUL byte"),
     ]:
         r = client.post("/api/ask", json={"question": question})
         assert r.status_code == 422 and reason in r.json()["detail"], r.text

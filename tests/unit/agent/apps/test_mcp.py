@@ -38,6 +38,19 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+# Text that no entry point accepts (tests/security/test_bad_input.py), as each tool's argument:
+# U+FFFD is what a lossy decoder leaves of a bad byte, and a NUL byte ends a C string.
+BAD_TEXT = [
+    ("run_sql", {"sql": "SELECT '\ufffd'"}),
+    ("run_sql", {"sql": "SELECT 1\x00"}),
+    ("describe_schema", {"tables": ["Peo\ufffdple"]}),
+    ("lookup_values", {"mention": "Babe\x00 Ruth"}),
+    ("ask", {"question": "Who hit \ufffd home runs?"}),
+    ("ask", {"question": "Who won\x00 in 2001?"}),
+    ("explain", {"sql": "SELECT '\ufffd'"}),
+]
+
+
 def _run(coro):
     return asyncio.run(asyncio.wait_for(coro, timeout=120))
 
@@ -51,6 +64,7 @@ async def _session_calls(client) -> dict:
     out["attacks"] = [await client.call_tool("run_sql", {"sql": sql}) for sql in ATTACKS]
     out["hidden"] = await client.call_tool("run_sql", {"sql": HIDDEN})
     out["bad_args"] = await client.call_tool("run_sql", {"sql": ""})
+    out["bad_text"] = [(args, await client.call_tool(tool, args)) for tool, args in BAD_TEXT]
     out["ask"] = await client.call_tool("ask", {"question": QUESTION})
     out["explain"] = await client.call_tool("explain", {"sql": RUTH, "question": QUESTION})
     out["explain_hidden"] = await client.call_tool("explain", {"sql": HIDDEN})
@@ -82,7 +96,12 @@ def _check_calls(out: dict) -> None:
     assert hidden.is_error and hidden.structured_content["error_kind"] == "access_denied"
 
     bad = out["bad_args"]
-    assert bad.is_error and bad.content[0].text == "The run_sql arguments is empty."
+    assert bad.is_error and bad.content[0].text == "The run_sql argument is empty."
+    for args, result in out["bad_text"]:  # the bad-input suite's text, through every tool
+        (field,) = args
+        text = result.content[0].text
+        assert result.is_error and "\n" not in text and f"argument '{field}" in text, (args, text)
+        assert "not valid UTF-8" in text or "NUL byte" in text, (args, text)
 
     ask = out["ask"].structured_content
     assert not out["ask"].is_error and ask["status"] == "ok", ask
