@@ -212,8 +212,12 @@ def check_joins(explained_cost: str) -> None:
 
 def _has_equal_keys(condition: str) -> bool:
     """Whether one of the condition's AND-ed terms is an equality (what Spark turns into a hash or a
-    sort-merge join): `(a = b)`, `((a = b) AND (c < d))`, `(y = (x + 1))`; not `NOT (a = b)` or `OR`."""
-    return any(_is_equality(_unwrap(term)) for term in _conjuncts(_unwrap(condition)))
+    sort-merge join): `(a = b)`, `((a = b) AND (c < d))`, `(((a = b) AND (c = d)) AND (x OR y))`,
+    `(y = (x + 1))`; not `NOT (a = b)` or `OR`."""
+    terms = _conjuncts(_unwrap(condition))
+    if len(terms) == 1:
+        return _is_equality(_unwrap(terms[0]))
+    return any(_has_equal_keys(term) for term in terms)  # Spark nests AND-ed terms in pairs
 
 
 _NULL_AWARE = re.compile(r"^\((?P<key>.+)\) OR isnull\(\((?P=key)\)\)$")  # NOT IN: a null-aware hash join

@@ -181,6 +181,10 @@ TWO_JOINED = ["Join Inner, (playerID#6 = playerID#31), Statistics(sizeInBytes=2.
         ("Join LeftOuter, NOT (teamID#1 = teamID#2)", PEOPLE, PEOPLE, True),
         ("Join Inner, ((teamID#1 = teamID#2) OR (W#3 > W#4))", PEOPLE, PEOPLE, True),
         ("Join Inner, ((teamID#1 = teamID#2) AND (W#3 > W#4))", PEOPLE, PEOPLE, False),
+        ("Join Inner, (((teamIDloser#8 = teamID#63) AND (yearID#4 = yearID#61)) AND (((franchID#16 = NYY) AND "
+         "(franchID#64 = LAD)) OR ((franchID#16 = LAD) AND (franchID#64 = NYY))))", PEOPLE, PEOPLE, False),
+        ("Join Inner, (((W#3 > W#4) AND (L#5 < L#6)) AND ((teamID#1 = teamID#2) OR (W#3 = L#6)))", PEOPLE, PEOPLE,
+         True),
         ("Join LeftAnti, ((playerID#6 = playerID#155) OR isnull((playerID#6 = playerID#155)))", PEOPLE, PEOPLE,
          False),  # NOT IN (SELECT ...): a null-aware hash join
         ("Join Inner, (playerID#6 = playerID#31)", PEOPLE, PEOPLE, False),
