@@ -42,7 +42,14 @@ def review_routes(settings: Settings, gate: Auth, golden_file: Path) -> APIRoute
             trace = feedback.get_trace(trace_id)
         except feedback.TraceNotFound as exc:
             raise HTTPException(404, str(exc)) from None
-        if who.authenticated and not who.can("review") and trace_user(trace) != who.name:
+        owner = trace_user(trace)
+        if who.authenticated and not who.can("review") and owner != who.name:
+            if owner is None:  # a CLI question, or the store refused the metadata write (bench_faults)
+                raise HTTPException(
+                    403,
+                    f"Trace {trace_id} has no recorded user, so nobody can show it is yours: only a "
+                    "user with the 'review' permission may read or review it.",
+                )
             raise HTTPException(
                 403,
                 f"Trace {trace_id} is another user's question: reading or reviewing it "

@@ -209,6 +209,21 @@ def test_other_users_traces_need_review(env, alice_asked):
     assert r.status_code == 422 and "Salaries" in r.json()["detail"]
 
 
+def test_a_trace_without_a_user_says_so(env):
+    """A question asked outside the API (the CLI on the same store) or whose metadata the store
+    refused has no mlflow.trace.user: its 403 says that, not "another user's question"."""
+    lm, _ = fake_lm(handlers())
+    agent = Agent(env["settings"], role="public", lms={"default": lm}, persistent_threads=False)
+    asked = agent.ask(QUESTION)
+    mlflow.flush_trace_async_logging()
+    assert USER_KEY not in mlflow.get_trace(asked.trace_id).info.trace_metadata
+    r = env["client"].get(f"/api/traces/{asked.trace_id}", headers=auth(env, "alice"))
+    assert r.status_code == 403, r.text
+    detail = r.json()["detail"]
+    assert "no recorded user" in detail and "'review'" in detail and "another user" not in detail
+    assert env["client"].get(f"/api/traces/{asked.trace_id}", headers=auth(env, "bob")).status_code == 200
+
+
 def test_rows_download_follows_the_trace_view_rule(env, alice_asked):
     """CSV and Parquet of the rows stored on the trace, for whoever the trace view shows them to."""
     import io
