@@ -1,7 +1,9 @@
 """Per-user question limits: how many may be queued or running at once, and how many per minute.
 
 The model answers one question at a time, so one user posting fifty would hold everyone else
-behind them for half an hour; a refusal is 429 with Retry-After (seconds) rather than a long queue.
+behind them for half an hour; a refusal (TooManyQuestions, whose message says when to retry) is
+429 with Retry-After (seconds) from the HTTP API and a tool error from the MCP server over HTTP,
+rather than a long queue. Only authenticated users are limited, never the local operator.
 """
 
 from __future__ import annotations
@@ -44,7 +46,7 @@ class QuestionLimits:
             if self._running[user] >= self.max_concurrent:
                 raise TooManyQuestions(
                     f"{user!r} has {self._running[user]} questions queued or running; the limit is "
-                    f"{self.max_concurrent} at a time (server.max_concurrent_questions).",
+                    f"{self.max_concurrent} at a time (server.max_concurrent_questions). Retry in {BUSY_RETRY_S} s.",
                     BUSY_RETRY_S,
                 )
             if len(started) >= self.per_minute:

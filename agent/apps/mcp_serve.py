@@ -2,8 +2,10 @@
 
 Over HTTP every request passes the token gate of `sqlagent serve` first (agent/apps/auth.py): no or
 an unknown token is 401 with `WWW-Authenticate: Bearer`, a token without the `ask` permission 403,
-before the MCP transport reads the body. Without auth the bind address must be loopback
-(`check_bind`), and the SDK's DNS-rebinding protection checks Host and Origin there.
+before the MCP transport reads the body; the token's user then has the API's per-user limits on
+`ask` and `explain` (agent/apps/mcp_server.py). Without auth the bind address must be loopback
+(`check_bind`), the SDK's DNS-rebinding protection checks Host and Origin there, and the caller
+is the local operator, who is not limited.
 """
 
 from __future__ import annotations

@@ -11,6 +11,11 @@ Who may do what: over stdio, the process belongs to whoever started it, and ever
 the role given by `--role` or `mcp.role`. Over streamable HTTP the rules of `sqlagent serve` hold
 (agent/apps/auth.py, users.py): with auth on (server.auth) every request needs a bearer token with
 the `ask` permission and runs with the token's role; without auth only a loopback address is allowed.
+So do its limits per token's user, on the tools that use the model (`ask`, `explain`): questions
+queued or running and per minute (agent/apps/limits.py) and the token budget
+(agent/apps/token_budget.py), counted in this process. A refusal is a tool error whose text says
+which limit and when to retry, with `retry_after_s` in its structured content. The local operator
+(stdio, or HTTP without auth) is not limited.
 
 Traces: `ask` leaves the agent's own trace; a registry tool call leaves one trace whose root span is
 `sqlagent.mcp.<tool>`, with the caller as `mlflow.trace.user` and the role as a tag.
@@ -24,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from collections.abc import Callable
 from typing import Any
 
 import mcp_types as types
@@ -36,11 +42,13 @@ from pydantic import BaseModel, Field, ValidationError
 from agent.apps.agent_pool import AgentFactory, AgentPool, default_agent_factory
 from agent.apps.auth import LOCAL, Principal, scoped_thread, unscoped_thread
 from agent.apps.bad_input import arguments_problem, validation_message
+from agent.apps.limits import QuestionLimits, TooManyQuestions
 from agent.apps.payloads import MAX_QUESTION, THREAD_PATTERN
+from agent.apps.token_budget import OverTokenBudget, UserBudgets
 from agent.apps.version import version
 from agent.config import Settings
 from agent.explain import ExplainResult
-from agent.service import AskResult
+from agent.service import AskResult, TokenBudget
 from agent.tracing import setup_tracing
 from evals import feedback
 from tools.builtin import registry
@@ -110,6 +118,14 @@ class McpBackend:
         self.tracing = setup_tracing(settings)
         self.pool = AgentPool(settings, agent_factory or default_agent_factory)
         self.tools: dict[str, Tool] = {t.name: t for t in registry()}
+        # The HTTP API's limits (server.py), applied to authenticated callers only. The registry
+        # tools do not count: they use no model, a run_sql is bounded by the sandbox's timeout and
+        # row cap, and a client's model that writes its own SQL makes several of them per question
+        # (describe_schema, lookup_values, run_sql), which questions_per_minute would cut short.
+        self.limits = QuestionLimits(
+            settings.server.max_concurrent_questions, settings.server.questions_per_minute
+        )
+        self.budgets = UserBudgets(settings.budget)
         self.database(
             self.role
         )  # a missing database or an unknown role fails at start, not at the first call
@@ -158,14 +174,14 @@ class McpBackend:
         try:
             if name == ASK:
                 args = AskArgs.model_validate(arguments)
-                result = await asyncio.wrap_future(
-                    self.pool.submit(self.db, role, lambda agent: self._ask(agent, args, who, role))
+                result = await self._model_job(
+                    who, role, lambda agent, budget: self._ask(agent, args, who, role, budget)
                 )
                 return _result(result, failed=result.status == "error")
             if name == EXPLAIN:
                 query = ExplainArgs.model_validate(arguments)
-                result = await asyncio.wrap_future(
-                    self.pool.submit(self.db, role, lambda agent: self._explain(agent, query, who, role))
+                result = await self._model_job(
+                    who, role, lambda agent, budget: self._explain(agent, query, who, role)
                 )
                 return _result(result, failed=result.status != "ok")
             tool = self.tools.get(name)
@@ -178,22 +194,47 @@ class McpBackend:
             return _result(result, failed=getattr(result, "status", "ok") != "ok")
         except ValidationError as exc:
             return _error(validation_message(exc, f"The {name} argument"))
+        except (TooManyQuestions, OverTokenBudget) as exc:
+            return _refused(exc.message, exc.retry_after_s)
         except (ValueError, FileNotFoundError) as exc:  # an unknown role, a missing database
             return _error(f"{type(exc).__name__}: {exc}")
 
-    def _ask(self, agent: Any, args: AskArgs, who: Principal, role: str | None) -> AskResult:  # worker thread
+    async def _model_job(
+        self, who: Principal, role: str | None, job: Callable[[Any, TokenBudget], Any]
+    ) -> Any:
+        """Run `job(agent, budget)` on the worker, counted against `who`'s limits (raises
+        TooManyQuestions or OverTokenBudget before it queues, as server.py's 429s)."""
+        budget = self.budgets.budget_for(who)  # first: a user past the budget takes no place
+        release = self.limits.acquire(who.name) if who.authenticated else _nothing
+        try:
+            future = self.pool.submit(self.db, role, lambda agent: job(agent, budget))
+        except BaseException:
+            release()
+            raise
+        # Held until the worker is done with the job, not until this call returns: a client that
+        # gives up (a cancelled call, a dropped connection) leaves its job queued or running.
+        future.add_done_callback(lambda _: release())
+        return await asyncio.wrap_future(future)
+
+    def _ask(  # worker thread
+        self, agent: Any, args: AskArgs, who: Principal, role: str | None, budget: TokenBudget
+    ) -> AskResult:
         result = agent.ask(
             args.question,
             thread_id=scoped_thread(who, args.thread_id),
             user=who.name,
             tags=_tags(self.db, role),
+            budget=budget,
         )
+        self.budgets.charge(who, sum(n.tokens for n in result.nodes))
         result.thread_id = unscoped_thread(who, result.thread_id)
         return result
 
     def _explain(self, agent: Any, args: ExplainArgs, who: Principal, role: str | None) -> ExplainResult:
         tags = {"sqlagent.source": "mcp", **_tags(self.db, role)}  # worker thread, as _ask
-        return agent.explain(args.sql, args.question, user=who.name, tags=tags)
+        result = agent.explain(args.sql, args.question, user=who.name, tags=tags)
+        self.budgets.charge(who, result.step.tokens if result.step is not None else 0)
+        return result
 
     def _tool(self, name: str, args: BaseModel, who: Principal, role: str | None) -> Any:  # worker thread
         db = self.database(role)
@@ -226,6 +267,20 @@ def _result(result: BaseModel, *, failed: bool) -> types.CallToolResult:
 
 def _error(message: str) -> types.CallToolResult:
     return types.CallToolResult(content=[types.TextContent(type="text", text=message)], is_error=True)
+
+
+def _refused(message: str, retry_after_s: int) -> types.CallToolResult:
+    """A limit's refusal: its one line (which says when to retry), and the wait for a client to read.
+    Not the tool's output schema: a client validates structured content only when is_error is false."""
+    return types.CallToolResult(
+        content=[types.TextContent(type="text", text=message)],
+        structured_content={"error": message, "retry_after_s": retry_after_s},
+        is_error=True,
+    )
+
+
+def _nothing() -> None:
+    """The release of a call that took no place: the local operator is not limited."""
 
 
 def _principal(ctx: Any) -> Principal:

@@ -23,7 +23,7 @@ from fastapi.responses import FileResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from agent.apps.auth import Auth, Principal
-from agent.apps.token_budget import OverTokenBudget, UserTokens
+from agent.apps.token_budget import OverTokenBudget, UserBudgets, UserTokens
 from agent.config import Settings
 from agent.service import TokenBudget
 from evals.monitor.metrics import Metrics
@@ -41,14 +41,9 @@ class Quality:
         configured database; tests pass a fake); used only with monitor.judge_sample_rate > 0."""
         self.settings = settings
         self.metrics = metrics or Metrics()
-        budget = settings.budget
-        self.user_tokens = (
-            UserTokens(budget.tokens_per_user, budget.user_window_s)
-            if auth_on and budget.tokens_per_user
-            else None
-        )
-        if self.user_tokens is not None and settings.tracking.enabled:
-            self._seed_user_tokens()
+        self.budgets = UserBudgets(settings.budget)  # the rule the MCP server applies too
+        if auth_on and self.budgets.user_tokens is not None and settings.tracking.enabled:
+            self._seed_user_tokens(self.budgets.user_tokens)
         self._inflight = 0
         self._lock = threading.Lock()
         self._checked_at = 0.0
@@ -65,7 +60,7 @@ class Quality:
                 on_scored=self.maybe_check,
             ).start()
 
-    def _seed_user_tokens(self) -> None:
+    def _seed_user_tokens(self, user_tokens: UserTokens) -> None:
         """What each user spent in the window before this process started, from their traces."""
         import json
 
@@ -89,7 +84,7 @@ class Quality:
                 total = 0
             if user and total:
                 spends.append((user, t.info.request_time / 1000, total))
-        self.user_tokens.seed(spends)
+        user_tokens.seed(spends)
 
     def _default_panel(self):
         from evals.judges.build import build_panel
@@ -101,17 +96,11 @@ class Quality:
     # --- hooks -----------------------------------------------------------------------------------
 
     def budget_for(self, who: Principal) -> TokenBudget:
-        """The question's token budget: the per-question one, or the user's rest when that is smaller."""
-        per_question = self.settings.budget.tokens_per_question or None
-        if self.user_tokens is None or not who.authenticated:
-            return TokenBudget(per_question)
+        """The question's token budget (agent/apps/token_budget.py), or 429 past the user's budget."""
         try:
-            rest = self.user_tokens.remaining(who.name)
+            return self.budgets.budget_for(who)
         except OverTokenBudget as exc:
             raise HTTPException(429, exc.message, headers={"Retry-After": str(exc.retry_after_s)}) from None
-        if per_question is None or rest < per_question:
-            return TokenBudget(rest, "budget.tokens_per_user")
-        return TokenBudget(per_question)
 
     def started(self) -> None:
         with self._lock:
@@ -139,8 +128,7 @@ class Quality:
                     m.tokens.labels(n.name, kind).inc(count)
                     cost += count * getattr(prices, kind) / 1e6
         m.cost.inc(cost)
-        if self.user_tokens is not None and who.authenticated:
-            self.user_tokens.charge(who.name, total)
+        self.budgets.charge(who, total)
         return total
 
     def answered(self, who: Principal, result: Any, seconds: float) -> None:

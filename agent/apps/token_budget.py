@@ -1,9 +1,12 @@
 """Per-user token budgets: how many LM tokens a user's questions may spend over a sliding window.
 
-A user past the budget is refused before their question queues (429 with Retry-After: when the
-oldest spend in the window leaves it); a user under it gets the rest as the question's own budget,
-so a question stops (agent/budget.py) rather than run far past it. The spends are counted in this
-process and, at start, read back from the traces of the window (the `sqlagent.tokens` tag).
+A user past the budget is refused before their question queues (OverTokenBudget, which says when
+to retry: when the oldest spend in the window leaves it; the HTTP API makes it 429 with Retry-After,
+the MCP server a tool error); a user under it gets the rest as the question's own budget, so a
+question stops (agent/budget.py) rather than run far past it. Only authenticated users have one:
+the local operator (no auth) has the per-question budget alone. The spends are counted in each
+process (the HTTP API's, agent/apps/quality.py, also reads the window's spends back from its traces
+at start: the `sqlagent.tokens` tag; the MCP server's, agent/apps/mcp_server.py, counts from its start).
 """
 
 from __future__ import annotations
@@ -13,6 +16,10 @@ import threading
 import time
 from collections import defaultdict, deque
 from collections.abc import Callable, Iterable
+
+from agent.apps.auth import Principal
+from agent.config import BudgetSettings
+from agent.service import TokenBudget
 
 
 class OverTokenBudget(Exception):
@@ -68,3 +75,27 @@ class UserTokens:
                 self.charge(user, tokens, at=now - age)
                 kept += 1
         return kept
+
+
+class UserBudgets:
+    """The token budget of each question: budget.tokens_per_question, or the user's rest of
+    budget.tokens_per_user when that is smaller. One rule for every entry point that asks the model."""
+
+    def __init__(self, settings: BudgetSettings):
+        self.per_question = settings.tokens_per_question or None
+        self.user_tokens = (
+            UserTokens(settings.tokens_per_user, settings.user_window_s) if settings.tokens_per_user else None
+        )
+
+    def budget_for(self, who: Principal) -> TokenBudget:
+        """Raises OverTokenBudget when an authenticated user has nothing left."""
+        if self.user_tokens is None or not who.authenticated:
+            return TokenBudget(self.per_question)
+        rest = self.user_tokens.remaining(who.name)
+        if self.per_question is None or rest < self.per_question:
+            return TokenBudget(rest, "budget.tokens_per_user")
+        return TokenBudget(self.per_question)
+
+    def charge(self, who: Principal, tokens: int) -> None:
+        if self.user_tokens is not None and who.authenticated:
+            self.user_tokens.charge(who.name, tokens)

@@ -66,7 +66,7 @@ def test_explains_with_the_token_role(env):
     assert data["status"] == "ok" and data["explanation"] == "It reads the Batting and People tables."
     assert data["step"]["name"] == EXPLAIN and data["step"]["tokens"] > 0
     assert (None, "public") in env["made"]
-    charged = env["app"].state.quality.user_tokens.remaining("alice")
+    charged = env["app"].state.quality.budgets.user_tokens.remaining("alice")
     assert charged == 1_000_000 - data["step"]["tokens"]
     metrics = env["client"].get("/metrics", headers={"Authorization": f"Bearer {env['tokens']['bob']}"}).text
     assert 'node="explain"' in metrics

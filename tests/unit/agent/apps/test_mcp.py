@@ -12,13 +12,21 @@ import socket
 import sys
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 import httpx
 import mlflow
 import pytest
 
+from agent.apps.auth import LOCAL, Principal
 from agent.apps.cli import main as cli_main
+from agent.apps.mcp_serve import http_app
+from agent.apps.mcp_server import McpBackend
+from agent.explain import ExplainResult
+from agent.service import AskResult, TokenBudget
+from agent.state import NodeRun
 
 ROOT = Path(__file__).resolve().parents[4]
 TOOLS = {"ask", "explain", "describe_schema", "lookup_values", "run_sql"}
@@ -161,10 +169,6 @@ def test_stdio_session(fake_lm_server, tmp_path):
 
 @pytest.fixture(scope="module")
 def http_server(tmp_path_factory):
-    import uvicorn
-
-    from agent.apps.mcp_serve import http_app
-    from agent.apps.mcp_server import McpBackend
     from agent.apps.users import UserStore
     from agent.service import Agent
     from tests.fake_lm import default_handlers, fake_lm
@@ -184,26 +188,35 @@ def http_server(tmp_path_factory):
         users = UserStore(tmp / "users.sqlite")
         tokens = {
             "ana": users.add("ana", "public", ["ask"])[1],
+            "bob": users.add("bob", "public", ["ask"])[1],
             "fb": users.add("fb", "analyst", ["feedback"])[1],
         }
         backend = McpBackend(settings, agent_factory=factory)
-        port = _free_port()
-        app = http_app(backend, host="127.0.0.1", auth=True, users=users)
-        uv = uvicorn.Server(
-            uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
-        )
-        thread = threading.Thread(target=uv.run, daemon=True)
-        thread.start()
-        deadline = time.monotonic() + 30
-        while not uv.started and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert uv.started, "uvicorn did not start"
         try:
-            yield {"url": f"http://127.0.0.1:{port}/mcp", "tokens": tokens, "settings": settings}
+            with _serving(http_app(backend, host="127.0.0.1", auth=True, users=users)) as url:
+                yield {"url": url, "tokens": tokens, "settings": settings, "users": users}
         finally:
-            uv.should_exit = True
-            thread.join(timeout=10)
             backend.close()
+
+
+@contextmanager
+def _serving(app) -> Iterator[str]:
+    """`app` served by uvicorn on a free loopback port, in a thread; yields the MCP endpoint's URL."""
+    import uvicorn
+
+    port = _free_port()
+    uv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
+    thread = threading.Thread(target=uv.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not uv.started and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert uv.started, "uvicorn did not start"
+    try:
+        yield f"http://127.0.0.1:{port}/mcp"
+    finally:
+        uv.should_exit = True
+        thread.join(timeout=10)
 
 
 def _client(url: str, token: str):
@@ -256,6 +269,156 @@ def test_http_refuses_without_the_ask_permission(http_server, token, status, nee
     assert r.status_code == status and needle in r.json()["detail"]
     if status == 401:
         assert r.headers["WWW-Authenticate"].startswith("Bearer")
+
+
+# --- the API's per-user limits, on the tools that use the model ---------------------------------------
+
+
+class CountingAgent:
+    """Answers at once, spending `tokens`, or holds each question while `gate` is clear (a question
+    in progress); records the token budget each question was given."""
+
+    def __init__(self, tokens: int = 0):
+        self.tokens = tokens
+        self.gate = threading.Event()
+        self.gate.set()
+        self.entered = threading.Event()
+        self.budgets: list = []
+
+    def ask(self, question, thread_id=None, user=None, tags=None, budget=None):
+        self.budgets.append((user, budget))
+        self.entered.set()
+        self.gate.wait(10)
+        node = NodeRun(name="generate", duration_ms=1.0, tokens=self.tokens)
+        return AskResult(question=question, status="ok", answer="ok", thread_id=thread_id, nodes=[node])
+
+    def explain(self, sql, question=None, user=None, tags=None):
+        return ExplainResult(status="ok", sql=sql, explanation="It reads People.")
+
+
+def _limited_settings(http_server, **sections):
+    """http_server's settings (its tracking store: a second one would move tracing) with these values."""
+    settings = http_server["settings"].model_copy(deep=True)
+    for section, values in sections.items():
+        for key, value in values.items():
+            setattr(getattr(settings, section), key, value)
+    return settings
+
+
+@contextmanager
+def _limited_server(http_server, agent, **sections) -> Iterator[str]:
+    backend = McpBackend(_limited_settings(http_server, **sections), agent_factory=lambda s, db, role: agent)
+    try:
+        with _serving(http_app(backend, host="127.0.0.1", auth=True, users=http_server["users"])) as url:
+            yield url
+    finally:
+        backend.close()
+
+
+def _refusal(result) -> tuple[str, int]:
+    """The text and retry_after_s of a limit's refusal, checked to be one line that says when to retry."""
+    (block,) = result.content
+    retry = result.structured_content["retry_after_s"]
+    assert result.is_error and block.text == result.structured_content["error"], result
+    assert "\n" not in block.text and block.text.endswith(f"Retry in {retry} s."), block.text
+    return block.text, retry
+
+
+def test_http_a_user_over_the_minute_limit_is_told_when_to_retry(http_server):
+    agent, tokens = CountingAgent(), http_server["tokens"]
+
+    async def session(url):
+        async with _client(url, tokens["ana"]) as ana, _client(url, tokens["bob"]) as bob:
+            asked = [
+                await ana.call_tool("ask", {"question": QUESTION}),
+                await ana.call_tool("explain", {"sql": RUTH}),
+            ]
+            refused = await ana.call_tool("ask", {"question": QUESTION})
+            sql = await ana.call_tool("run_sql", {"sql": RUTH})
+            return asked, refused, sql, await bob.call_tool("ask", {"question": QUESTION})
+
+    with _limited_server(http_server, agent, server={"questions_per_minute": 2}) as url:
+        asked, refused, sql, other = _run(session(url))
+    assert not any(r.is_error for r in asked)  # an explanation counts as a question: the model's time
+    text, retry = _refusal(refused)
+    assert "'ana' asked 2 questions" in text and "server.questions_per_minute" in text and 1 <= retry <= 60
+    assert not sql.is_error  # the registry tools use no model and do not count
+    assert not other.is_error  # bob is not held by ana's limit
+    assert [user for user, *_ in agent.budgets] == ["ana", "bob"]  # the refused one never reached the model
+
+
+def test_http_the_concurrency_limit_holds_until_the_job_ends(http_server):
+    agent, tokens = CountingAgent(), http_server["tokens"]
+    agent.gate.clear()
+
+    async def session(url):
+        async with _client(url, tokens["ana"]) as ana, _client(url, tokens["bob"]) as bob:
+            first = asyncio.create_task(ana.call_tool("ask", {"question": QUESTION}))
+            assert await asyncio.to_thread(agent.entered.wait, 30), "ana's question never reached the model"
+            busy = await ana.call_tool("explain", {"sql": RUTH})
+            queued = asyncio.create_task(bob.call_tool("ask", {"question": QUESTION}))
+            await asyncio.wait({queued}, timeout=1)  # bob's question is admitted while ana's runs
+            agent.gate.set()
+            return busy, await first, await queued, await ana.call_tool("ask", {"question": QUESTION})
+
+    with _limited_server(http_server, agent, server={"max_concurrent_questions": 1}) as url:
+        busy, first, other, again = _run(session(url))
+    text, retry = _refusal(busy)
+    assert "server.max_concurrent_questions" in text and retry == 5
+    assert not first.is_error and not other.is_error
+    assert not again.is_error  # her place is free once her answer is in
+
+
+def test_a_cancelled_call_holds_its_place_until_the_model_is_done(http_server):
+    """The client gave up, the model has not: the place is freed when the worker ends the job."""
+    agent = CountingAgent()
+    agent.gate.clear()
+    settings = _limited_settings(
+        http_server, server={"max_concurrent_questions": 1, "questions_per_minute": 3}
+    )
+    backend = McpBackend(settings, agent_factory=lambda s, db, role: agent)
+    ana = Principal(name="ana", role="public", permissions=["ask"], authenticated=True)
+    ask = {"question": QUESTION}
+
+    async def calls():
+        first = asyncio.create_task(backend.call("ask", ask, ana))
+        assert await asyncio.to_thread(agent.entered.wait, 30)
+        first.cancel()
+        with suppress(asyncio.CancelledError):
+            await first
+        busy = await backend.call("ask", ask, ana)
+        agent.gate.set()
+        await asyncio.wrap_future(backend.pool.run(lambda: None))  # the one worker is past ana's job
+        again = await backend.call("ask", ask, ana)
+        local = [await backend.call("ask", ask, LOCAL) for _ in range(4)]  # the local operator: no limits
+        return busy, again, local
+
+    try:
+        busy, again, local = _run(calls())
+    finally:
+        backend.close()
+    assert "server.max_concurrent_questions" in _refusal(busy)[0]
+    assert not again.is_error
+    assert not any(r.is_error for r in local)
+
+
+def test_http_a_user_past_the_token_budget_is_refused(http_server):
+    agent, tokens = CountingAgent(tokens=40), http_server["tokens"]
+
+    async def session(url):
+        async with _client(url, tokens["ana"]) as ana, _client(url, tokens["bob"]) as bob:
+            answered = [await ana.call_tool("ask", {"question": QUESTION}) for _ in range(2)]
+            refused = await ana.call_tool("explain", {"sql": RUTH})
+            return answered, refused, await bob.call_tool("ask", {"question": QUESTION})
+
+    with _limited_server(http_server, agent, budget={"tokens_per_user": 50}) as url:
+        answered, refused, other = _run(session(url))
+    assert not any(r.is_error for r in answered) and not other.is_error
+    # Each question is given the user's rest (the API's rule), and charged what it spent.
+    rest = lambda tokens: TokenBudget(tokens, "budget.tokens_per_user")  # noqa: E731
+    assert agent.budgets == [("ana", rest(50)), ("ana", rest(10)), ("bob", rest(50))]
+    text, retry = _refusal(refused)
+    assert "'ana' used 80 LM tokens" in text and "budget.tokens_per_user" in text and retry >= 1
 
 
 def test_http_without_auth_is_refused_off_loopback(capsys):

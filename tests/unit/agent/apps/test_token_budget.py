@@ -64,10 +64,10 @@ def _quality(per_user: int, per_question: int) -> Quality:
 def test_the_users_rest_is_the_questions_budget_when_smaller():
     quality = _quality(per_user=1000, per_question=800)
     assert quality.budget_for(ANA).tokens == 800
-    quality.user_tokens.charge("ana", 500)
+    quality.budgets.user_tokens.charge("ana", 500)
     budget = quality.budget_for(ANA)
     assert (budget.tokens, budget.source) == (500, "budget.tokens_per_user")
-    quality.user_tokens.charge("ana", 500)
+    quality.budgets.user_tokens.charge("ana", 500)
     with pytest.raises(HTTPException) as refused:
         quality.budget_for(ANA)
     assert refused.value.status_code == 429 and int(refused.value.headers["Retry-After"]) >= 1
