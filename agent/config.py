@@ -93,6 +93,10 @@ class EmbeddedSettings(Section):
     host: str = "127.0.0.1"
     port: int = 0
     startup_timeout_s: float = 120
+    # The in-process server keeps working on a request whose client gave up, so a timeout and retry
+    # only queue a second copy behind the first: an embedded request may take this long (lm.timeout_s
+    # if that is longer). config/sqlagent.yaml says how it was measured.
+    request_timeout_s: float = 900
     min_free_memory_mb: int = 1024
     # Save the model's prompt state after a question and restore it when the next process starts,
     # so its first question finds the stable prompt prefix already read (<cache_dir>/slots).

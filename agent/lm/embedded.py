@@ -463,7 +463,12 @@ def build_lm(lm: LMSettings, embedded: EmbeddedSettings | None = None) -> dspy.L
     if name is not None:
         if lm.api_base or lm.api_key_env:
             log.warning("lm.api_base/api_key_env are ignored for embedded model %s", lm.model)
-        server = get_server(name, embedded or EmbeddedSettings())
+        embedded = embedded or EmbeddedSettings()
+        server = get_server(name, embedded)
+        # llama.cpp reads a prompt to the end after its client timed out (one slot), so a retry waits
+        # behind it: a cold 3.9k-token prompt on 2 slow cores (~230 s) hit lm.timeout_s=120 and was
+        # read once while the question reported 1 token read (embedded.request_timeout_s).
+        common["timeout"] = max(lm.timeout_s, embedded.request_timeout_s)
         return dspy.LM(f"openai/{name}", api_base=server.base_url + "/v1", api_key=server.api_key, **common)
 
     if "/" not in lm.model:

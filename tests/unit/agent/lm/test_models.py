@@ -245,6 +245,23 @@ def test_build_lm_passes_hosted_settings_through(monkeypatch):
     assert lm.kwargs["temperature"] == 0.3 and lm.kwargs["max_tokens"] == 77
 
 
+def test_an_embedded_request_may_outlast_a_cold_prompt(monkeypatch):
+    """A client that times out does not stop llama.cpp reading the prompt, and the retry queues
+    behind it: the embedded model gets embedded.request_timeout_s unless lm.timeout_s is longer."""
+
+    class Running:
+        base_url, api_key = "http://127.0.0.1:1", "k"
+
+    monkeypatch.setattr("agent.lm.embedded.get_server", lambda name, settings: Running())
+    model = "embedded/qwen2.5-coder-0.5b"
+    lm = build_lm(LMSettings(model=model, timeout_s=120), EmbeddedSettings(request_timeout_s=900))
+    assert lm.kwargs["timeout"] == 900 and lm.model == "openai/qwen2.5-coder-0.5b"
+    lm = build_lm(LMSettings(model=model, timeout_s=1200), EmbeddedSettings(request_timeout_s=900))
+    assert lm.kwargs["timeout"] == 1200
+    hosted = build_lm(LMSettings(model="ollama_chat/qwen2.5-coder", timeout_s=120), EmbeddedSettings())
+    assert hosted.kwargs["timeout"] == 120
+
+
 def test_build_lm_without_key_env_sends_no_key():
     lm = build_lm(LMSettings(model="ollama_chat/qwen2.5-coder"))
     assert "api_key" not in lm.kwargs and "api_base" not in lm.kwargs
