@@ -29,8 +29,9 @@ from pydantic import BaseModel, Field
 
 from agent.context import AgentContext
 from agent.nodes.instrument import TokenCounts, step_attributes, step_run, token_counts
-from agent.question_check import not_utf8, question_problem
+from agent.question_check import question_problem
 from agent.state import NodeRun
+from agent.text_check import text_problem
 from prompts.explain import Explain
 from tools.run_sql import MAX_SQL_CHARS
 from tools.schema_info import DescribeSchemaArgs
@@ -70,8 +71,8 @@ def explain_inputs(ctx: AgentContext, decision: PolicyDecision, question: str | 
 def _bad_input(ctx: AgentContext, sql: str, question: str | None) -> str | None:
     if len(sql) > MAX_SQL_CHARS:
         return f"The SQL is {len(sql)} characters long; the limit is {MAX_SQL_CHARS}."
-    if not_utf8(sql):
-        return "The SQL is not valid UTF-8 text."
+    if problem := text_problem(sql, "The SQL"):
+        return problem
     if question and question.strip():
         return question_problem(question, ctx.settings.limits.max_question_chars)
     return None

@@ -1,66 +1,19 @@
-"""Say what is wrong with text a user typed, in one line: for the CLI, and for the HTTP API to reuse.
+"""Say what is wrong with what an application was given, in one line: for the CLI and the MCP server.
 
-Two entry points:
-  text_problem(value, what, kind)  - the checks every piece of typed text gets before any work:
-                                     valid UTF-8, no NUL byte; a name (thread id, role, trace id, model
-                                     name) is also non-empty, short and free of control characters.
-  validation_message(exc, what)    - a pydantic ValidationError (a tool's argument model, a request
-                                     body) as one sentence, without the input dump and the docs URL.
-
-Undecodable bytes arrive as lone surrogates (Python decodes argv with surrogateescape: byte 0xFF
-becomes U+DCFF), so the message can name the byte the user actually typed.
+Two entry points, both built on the runtime's one text check (agent/text_check.py):
+  arguments_problem(arguments, what) - the first string anywhere in a tool's JSON arguments that
+                                       `text_problem` refuses, named by its field.
+  validation_message(exc, what)      - a pydantic ValidationError (a tool's argument model) as one
+                                       sentence, without the input dump and the docs URL.
 """
 
 from __future__ import annotations
 
-import unicodedata
-from typing import Literal
-
 from pydantic import ValidationError
 
-__all__ = ["MAX_NAME_CHARS", "TextKind", "arguments_problem", "text_problem", "validation_message"]
+from agent.text_check import text_problem
 
-MAX_NAME_CHARS = 200
-# text: a question or SQL (whitespace and newlines are content); name: an identifier-like value;
-# path: a file name (any bytes but NUL are legal on POSIX, so a non-UTF-8 path is left to the OS).
-TextKind = Literal["text", "name", "path"]
-
-
-def _at(i: int) -> str:
-    return f"at character {i + 1}"
-
-
-def _encoding_problem(value: str) -> str | None:
-    for i, ch in enumerate(value):
-        code = ord(ch)
-        if 0xDC80 <= code <= 0xDCFF:  # surrogateescape: the undecodable byte itself
-            return f"byte 0x{code - 0xDC00:02X} {_at(i)}"
-        if 0xD800 <= code <= 0xDFFF:
-            return f"a lone surrogate U+{code:04X} {_at(i)}"
-        if ch == "\ufffd":  # what a lossy decoder leaves behind: the original bytes are gone
-            return f"U+FFFD, the mark of a failed decoding, {_at(i)}"
-    return None
-
-
-def text_problem(value: str, what: str, kind: TextKind = "text") -> str | None:
-    """None when `value` is usable text, else one sentence starting with `what` ("The SQL", "--thread")."""
-    if kind != "path":
-        bad = _encoding_problem(value)
-        if bad:
-            return f"{what} is not valid UTF-8 text ({bad})."
-    nul = value.find("\x00")
-    if nul >= 0:
-        return f"{what} contains a NUL byte ({_at(nul)})."
-    if kind != "name":
-        return None
-    if not value.strip():
-        return f"{what} is empty."
-    if len(value) > MAX_NAME_CHARS:
-        return f"{what} is {len(value)} characters long; the limit is {MAX_NAME_CHARS}."
-    for i, ch in enumerate(value):
-        if unicodedata.category(ch) in ("Cc", "Cf"):
-            return f"{what} contains a control character (U+{ord(ch):04X} {_at(i)})."
-    return None
+__all__ = ["arguments_problem", "validation_message"]
 
 
 def arguments_problem(arguments: object, what: str, path: str = "") -> str | None:

@@ -16,7 +16,7 @@ from pydantic import ValidationError
 
 import agent  # noqa: F401  (sets the offline switches before any library import)
 from agent.apps import cli_explain as explain
-from agent.apps.bad_input import TextKind, text_problem, validation_message
+from agent.apps.bad_input import validation_message
 from agent.apps.cli_output import (
     add_output_arguments,
     emit,
@@ -29,6 +29,7 @@ from agent.apps.cli_output import (
 from agent.apps.render import table, timeline
 from agent.apps.version import version
 from agent.config import ConfigNotFound, load_settings
+from agent.text_check import TextKind, text_problem
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
 

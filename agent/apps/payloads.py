@@ -1,7 +1,7 @@
 """The API's request bodies and responses, and what a client is told when a body is wrong: one line.
 
-A validation error is `{"detail": "question: is not valid UTF-8 text"}`, not pydantic's list of
-dicts with documentation URLs; the web page shows `detail` as it is.
+A validation error is `{"detail": "The corrected_sql contains a NUL byte (at character 9)."}`, not
+pydantic's list of dicts with documentation URLs; the web page shows `detail` as it is.
 """
 
 from __future__ import annotations
@@ -12,18 +12,19 @@ from typing import Annotated, Any, Literal
 from fastapi.responses import JSONResponse
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool
 
-from agent.question_check import not_utf8
+from agent.text_check import text_problem
 from tools.run_sql import MAX_SQL_CHARS
 
 MAX_QUESTION = 20_000  # transport bound; the agent's own limit (limits.max_question_chars) answers below it
 THREAD_PATTERN = r"^[A-Za-z0-9_.:-]+$"
-NOT_UTF8 = "is not valid UTF-8 text"
+BAD_TEXT = "is not usable text"  # what _text raises; _one puts text_problem's sentence in its place
 BAD_BODY = 'The request body is not valid JSON in UTF-8: send a JSON object, e.g. {"question": "..."}.'
 
 
 def _text(value: str) -> str:
-    if not_utf8(value):
-        raise ValueError(NOT_UTF8)
+    """Refuse what no entry point accepts (agent/text_check.py); `_one` says why, naming the field."""
+    if text_problem(value, "The text"):
+        raise ValueError(BAD_TEXT)
     return value
 
 
@@ -96,8 +97,9 @@ def _one(error: dict[str, Any]) -> str:
         return f"{field or 'the request body'} is required."
     if kind == "extra_forbidden":
         return f"{field} is not a field of this request."
-    if kind == "string_unicode" or msg == NOT_UTF8:  # pydantic's check or ours (_text): one wording
-        return f"The {field or 'request'} {NOT_UTF8}."
+    if kind == "string_unicode" or msg == BAD_TEXT:  # pydantic's check or ours (_text): one wording
+        what, value = f"The {field or 'request'}", error.get("input")
+        return (isinstance(value, str) and text_problem(value, what)) or f"{what} is not valid UTF-8 text."
     return f"{field}: {msg}" if field else msg
 
 

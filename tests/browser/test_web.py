@@ -160,7 +160,9 @@ def test_ask_feedback_review_promote(server, browser):
         "document.querySelector('.turn:last-child .timeline li.failed')?.textContent.includes('UTF-8')",
         timeout=15_000,
     )
-    assert page.inner_text(".turn:last-child .timeline li.failed") == "The question is not valid UTF-8 text."
+    assert page.inner_text(".turn:last-child .timeline li.failed") == (
+        "The question is not valid UTF-8 text (U+FFFD, the mark of a failed decoding, at character 11)."
+    )
 
     # Ask: the node timeline streams in, then the result with SQL, rows and a chart.
     page.fill("#question", QUESTION)

@@ -32,10 +32,12 @@ from pydantic import BaseModel, Field, ValidationError
 import agent.apps.cli as cli
 import agent.service as service
 import agent.tracing as tracing
-from agent.apps.bad_input import text_problem, validation_message
+from agent.apps.bad_input import validation_message
 from agent.apps.cli import main as cli_main
 from agent.config import Settings, load_settings
+from agent.question_check import question_problem
 from agent.service import Agent
+from agent.text_check import text_problem
 from tests.fake_lm import ScriptedEngine, default_handlers, fake_lm
 from tests.tracking_store import temporary_tracking
 from tools.sql.policy import Catalog, SqlPolicy
@@ -121,8 +123,13 @@ BAD_QUESTIONS = [
     ("empty", "", "empty"),
     ("blank", "   \n\t ", "empty"),
     ("too-long", "Who hit the most home runs? " * 100, "max_question_chars"),
-    ("non-utf8", NON_UTF8, "not valid UTF-8"),
-    ("replacement-char", "Who hit \ufffd home runs?", "not valid UTF-8"),
+    ("non-utf8", NON_UTF8, "The question is not valid UTF-8 text (byte 0xFF at character 1)."),
+    (
+        "replacement-char",
+        "Who hit \ufffd home runs?",
+        "(U+FFFD, the mark of a failed decoding, at character 9).",
+    ),
+    ("nul", "Who won\x00 in 2001?", "The question contains a NUL byte (at character 8)."),
 ]
 
 
@@ -284,6 +291,15 @@ def test_text_problem_kinds():
     assert (
         text_problem("\ud800", "x") == "x is not valid UTF-8 text (a lone surrogate U+D800 at character 1)."
     )
+
+
+def test_a_question_gets_the_same_text_check_as_every_other_argument():
+    """question_problem (the service, the API) words bad text as text_problem does (the CLI, MCP)."""
+    for text in (NON_UTF8, "home runs \ufffd", "home runs \ud800", "Who won\x00 in 2001?"):
+        expected = text_problem(text, "The question")
+        assert expected and question_problem(text, 2000) == expected
+    assert question_problem(" ", 2000) == "The question is empty: ask something about the database."
+    assert question_problem("Who won?\n\tIn 2001?", 2000) is None
 
 
 # --- the database --------------------------------------------------------------------------------

@@ -117,7 +117,15 @@ def test_bad_input_and_a_failing_lm_are_results(settings):
     assert "the model server is down" in failed.error and len(failed.error.splitlines()) == 1
     too_long = agent.explain("SELECT 1", question="x" * (settings.limits.max_question_chars + 1))
     assert too_long.error_kind == "bad_input" and "limits.max_question_chars" in too_long.error
-    assert agent.explain("SELECT '\ud800'").error_kind == "bad_input"
+    calls = len(engine.calls)
+    surrogate = agent.explain("SELECT '\ud800'")
+    assert (surrogate.error_kind, surrogate.error) == (
+        "bad_input",
+        "The SQL is not valid UTF-8 text (a lone surrogate U+D800 at character 9).",
+    )
+    nul = agent.explain("SELECT 1\x00")  # the same check as the CLI's and MCP's, before the policy
+    assert (nul.error_kind, nul.error) == ("bad_input", "The SQL contains a NUL byte (at character 9).")
+    assert len(engine.calls) == calls  # the LM never saw either
     silent, _ = _agent(settings, handlers={"explanation": lambda i: {"explanation": "  "}})
     assert silent.explain("SELECT COUNT(*) FROM Teams").error == "The model returned no explanation."
 

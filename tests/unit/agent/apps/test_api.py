@@ -175,8 +175,11 @@ def test_stream_and_ask_agree_on_bad_input(client, app_env):
     for question, reason in [
         ("   ", "The question is empty"),
         ("x" * 2001, "the limit is 2000"),
-        ("home runs \ufffd", "not valid UTF-8"),
-        ("Who won\x00 in 2001?", "contains a NUL byte"),
+        (
+            "home runs \ufffd",
+            "not valid UTF-8 text (U+FFFD, the mark of a failed decoding, at character 11).",
+        ),
+        ("Who won\x00 in 2001?", "contains a NUL byte (at character 8)."),
     ]:
         r = client.post("/api/ask", json={"question": question})
         assert r.status_code == 422 and reason in r.json()["detail"], r.text
@@ -219,20 +222,32 @@ def test_malformed_bodies_do_not_crash(client):
     r = client.post(
         "/api/ask", content=b'{"question": "home runs \\ud800"}', headers={"content-type": "application/json"}
     )
-    assert r.status_code == 422 and r.json()["detail"] == "The question is not valid UTF-8 text.", r.text
-    # The same for a corrected SQL, through the JSON escape or the character invalid bytes decode to.
-    for sql in ("SELECT 1 \\ud800", "SELECT '\\ufffd'"):
+    assert r.status_code == 422, r.text
+    assert (
+        r.json()["detail"]
+        == "The question is not valid UTF-8 text (a lone surrogate U+D800 at character 11)."
+    )
+    # The same for the feedback's text (agent/text_check.py, as the CLI and MCP say it): the JSON
+    # escape, the character invalid bytes decode to, and a NUL byte, named by field and place.
+    for field, text, detail in [
+        ("corrected_sql", "SELECT 1 \\ud800", "is not valid UTF-8 text (a lone surrogate U+D800 at character 10)."),
+        ("corrected_sql", "SELECT '\\ufffd'", "is not valid UTF-8 text (U+FFFD, the mark of a failed decoding, at character 9)."),
+        ("comment", "wrong\\u0000 columns", "contains a NUL byte (at character 6)."),
+    ]:  # fmt: skip
         r = client.post(
             "/api/feedback",
-            content=b'{"trace_id": "x", "value": false, "corrected_sql": "%s"}' % sql.encode(),
+            content=b'{"trace_id": "x", "value": false, "%s": "%s"}' % (field.encode(), text.encode()),
             headers={"content-type": "application/json"},
         )
-        assert r.status_code == 422 and r.json()["detail"] == "The corrected_sql is not valid UTF-8 text.", (
-            r.text
-        )
+        assert r.status_code == 422 and r.json() == {"detail": f"The {field} {detail}"}, r.text
+        assert r.content.count(b"\n") == 0  # one line of JSON
     # Invalid bytes in a query string: the same one line, and the agent is never asked.
     r = client.get("/api/ask/stream?question=home%20runs%FF%FE")
-    assert r.status_code == 422 and r.json()["detail"] == "The question is not valid UTF-8 text.", r.text
+    assert r.status_code == 422, r.text
+    assert (
+        r.json()["detail"]
+        == "The question is not valid UTF-8 text (U+FFFD, the mark of a failed decoding, at character 10)."
+    )
     assert client.get("/api/ask/stream").status_code == 422
     assert client.get("/api/review", params={"limit": "many"}).status_code == 422
     assert client.get("/api/nope").status_code == 404
