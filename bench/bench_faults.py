@@ -5,7 +5,8 @@ runs an agent whose LM is bench/fake_lm_server.py, a separate process reached ov
 `lm.api_base`; the MLflow store is a sqlite file and the database a copy of data/lahman.duckdb, both
 in a temporary directory. Each client (bench/fault_clients.py) asks questions and gives feedback on
 its answered traces. With --faults, one at a time (bench/faults.py): the LM server is SIGKILLed and
-restarted, the tracking store made unwritable and restored, the database file replaced by a copy.
+restarted, the tracking store made unwritable and restored, the database file replaced by a copy
+(which the server must reopen: the fault's record says when it did).
 
 It passes when no question ends as a failure (5xx, unreadable body, traceback, hang), the server
 answers its health probe throughout and a question after the last fault, and every acknowledged
@@ -33,10 +34,18 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import agent  # noqa: E402,F401  (offline switches)
 from bench.fault_clients import Recorder, run_client  # noqa: E402
 from bench.fault_report import Outcome, reconcile, report  # noqa: E402
-from bench.faults import ROOT, FaultRecord, LMProcess, replace_database, store_unwritable  # noqa: E402
+from bench.faults import (  # noqa: E402
+    ROOT,
+    DatabaseLog,
+    FaultRecord,
+    LMProcess,
+    replace_database,
+    store_unwritable,
+)
 
 KEY_ENV = "SQLAGENT_FAKE_LM_KEY"
 RESULTS = ROOT / "bench" / "results"
+REPLACE = "replace database file"
 
 
 def free_port() -> int:
@@ -142,7 +151,7 @@ def inject(
     plan = [
         ("kill LM server", 0.15, args.hold, lm.killed),
         ("tracking store unwritable", 0.40, args.store_hold, lambda: store_unwritable(store_file)),
-        ("replace database file", 0.75, args.hold, lambda: replace_database(db)),
+        (REPLACE, 0.75, args.hold, lambda: replace_database(db)),
     ]
     for name, at, hold, fault in plan:
         time.sleep(max(0.0, at * args.seconds - clock()))
@@ -196,6 +205,7 @@ def main(argv: list[str] | None = None) -> int:
     probe = httpx.Client(
         base_url=server.base, timeout=args.timeout, headers={"Authorization": f"Bearer {tokens['probe']}"}
     )
+    db_log = DatabaseLog().attach()
     try:
         warm_started = time.perf_counter()  # the first question builds the agent: schema, value index
         warm = ask_once(probe, "Who hit the most home runs in 1927?")
@@ -230,6 +240,9 @@ def main(argv: list[str] | None = None) -> int:
         after = ask_once(probe, "Who hit the most home runs in 1961?")
         stop.set()
         watch.join()
+        for fault in faults:
+            if fault.name == REPLACE and fault.ended_s is not None:
+                fault.detail += f" | {db_log.after(fault, t0)}"
         outcome = Outcome(
             clients=args.clients, seconds=args.seconds, elapsed_s=round(elapsed, 2), warmup_s=round(warmup_s, 2),
             faults=faults, health_misses=misses, server_alive=server.thread.is_alive(),
@@ -239,6 +252,7 @@ def main(argv: list[str] | None = None) -> int:
             load_avg=list(os.getloadavg()),
         )  # fmt: skip
     finally:
+        db_log.detach()
         probe.close()
         server.stop()
         lm.kill()

@@ -10,12 +10,16 @@ for a few seconds while the clients keep asking. What each did is a `FaultRecord
   nothing, so the store's directory is moved away for the while (a lock would not do: MLflow sets
   a 20 s busy timeout, so writers would only wait).
 - `replace_database`: the database file is replaced by a copy with an atomic rename, as a deploy
-  that ships new data would.
+  that ships new data would. The engine reopens the new file at its next query (after the queries
+  still running on the old one end) and the copy has the same fingerprint, so the schema and value
+  index stay current; `DatabaseLog` reads what the engine and the Database logged about it, and the
+  fault's record says when the reopen came (or that it never did).
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import shutil
 import signal
@@ -133,9 +137,47 @@ def store_unwritable(db_file: Path) -> Iterator[str]:
 
 @contextlib.contextmanager
 def replace_database(db_file: Path) -> Iterator[str]:
-    """Replace `db_file` by a copy of itself, atomically: readers see the old file or the new one."""
+    """Replace `db_file` by a copy of itself, atomically: readers see the old file or the new one
+    (the server reopens the new one at its next query: tools/sql/engines/duckdb.py)."""
     staged = db_file.with_name(db_file.name + ".new")
     shutil.copy2(db_file, staged)
     before = db_file.stat().st_ino
     os.replace(staged, db_file)
     yield f"os.replace: inode {before} -> {db_file.stat().st_ino}"
+
+
+class DatabaseLog(logging.Handler):
+    """The warnings tools/sql/engines/duckdb.py (a replaced file reopened) and tools/sql/database.py
+    (the schema is stale: a restart is needed) log while attached, at `time.monotonic()`."""
+
+    ENGINE, DATABASE = "tools.sql.engines.duckdb", "tools.sql.database"
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.entries: list[tuple[float, str]] = []  # (monotonic time, logger name)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.entries.append((time.monotonic(), record.name))
+
+    def attach(self) -> DatabaseLog:
+        for name in (self.ENGINE, self.DATABASE):
+            logging.getLogger(name).addHandler(self)
+        return self
+
+    def detach(self) -> None:
+        for name in (self.ENGINE, self.DATABASE):
+            logging.getLogger(name).removeHandler(self)
+
+    def after(self, fault: FaultRecord, t0: float) -> str:
+        """What followed a `replace_database` fault (its times are seconds since `t0`)."""
+        swapped = t0 + fault.started_s
+        seen = [(t, name) for t, name in self.entries if t >= swapped]
+        reopened = [t for t, name in seen if name == self.ENGINE]
+        if not reopened:
+            return "the engine logged no reopen after the swap: the server still reads the old file"
+        stale = any(name == self.DATABASE for _, name in seen)
+        return f"the engine reopened the new file {reopened[0] - swapped:.1f} s after the swap; " + (
+            "other contents: the schema and value index are stale until a restart"
+            if stale
+            else "same fingerprint: the schema and value index still describe it"
+        )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import logging
 import re
 import threading
 from collections import Counter
@@ -19,6 +20,8 @@ from tools.sql.policy import AccessRole, Catalog, SqlPolicy, default_role_name, 
 from tools.sql.role_view import HiddenParts, hidden_parts, reads_hidden, role_schema
 from tools.sql.schema_cache import load_schema
 from tools.sql.values import ValueIndex
+
+log = logging.getLogger(__name__)
 
 
 class DatabaseConfig(BaseModel):
@@ -63,11 +66,49 @@ class Database:
         # is its older name, kept because every caller that runs SQL reads `db.sandbox.execute`.
         self.engine: Engine = open_engine(config.url, config.limits)
         self.sandbox: Engine = self.engine
+        # The fingerprint of a file with other contents that replaced the one the schema was read
+        # from (`_database_replaced`): until a restart, the schema and value index are the old file's.
+        self.replaced_by: str | None = None
         try:
             self._load(config)
         except BaseException:
             self.engine.close()
             raise
+        self.engine.on_reopen = self._database_replaced
+
+    def _database_replaced(self) -> None:
+        """The engine reopened a replaced database file: queries now read the new file. Called on
+        the querying thread, at the first query after the swap.
+
+        A file with the same fingerprint (path, size, mtime: a copy such as bench/faults.py makes)
+        is the same data, and the schema and value index still describe it. One with another
+        fingerprint may have other tables, columns and values, and what the prompts describe is the
+        old file's. This logs one warning naming the restart, and does not rebuild in place: the
+        schema is read in several layers (here: the role view, the policy's catalog, the value
+        index; agent/context.py: the retrieve step's schema index and stable prompt block, the
+        prompt artifacts checked against the schema), built once per process and read field by
+        field by questions running on other threads, so a rebuild of this object alone would give
+        prompts of one file and checks of another. A restart builds them all from the new file
+        (the caches are keyed by fingerprint). Until then a question on what changed ends with a
+        clear error: the policy refuses a table or column it does not know, DuckDB one that is
+        gone. Only the per-value query caches below are dropped: they are data, not description."""
+        now = self.engine.fingerprint()
+        if now == self.full_schema.fingerprint:
+            self.replaced_by = None  # the same data (a copy), or the old file put back
+            return
+        if now == self.replaced_by:
+            return
+        for cached in (Database.key_rows, Database.unique_on, Database.distinct_values):
+            cached.cache_clear()
+        self.replaced_by = now
+        log.warning(
+            "The database %s was replaced by one with other contents (fingerprint %s -> %s): queries "
+            "read the new data, but the schema, samples and value index the prompts describe are the "
+            "old file's. Restart the server (or the process) to rebuild them from the new file.",
+            self.engine.display,
+            self.full_schema.fingerprint,
+            now,
+        )
 
     def _load(self, config: DatabaseConfig) -> None:
         self.full_schema: DatabaseSchema = load_schema(self.engine, config.catalog_cache_dir)

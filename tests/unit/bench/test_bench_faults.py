@@ -16,7 +16,7 @@ import pytest
 from bench import bench_faults
 from bench.fake_lm_server import reply
 from bench.fault_clients import judge_ask, judge_feedback
-from bench.faults import LMProcess, replace_database, store_unwritable
+from bench.faults import DatabaseLog, FaultRecord, LMProcess, replace_database, store_unwritable
 from tests.tracking_store import temporary_tracking
 
 
@@ -106,6 +106,18 @@ def test_replace_database_swaps_the_file_atomically(tmp_path):
     assert not (tmp_path / "x.duckdb.new").exists()
 
 
+def test_the_database_log_says_what_followed_a_replaced_file():
+    fault, t0 = FaultRecord(name="replace database file", started_s=2.0, ended_s=2.5), 100.0
+    log = DatabaseLog()
+    assert "no reopen" in log.after(fault, t0)
+    log.entries = [(101.0, DatabaseLog.ENGINE), (102.4, DatabaseLog.ENGINE)]  # the first is older
+    assert log.after(fault, t0).startswith(
+        "the engine reopened the new file 0.4 s after the swap; same fingerprint"
+    )
+    log.entries.append((102.5, DatabaseLog.DATABASE))
+    assert "stale until a restart" in log.after(fault, t0)
+
+
 def test_a_short_run_with_faults_passes_and_finds_its_feedback(tmp_path, capsys):
     out = tmp_path / "run.json"
     with temporary_tracking(tmp_path, "unused"):  # for its cleanup: tracing back off for the next tests
@@ -135,6 +147,8 @@ def test_a_short_run_with_faults_passes_and_finds_its_feedback(tmp_path, capsys)
         "replace database file",
     ]
     assert all(f["ended_s"] is not None and "failed" not in f["detail"] for f in record["faults"])
+    replaced = record["faults"][2]["detail"]  # the server read the new file, its schema still current
+    assert "the engine reopened the new file" in replaced and "same fingerprint" in replaced, replaced
     assert record["questions"] and {q["client"] for q in record["questions"]} == {0, 1, 2}
     rc = record["reconciliation"]
     assert rc["acknowledged"] > 0 and rc["found_via_api"] == rc["found_via_mlflow"] == rc["acknowledged"]

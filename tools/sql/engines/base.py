@@ -27,7 +27,7 @@ import decimal
 import math
 import uuid
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
@@ -90,6 +90,9 @@ class Engine(ABC):
 
     dialect: ClassVar[str]
     label: ClassVar[str]
+    # Called on the querying thread after the engine reopened a database replaced under it (a DuckDB
+    # file a deploy renamed over the path); tools/sql/database.py sets it. Server engines never do.
+    on_reopen: Callable[[], None] | None = None
 
     def __init__(self, url: str, limits: EngineLimits) -> None:
         self.url = url

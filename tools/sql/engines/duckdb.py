@@ -19,10 +19,31 @@ Thread-safety: one shared read-only database connection; every `execute` runs on
 separate DuckDB connection to the same database instance). Calls from several threads can run
 concurrently, each interrupt only stops its own query, and session state (temp objects, variables)
 cannot leak from one call to the next.
+
+A replaced file (a deploy renames new data over the path, `os.replace`): an open connection keeps
+reading the old, unlinked inode forever, so before each cursor one `os.stat` compares the path's
+(device, inode, size, mtime) with the file that was opened, and on a difference the connection is
+reopened with the same locked-down configuration. What DuckDB 2.0 does that shapes this (measured):
+
+* closing a connection closes its cursors: a cursor mid-query loses its result ("No open result
+  set") and a later `execute` fails ("Connection already closed!"), so the old connection is only
+  closed once no cursor handed out on it is still running;
+* `duckdb.connect(path)` returns the cached database instance while any connection to that path is
+  open (every spelling: symlinks, `./`, `/proc/self/fd/N`), i.e. still the old file; a new instance
+  can only be had once the old connection and all its cursors are closed.
+
+So a new cursor request that finds the file replaced waits for the cursors still running on the old
+file (each is interrupted after `limits.timeout_s`), then reopens. If they are not done by
+`timeout_s` + `REOPEN_GRACE_S` (a long `read`), new queries run on the old file (still a consistent
+database, as a reader of the replaced file sees it) until the last one ends, and the reopen happens
+then, at the next query. `on_reopen` (set by tools/sql/database.py) is told after each reopen.
 """
 
 from __future__ import annotations
 
+import contextlib
+import logging
+import os
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -54,6 +75,20 @@ from tools.sql.introspect import (
 )
 from tools.sql.schema_cache import load_schema
 
+log = logging.getLogger(__name__)
+
+REOPEN_GRACE_S = 1.0  # past the query timeout: an interrupted cursor takes a few ms to let go
+FileIdentity = tuple[int, int, int, int]  # st_dev, st_ino, st_size, st_mtime_ns
+
+
+def file_identity(path: Path) -> FileIdentity | None:
+    """Which file `path` names now; None while it is missing (a deploy between unlink and rename)."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return None
+    return st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns
+
 
 class DuckDBEngine(Engine):
     dialect = "duckdb"
@@ -68,7 +103,7 @@ class DuckDBEngine(Engine):
                 f"The database file {self.path} does not exist; build it first (see README) or fix "
                 "database.url in the configuration.",
             )
-        config = {
+        self._config = {
             "enable_external_access": False,
             "autoload_known_extensions": False,
             "autoinstall_known_extensions": False,
@@ -80,10 +115,20 @@ class DuckDBEngine(Engine):
             "memory_limit": str(limits.memory_limit),
             "lock_configuration": True,
         }
+        self._state = threading.Condition()  # guards everything below; notified when a cursor ends
+        self._closed = False
+        self._active = 0  # cursors handed out on `_con` and not yet closed
+        self._drain_until: float | None = None  # waiting for the old file's cursors, until then
+        self._con: duckdb.DuckDBPyConnection | None = None
+        self._opened: FileIdentity | None = None
+        self._connect()
+
+    def _connect(self) -> None:
+        """Open the file the path names now (the identity is read first: a file renamed in between
+        is noticed at the next query and reopened again, never missed)."""
+        self._opened = file_identity(self.path)
         try:
-            self._con: duckdb.DuckDBPyConnection | None = duckdb.connect(
-                str(self.path), read_only=True, config=config
-            )
+            self._con = duckdb.connect(str(self.path), read_only=True, config=self._config)
         except duckdb.Error as error:
             raise SandboxError(
                 "database", f"Cannot open the database {self.path}: {clean_error(error)}"
@@ -109,24 +154,69 @@ class DuckDBEngine(Engine):
     # -- lifecycle ----------------------------------------------------------------------------------
 
     def close(self) -> None:
+        with self._state:
+            self._closed = True
+            if self._con is not None:
+                self._con.close()
+                self._con = None
+            self._state.notify_all()
+
+    @contextlib.contextmanager
+    def _cursor(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A cursor on the file the path names now (reopened first if it was replaced), closed after."""
+        with self._state:
+            reopened = self._reopen_if_replaced()
+            if self._con is None:
+                raise SandboxError("database", "The sandbox is closed.")
+            cursor = self._con.cursor()
+            self._active += 1
+        try:
+            if reopened and self.on_reopen is not None:
+                self.on_reopen()
+            yield cursor
+        finally:
+            cursor.close()
+            with self._state:
+                self._active -= 1
+                self._state.notify_all()
+
+    def _reopen_if_replaced(self) -> bool:  # holding self._state
+        """Reopen when the path names another file than the one open (see the module docstring)."""
+        while True:  # re-checked after every wait: another waiter may have reopened meanwhile
+            if self._closed:
+                return False
+            now = file_identity(self.path)
+            if self._con is not None and (now is None or now == self._opened):
+                return False
+            if not self._active:
+                break
+            if self._drain_until is None:
+                self._drain_until = time.monotonic() + self.limits.timeout_s + REOPEN_GRACE_S
+            remaining = self._drain_until - time.monotonic()
+            if remaining <= 0:
+                return False  # the old file serves until its last query ends (module docstring)
+            self._state.wait(timeout=remaining)
+        before = self._opened
         if self._con is not None:
             self._con.close()
             self._con = None
-
-    def _cursor(self) -> duckdb.DuckDBPyConnection:
-        if self._con is None:
-            raise SandboxError("database", "The sandbox is closed.")
-        return self._con.cursor()
+        self._drain_until = None
+        self._connect()  # a new file DuckDB cannot open: SandboxError now, another try next query
+        log.warning(
+            "The database file %s was replaced (inode %s -> %s); reopened it read-only with the same "
+            "locked-down settings.",
+            self.path,
+            before[1] if before else "?",
+            self._opened[1] if self._opened else "?",
+        )
+        return True
 
     # -- execution ----------------------------------------------------------------------------------
 
     def execute(self, sql: str) -> ExecutionResult:
-        cursor = self._cursor()
-        try:
+        with self._cursor() as cursor:
             self._guard(cursor, sql)
             return self._run(cursor, sql)
-        finally:
-            cursor.close()
 
     def _guard(self, cursor: duckdb.DuckDBPyConnection, sql: str) -> None:
         try:
@@ -183,29 +273,25 @@ class DuckDBEngine(Engine):
         )
 
     def read(self, sql: str, batch_rows: int = 10_000) -> Iterator[list[tuple]]:
-        cursor = self._cursor()
-        timer, timed_out = self._interrupting(cursor, self.limits.build_timeout_s)
-        timer.start()
-        try:
-            cursor.execute(sql)
-            while batch := cursor.fetchmany(batch_rows):
-                yield batch
-        except duckdb.Error as error:
-            kind = "timeout" if timed_out.is_set() else "execution"
-            raise SandboxError(kind, clean_error(error)) from None
-        finally:
-            timer.cancel()
-            cursor.close()
+        with self._cursor() as cursor:
+            timer, timed_out = self._interrupting(cursor, self.limits.build_timeout_s)
+            timer.start()
+            try:
+                cursor.execute(sql)
+                while batch := cursor.fetchmany(batch_rows):
+                    yield batch
+            except duckdb.Error as error:
+                kind = "timeout" if timed_out.is_set() else "execution"
+                raise SandboxError(kind, clean_error(error)) from None
+            finally:
+                timer.cancel()
 
     # -- introspection and the value index ----------------------------------------------------------
 
     def introspect(self) -> DatabaseSchema:
         """User tables of the main database, through the catalog functions of DuckDB."""
-        cursor = self._cursor()
-        try:
+        with self._cursor() as cursor:
             return introspect_connection(cursor, self.path)
-        finally:
-            cursor.close()
 
     def attachable_file(self) -> Path:
         return self.path
