@@ -10,7 +10,7 @@ SQLAGENT := .venv/bin/sqlagent
 QUESTION ?= Who hit the most home runs in 1927, and how many?
 STAMP := .venv/.sqlagent-setup
 
-.PHONY: setup demo test test-unit test-integration lint bench ui clean
+.PHONY: setup demo test test-unit test-integration lint bench bench-load ui clean
 
 setup: $(STAMP) data/lahman.duckdb
 	@$(PY) -c "from agent.config import load_settings; from agent.lm.models import assemble, get_spec; \
@@ -72,6 +72,12 @@ BENCH_ARGS ?=
 bench: setup
 	$(PY) -m bench.bench_agent --spider "$(SPIDER)" $(BENCH_ARGS)
 	$(PY) bench/bench_lm.py --model 1.5b
+
+# The HTTP API under 50 authenticated clients (fake LM, its own process) for 30 s while the LM server
+# is killed, the tracking store made unwritable and the database file replaced, one at a time; fails on
+# any 5xx, hang, missed health probe or lost feedback (docs/recipes/serve-with-users.md has the numbers).
+bench-load: setup
+	$(PY) -m bench.bench_faults --clients 50 --seconds 30 --faults
 
 # The HTTP API and the feedback/review web app on http://127.0.0.1:8000, without tokens on loopback.
 # HOST=0.0.0.0 exposes it with tokens (`sqlagent users add NAME --role public --permissions ask,feedback`).
