@@ -8,17 +8,24 @@ may not read: these tests do not restate config/access.yaml.
 
 from __future__ import annotations
 
-import re
-
 import dspy
 import pytest
 
 from agent.config import load_settings
 from agent.service import Agent, AskResult
-from tests.fake_lm import ScriptedEngine, default_handlers
+from tests.fake_lm import default_handlers
+from tests.role_oracle import (
+    Recording,
+    RecordingTools,
+    denied,
+    hidden_names,
+    hidden_values,
+    leaks,
+    visible,
+)
 from tools.lookup_values import LookupValuesArgs
 from tools.schema_info import DescribeSchemaArgs, describe_schema
-from tools.sql.database import Database, open_database
+from tools.sql.database import open_database
 
 ROLES = ["public", "restricted"]
 # Words of no question below: a hidden name in a prompt can only come from the agent.
@@ -26,7 +33,7 @@ QUESTIONS = [
     "How many home runs did Babe Ruth hit in 1927?",
     "Where was Roberto Clemente born?",  # the bank's example for it reads People.birthCity
     "How much was Alex Rodriguez paid in 2010?",  # ... and for this one, the Salaries table
-    "Who is Lynwood Thomas?",  # the given names (People.nameGiven) of Scott Rowe
+    "Who is Lynwood Thomas?",  # the given names (People.nameGiven) of Schoolboy Rowe
     "Tell me about John Joseph",  # a given name shared by many players
     "How many games did the Yankees win in 1998?",
 ]
@@ -39,59 +46,12 @@ def settings():
     return load_settings(tracking={"enabled": False})
 
 
-def _denied(db: Database, table: str, column: str | None = None) -> bool:
-    """What the role's policy refuses: a table (any column of it), or one column of a table."""
-    target = f'"{column}"' if column else "count(*)"
-    return db.policy.check(f'SELECT {target} FROM "{table}"').code == "access_denied"
-
-
-def hidden_names(db: Database) -> set[str]:
-    """Every table and column name the role's policy refuses, lower-cased; a name also readable
-    elsewhere (a visible table or column spelt the same) is not secret and left out."""
-    catalog = db.policy.catalog.tables
-    hidden, visible = set(), set()
-    for table, columns in catalog.items():
-        if _denied(db, table):
-            hidden.add(table.lower())
-            continue
-        visible.add(table.lower())
-        for column in columns:
-            (hidden if _denied(db, table, column) else visible).add(column.lower())
-    return hidden - visible
-
-
-def leaks(text: str, names: set[str]) -> list[str]:
-    return sorted(
-        {m.group(0) for n in names for m in re.finditer(rf"\b{re.escape(n)}\b", text, re.IGNORECASE)}
-    )
-
-
-def visible(db: Database, table: str, column: str) -> bool:
-    """A value's column ("nameFirst+nameLast" names two) is readable by the role."""
-    return not _denied(db, table) and not any(_denied(db, table, part) for part in column.split("+"))
-
-
-class Recording(ScriptedEngine):
-    """The scripted LM, keeping the whole text of every request (instructions, demos, inputs)."""
-
-    def __init__(self, handlers):
-        super().__init__(handlers)
-        self.prompts: list[str] = []
-
-    def complete(self, request):
-        system = (
-            request.system
-            if isinstance(request.system, str)
-            else "".join(p.text for p in request.system or ())
-        )
-        self.prompts.append("\n".join([system, *(m.text or "" for m in request.messages)]))
-        return super().complete(request)
-
-
 def _agent(settings, role: str | None) -> tuple[Agent, Recording]:
     engine = Recording(default_handlers("SELECT nameFirst, nameLast FROM People LIMIT 1"))
     lm = dspy.LM("fake/scripted", engine=engine, cache=False)
-    return Agent(settings, role=role, lms={"default": lm}, persistent_threads=False), engine
+    agent = Agent(settings, role=role, lms={"default": lm}, persistent_threads=False)
+    agent.context.tools = RecordingTools()  # what each look-up returned, for the value tests
+    return agent, engine
 
 
 @pytest.fixture(scope="module", params=ROLES)
@@ -122,6 +82,39 @@ def test_results_and_traces_hold_no_hidden_name(asked):
         assert leaks(result.model_dump_json(), names) == [], result.model_dump_json()[:3000]
         for mapping in result.mappings:
             assert visible(agent.context.db, mapping.table, mapping.matched_column), mapping
+
+
+@pytest.fixture(scope="module")
+def secrets(asked, settings) -> dict[str, set[str]]:
+    """The role's hidden values for the players and team-seasons of QUESTIONS, read with the full
+    database (tests/role_oracle.py says which are left out: those the view also shows)."""
+    agent, _, _ = asked
+    return hidden_values(open_database(settings.database_config()), agent.context.db, QUESTIONS)
+
+
+def test_the_questions_touch_hidden_values(secrets):
+    """The oracle holds what the questions are about: Babe Ruth's given names, Roberto Clemente's
+    birth city, Alex Rodriguez's 2010 salary; not what the user typed (Lynwood Thomas)."""
+    assert {"George Herman", "Carolina", "33000000"} <= secrets.keys()
+    assert "Lynwood Thomas" not in secrets and "John Joseph" not in secrets
+
+
+def test_prompts_hold_no_hidden_value(asked, secrets):
+    _, engine, _ = asked
+    assert engine.prompts, "the fake LM was never asked"
+    for prompt in engine.prompts:
+        assert leaks(prompt, secrets, covers=secrets) == [], prompt[:3000]
+
+
+def test_lookups_mappings_and_results_hold_no_hidden_value(asked, secrets):
+    """What each look-up returned to the agent, and what a client sees: mappings, clarification,
+    SQL, answer, rows and each node's detail."""
+    agent, _, results = asked
+    looked_up = [r for name, r in agent.context.tools.results if name == "lookup_values"]
+    assert looked_up, "no look-up ran"
+    for result in looked_up + results:
+        text = result.model_dump_json()
+        assert leaks(text, secrets, covers=secrets) == [], text[:3000]
 
 
 def test_no_given_name_resolves(asked):
@@ -155,7 +148,7 @@ def test_examples_and_schema_text_hold_nothing_hidden(settings, role):
     assert leaks(full, names) == []
     assert "George Herman" not in full
     described = describe_schema(ctx.db, DescribeSchemaArgs(tables=["Salaries", "People"]))
-    assert "Salaries" in described.unknown or not _denied(ctx.db, "Salaries")
+    assert "Salaries" in described.unknown or not denied(ctx.db, "Salaries")
 
 
 def test_default_role_keeps_everything(settings):
@@ -195,3 +188,14 @@ def test_a_thread_does_not_cross_into_a_narrower_role(settings):
     db = public.context.db
     assert all(visible(db, m.table, m.matched_column) for m in reply.mappings), reply.mappings
     assert leaks(reply.model_dump_json(), hidden_names(db)) == []
+
+
+def test_the_oracle_finds_a_hidden_word_alone_but_not_inside_a_visible_value():
+    """The value tests can fail: a hidden birth city said on its own is a leak, the same word inside
+    a visible school or team name is not."""
+    covers = {"Carolina": {"university of north carolina"}, "New York": {"new york yankees"}}
+    assert leaks("Roberto Clemente was born in Carolina, P.R.", covers, covers=covers) == ["Carolina"]
+    assert leaks("He played at the University of North Carolina.", covers, covers=covers) == []
+    assert leaks('{"value": "New York Yankees", "birthCity": "New York"}', covers, covers=covers) == [
+        "New York"
+    ]
