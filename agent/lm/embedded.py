@@ -452,22 +452,15 @@ def build_lm(lm: LMSettings, embedded: EmbeddedSettings | None = None) -> dspy.L
     """A dspy.LM for these settings; embedded models get their local server started (or reused)."""
     import dspy
 
-    common: dict[str, Any] = {
-        "temperature": lm.temperature,
-        "max_tokens": lm.max_tokens,
-        "cache": lm.cache,
-        "timeout": lm.timeout_s,  # a hung endpoint must not stall a question for the client's 600 s
-        "num_retries": lm.num_retries,
-    }
+    sampling = {"temperature": lm.temperature, "max_tokens": lm.max_tokens, "cache": lm.cache}
+    # a hung endpoint must not stall a question for the client's 600 s
+    common: dict[str, Any] = {**sampling, "timeout": lm.timeout_s, "num_retries": lm.num_retries}
     name = embedded_name(lm.model)
     if name is not None:
         if lm.api_base or lm.api_key_env:
             log.warning("lm.api_base/api_key_env are ignored for embedded model %s", lm.model)
-        embedded = embedded or EmbeddedSettings()
-        server = get_server(name, embedded)
-        # llama.cpp reads a prompt to the end after its client timed out (one slot), so a retry waits
-        # behind it: a cold 3.9k-token prompt on 2 slow cores (~230 s) hit lm.timeout_s=120 and was
-        # read once while the question reported 1 token read (embedded.request_timeout_s).
+        server = get_server(name, embedded := embedded or EmbeddedSettings())
+        # llama.cpp reads on after its client timed out, so a retry waits behind itself (request_timeout_s)
         common["timeout"] = max(lm.timeout_s, embedded.request_timeout_s)
         return dspy.LM(f"openai/{name}", api_base=server.base_url + "/v1", api_key=server.api_key, **common)
 
