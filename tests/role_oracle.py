@@ -8,14 +8,16 @@ restated from config/access.yaml, so a change of the roles changes the oracle wi
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from agent.config import load_settings
 from tests.fake_lm import ScriptedEngine
 from tools.builtin import BUILTIN_TOOLS
 from tools.registry import ToolRegistry
-from tools.sql.database import Database
+from tools.sql.database import Database, open_database
 from tools.sql.introspect import quote_identifier as q
 
 
@@ -84,6 +86,14 @@ def hidden_values(full: Database, role: Database, questions: list[str]) -> dict[
     whole, inside = _held_by_view(role, {v.lower() for v in found})
     said = " ".join([*questions, _schema_text(role)])
     return {v: inside.get(v.lower(), set()) for v in found if v.lower() not in whole and not leaks(said, [v])}
+
+
+@functools.cache
+def role_secrets(role: str, questions: tuple[str, ...]) -> dict[str, set[str]]:
+    """`hidden_values` for a role's view, computed once per test session (~12 s a role): the
+    isolation tests and the trace tests ask it for the same roles and questions."""
+    config = load_settings(tracking={"enabled": False}).database_config()
+    return hidden_values(open_database(config), open_database(config, role), list(questions))
 
 
 def _entities(full: Database, questions: list[str]) -> tuple[set[str], set[tuple[str, int]]]:

@@ -452,9 +452,9 @@ def build_lm(lm: LMSettings, embedded: EmbeddedSettings | None = None) -> dspy.L
     """A dspy.LM for these settings; embedded models get their local server started (or reused)."""
     import dspy
 
-    sampling = {"temperature": lm.temperature, "max_tokens": lm.max_tokens, "cache": lm.cache}
+    request = {"temperature": lm.temperature, "max_tokens": lm.max_tokens, "cache": lm.cache}
     # a hung endpoint must not stall a question for the client's 600 s
-    common: dict[str, Any] = {**sampling, "timeout": lm.timeout_s, "num_retries": lm.num_retries}
+    common: dict[str, Any] = {**request, "timeout": lm.timeout_s, "num_retries": lm.num_retries}
     name = embedded_name(lm.model)
     if name is not None:
         if lm.api_base or lm.api_key_env:

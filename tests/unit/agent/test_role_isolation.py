@@ -19,8 +19,8 @@ from tests.role_oracle import (
     RecordingTools,
     denied,
     hidden_names,
-    hidden_values,
     leaks,
+    role_secrets,
     visible,
 )
 from tools.lookup_values import LookupValuesArgs
@@ -85,11 +85,11 @@ def test_results_and_traces_hold_no_hidden_name(asked):
 
 
 @pytest.fixture(scope="module")
-def secrets(asked, settings) -> dict[str, set[str]]:
+def secrets(asked) -> dict[str, set[str]]:
     """The role's hidden values for the players and team-seasons of QUESTIONS, read with the full
     database (tests/role_oracle.py says which are left out: those the view also shows)."""
     agent, _, _ = asked
-    return hidden_values(open_database(settings.database_config()), agent.context.db, QUESTIONS)
+    return role_secrets(agent.context.db.role.name, tuple(QUESTIONS))
 
 
 def test_the_questions_touch_hidden_values(secrets):

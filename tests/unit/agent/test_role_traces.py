@@ -10,7 +10,6 @@ throwaway sqlite store.
 
 from __future__ import annotations
 
-import functools
 import json
 from typing import Any
 
@@ -23,7 +22,7 @@ from mlflow.tracing.constant import TraceMetadataKey
 from agent.service import Agent
 from evals.feedback import ROLE_TAG
 from tests.fake_lm import default_handlers, fake_lm
-from tests.role_oracle import hidden_names, hidden_values, leaks
+from tests.role_oracle import hidden_names, leaks, role_secrets
 from tests.tracking_store import temporary_tracking
 from tests.unit.agent.test_role_isolation import QUESTIONS, ROLES, _agent
 from tools.sql.database import open_database
@@ -103,19 +102,11 @@ def _node_spans(trace) -> list:
 
 
 @pytest.fixture(scope="module")
-def hidden_from(store):
+def secrets(traced) -> dict[str, set[str]]:
     """A role's hidden values for the players and team-seasons of QUESTIONS, read with the full
-    database (tests/role_oracle.py says which are left out: those the view also shows); once a role."""
-    full = open_database(store.database_config())
-    return functools.cache(
-        lambda role: hidden_values(full, open_database(store.database_config(), role), QUESTIONS)
-    )
-
-
-@pytest.fixture(scope="module")
-def secrets(traced, hidden_from) -> dict[str, set[str]]:
+    database (tests/role_oracle.py says which are left out: those the view also shows)."""
     agent, _, _ = traced
-    return hidden_from(agent.context.db.role.name)
+    return role_secrets(agent.context.db.role.name, tuple(QUESTIONS))
 
 
 def test_every_question_has_its_trace_with_a_span_per_node(traced):
@@ -151,7 +142,7 @@ def test_traces_hold_no_hidden_value(traced, secrets):
         assert _leaked(trace, secrets, covers=secrets) == {}, trace.info.trace_id
 
 
-def test_the_checks_find_what_public_hides_in_a_default_role_trace(store, hidden_from):
+def test_the_checks_find_what_public_hides_in_a_default_role_trace(store):
     """The checks can fail on a real trace: under the default role, the SQL the scripted model writes
     for Clemente's birthplace reads People.birthCity, and its row is his birth city; the public role
     hides both. A question asked without a user has no mlflow.trace.user."""
@@ -160,7 +151,10 @@ def test_the_checks_find_what_public_hides_in_a_default_role_trace(store, hidden
     result = agent.ask(CLEMENTE)
     assert result.status == "ok" and result.rows, result
     (trace,) = _read_back(store, [result]).values()
-    public, secrets = open_database(store.database_config(), "public"), hidden_from("public")
+    public, secrets = (
+        open_database(store.database_config(), "public"),
+        role_secrets("public", tuple(QUESTIONS)),
+    )
     assert "node.execute" in _leaked(trace, hidden_names(public)).get("birthCity", [])
     assert "tool.run_sql" in _leaked(trace, secrets, covers=secrets).get("Carolina", [])
     assert TraceMetadataKey.TRACE_USER not in trace.info.trace_metadata
