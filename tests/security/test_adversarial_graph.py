@@ -45,7 +45,7 @@ from tests.security.test_adversarial_sql import CASES as RAW_CASES
 from tools.sql.policy import FORBIDDEN_NODES, TERMINAL_CODES
 
 TIMEOUT_S = 1.0
-SLACK_S = 2.0  # graph overhead (fake LM, retrieve, answer) on a loaded 2-core machine
+SLACK_S = 10.0  # graph overhead on a loaded machine; the bound proves the interrupt, not its speed
 DB_PATH = resolve_path("data/lahman.duckdb")
 DATA_DIR = DB_PATH.parent
 

@@ -14,7 +14,9 @@ import pytest
 from tools.sql.sandbox import ExecutionResult, Sandbox, SandboxError
 
 TIMEOUT_S = 1.0
-SLACK_S = 1.0
+# The bound proves the query was interrupted (uninterrupted, these run for hours), not how fast:
+# speed is for the benches. With 1 s of slack a busy CI machine failed it once (2.5 s).
+SLACK_S = 20.0
 
 
 def build_db(path: Path) -> Path:
