@@ -60,7 +60,14 @@ def _value(value: Any) -> str:
 
 # An unnamed aggregate is named by the engine: DuckDB's count_star() and sum(HR), Spark's count(1).
 _AGGREGATE = re.compile(r"^(count_star|count|sum|avg|max|min)\((distinct\s+)?([^()]*)\)$", re.IGNORECASE)
-_AGGREGATE_WORDS = {"count": "number of", "sum": "total", "avg": "average", "max": "highest", "min": "lowest"}
+_AGGREGATE_WORDS = {
+    "count": "number of",
+    "count_star": "number of",
+    "sum": "total",
+    "avg": "average",
+    "max": "highest",
+    "min": "lowest",
+}
 _QUALIFIED = re.compile(r'^(?:"?\w+"?\.)?"?(\w+)"?$')
 
 
