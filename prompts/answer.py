@@ -60,14 +60,7 @@ def _value(value: Any) -> str:
 
 # An unnamed aggregate is named by the engine: DuckDB's count_star() and sum(HR), Spark's count(1).
 _AGGREGATE = re.compile(r"^(count_star|count|sum|avg|max|min)\((distinct\s+)?([^()]*)\)$", re.IGNORECASE)
-_AGGREGATE_WORDS = {
-    "count": "number of",
-    "count_star": "number of",
-    "sum": "total",
-    "avg": "average",
-    "max": "highest",
-    "min": "lowest",
-}
+_AGGREGATE_WORDS = {"count": "number of", "sum": "total", "avg": "average", "max": "highest", "min": "lowest"}
 _QUALIFIED = re.compile(r'^(?:"?\w+"?\.)?"?(\w+)"?$')
 
 
@@ -76,10 +69,10 @@ def _label(column: str) -> str:
     aggregate = _AGGREGATE.match(column.strip())
     if aggregate:
         function, distinct, argument = aggregate.groups()
-        function = function.lower()
-        if function == "count_star" or argument.strip() in ("", "*", "1"):
+        function, argument = function.lower(), argument.strip()
+        if function == "count_star" or argument in ("", "*", "1"):
             return "count"
-        name = _QUALIFIED.match(argument.strip())
+        name = _QUALIFIED.match(argument)
         if name:  # sum(b.HR) -> "total HR"; an expression keeps the engine's own text
             words = _AGGREGATE_WORDS[function] + (" distinct" if distinct else "")
             return f"{words} {name.group(1)}"
